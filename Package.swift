@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds drop overflow and bounds checks in the numeric modules: their hot loops run on
+// unsafe buffers whose extents are validated once, outside the loop.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Layerwise",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "layerwise", targets: ["layerwise"]),
+        .library(name: "Layerwise", targets: ["MemoryLedger", "Randomness", "Tensors", "Shards", "Layers", "Training", "Reports"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "MemoryLedger", swiftSettings: fast),
+        .target(name: "Randomness", swiftSettings: fast),
+        .target(name: "Tensors", dependencies: ["MemoryLedger", "Randomness", "CBLAS"], swiftSettings: fast),
+        .target(name: "Shards", dependencies: ["MemoryLedger", "Randomness", "CZstd", "CZlib"], swiftSettings: fast),
+        .target(name: "Layers", dependencies: ["Tensors", "MemoryLedger"], swiftSettings: fast),
+        .target(name: "Reports", dependencies: ["MemoryLedger"], swiftSettings: fast),
+        .target(name: "Training", dependencies: ["Layers", "Tensors", "Shards", "Reports", "MemoryLedger"], swiftSettings: fast),
+        .executableTarget(
+            name: "layerwise",
+            dependencies: ["Training", "Shards", "Reports", "Tensors", "MemoryLedger",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: fast),
+        .testTarget(name: "MemoryLedgerTests", dependencies: ["MemoryLedger", "Randomness"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "MemoryLedger"]),
+        .testTarget(name: "ShardsTests", dependencies: ["Shards", "MemoryLedger"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "MemoryLedger"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "MemoryLedger"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+// The Layers module; see DESIGN.md section 1.

@@ -1,0 +1,32 @@
+/// A buffer of `count` elements whose bytes are booked in a ledger for as long as it lives.
+/// Identity matters (the ledger must see it freed exactly once), so it is a class; the memory
+/// is released by `deinit`.
+public final class TrackedBuffer<Element>: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Element>
+    public let count: Int
+    public let category: Category
+    public let layer: Int?
+    public let label: StaticString
+    public unowned(unsafe) let ledger: Ledger
+
+    /// Allocates uninitialised storage for `count` elements (trivial element types only).
+    public init(count: Int, category: Category, layer: Int?, label: StaticString, ledger: Ledger = .shared) {
+        precondition(count >= 0, "negative element count for \(label)")
+        precondition(_isPOD(Element.self), "TrackedBuffer holds trivial element types only")
+        self.count = count
+        self.category = category
+        self.layer = layer
+        self.label = label
+        self.ledger = ledger
+        let raw = ledger.allocate(bytes: count * MemoryLayout<Element>.stride, category: category, layer: layer, label: label)
+        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
+    }
+
+    deinit {
+        ledger.free(UnsafeMutableRawPointer(pointer), bytes: count * MemoryLayout<Element>.stride,
+                    category: category, layer: layer, label: label)
+    }
+
+    public var byteCount: Int { count * MemoryLayout<Element>.stride }
+    public var buffer: UnsafeMutableBufferPointer<Element> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+}

@@ -1,0 +1,1 @@
+// The Shards module; see DESIGN.md section 1.

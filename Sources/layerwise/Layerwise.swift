@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Layerwise: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "layerwise",
+        abstract: "Train neural networks with local error signals on small CPU-only machines, and prove the memory they save.",
+        subcommands: [SelfCheckCommand.self])
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what Layerwise needs on a Debian machine: the C libraries it links (libzstd, OpenBLAS,
+# zlib), pkg-config, the zstd command-line tool (tests check shards with it) and Debian's copy of
+# Fashion-MNIST. Safe to run twice: it does nothing when everything is present.
+set -euo pipefail
+packages=(libzstd-dev libopenblas-dev zlib1g-dev pkg-config zstd dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
