@@ -23,7 +23,9 @@ public final class Tensor: @unchecked Sendable {
         if zeroed { storage.pointer.initialize(repeating: 0, count: count) }
     }
 
-    private init(storage: TrackedBuffer<Float>, offset: Int, shape: [Int]) {
+    /// Wraps existing ledger-owned storage (for example a batch buffer filled by the loader).
+    public init(storage: TrackedBuffer<Float>, offset: Int = 0, shape: [Int]) {
+        precondition(offset + shape.reduce(1, *) <= storage.count, "shape \(shape) at \(offset) exceeds storage of \(storage.count)")
         self.storage = storage
         self.offset = offset
         self.shape = shape

@@ -1,1 +1,0 @@
-// The Shards module; see DESIGN.md section 1.
