@@ -25,8 +25,8 @@ public enum BLAS {
     }
 
     /// Convenience over tensors: C = alpha * op(A) op(B) + beta * C, for 2-D row-major tensors.
-    public static func gemm(_ a: Tensor, transposed transA: Bool = false, _ b: Tensor, transposed transB: Bool = false,
-                            into c: Tensor, alpha: Float = 1, beta: Float = 0) {
+    public static func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, transposeA transA: Bool = false,
+                            transposeB transB: Bool = false, alpha: Float = 1, beta: Float = 0) {
         let (ar, ac) = (a.rowCount, a.rowSize)
         let (br, bc) = (b.rowCount, b.rowSize)
         let m = transA ? ac : ar, k = transA ? ar : ac

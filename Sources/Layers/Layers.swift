@@ -1,1 +1,0 @@
-// The Layers module; see DESIGN.md section 1.

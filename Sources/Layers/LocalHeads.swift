@@ -1,0 +1,184 @@
+import MemoryLedger
+import Randomness
+import Tensors
+
+/// What a local head reports for one batch.
+public struct HeadResult: Sendable {
+    public var loss: Float = 0
+    /// Correct predictions of the pred head (nil for heads that do not classify).
+    public var correct: Int?
+}
+
+/// The local heads of one hidden block of width `features` (DESIGN.md section 2, Linear blocks):
+/// pred (Linear -> classes, cross-entropy), sim (learned square Linear, similarity matching),
+/// and the backprop-free variants (fixed label projection P, feedback-alignment decoder).
+public final class LocalHeads {
+    public let loss: LossKind
+    public let features: Int
+    public let classes: Int
+    public let layer: Int
+    /// Width of the random label projection of the -bpf variants.
+    public static let projectionSize = 128
+
+    // pred: Linear(features -> classes), weight zero, bias default init.
+    public let predWeight: Parameter?
+    public let predBias: Parameter?
+    // sim: Linear(features -> features), no bias.
+    public let simWeight: Parameter?
+    // bpf: decoder Linear(features -> 128), weight zero; fixed feedback matrix B (128, features);
+    // fixed label projection P (128, classes).
+    public let decoderWeight: Parameter?
+    public let decoderBias: Parameter?
+    public let feedback: Tensor?
+    public let projection: Tensor?
+    private let ledger: Ledger
+
+    public init(loss: LossKind, features: Int, classes: Int, layer: Int, rng: inout Xoshiro256, ledger: Ledger) {
+        self.loss = loss
+        self.features = features
+        self.classes = classes
+        self.layer = layer
+        self.ledger = ledger
+        let prefix = "blocks.\(layer)"
+        let bound = 1 / Float(features).squareRoot()
+        if loss.usesPred && !loss.isBackpropFree {
+            predWeight = Parameter(name: "\(prefix).pred.weight", shape: [classes, features], category: .headWeights, layer: layer, label: "pred.weight", ledger: ledger)
+            let b = Parameter(name: "\(prefix).pred.bias", shape: [classes], category: .headWeights, layer: layer, label: "pred.bias", ledger: ledger)
+            b.initUniform(bound: bound, rng: &rng)
+            predBias = b
+        } else {
+            predWeight = nil; predBias = nil
+        }
+        if loss.usesSim && !loss.isBackpropFree {
+            let w = Parameter(name: "\(prefix).sim.weight", shape: [features, features], category: .headWeights, layer: layer, label: "sim.weight", ledger: ledger)
+            w.initUniform(bound: bound, rng: &rng)
+            simWeight = w
+        } else {
+            simWeight = nil
+        }
+        if loss.isBackpropFree {
+            let p = Tensor([LocalHeads.projectionSize, classes], .headWeights, layer: layer, label: "bpf.projection", ledger: ledger)
+            let pb = 1 / Float(classes).squareRoot()
+            for i in 0..<p.count { p.pointer[i] = rng.uniform(-pb, pb) }
+            projection = p
+        } else {
+            projection = nil
+        }
+        if loss.usesPred && loss.isBackpropFree {
+            decoderWeight = Parameter(name: "\(prefix).bpf.decoder.weight", shape: [LocalHeads.projectionSize, features], category: .headWeights, layer: layer, label: "bpf.decoder.weight", ledger: ledger)
+            let b = Parameter(name: "\(prefix).bpf.decoder.bias", shape: [LocalHeads.projectionSize], category: .headWeights, layer: layer, label: "bpf.decoder.bias", ledger: ledger)
+            b.initUniform(bound: bound, rng: &rng)
+            decoderBias = b
+            let fb = Tensor([LocalHeads.projectionSize, features], .headWeights, layer: layer, label: "bpf.feedback", ledger: ledger)
+            for i in 0..<fb.count { fb.pointer[i] = rng.uniform(-bound, bound) }
+            feedback = fb
+        } else {
+            decoderWeight = nil; decoderBias = nil; feedback = nil
+        }
+    }
+
+    /// Trainable head parameters.
+    public var parameters: [Parameter] {
+        [predWeight, predBias, simWeight, decoderWeight, decoderBias].compactMap { $0 }
+    }
+
+    /// Fixed (untrained) head tensors, saved in checkpoints so a resumed run uses the same ones.
+    public var fixedTensors: [(name: String, tensor: Tensor)] {
+        var out: [(String, Tensor)] = []
+        if let projection { out.append(("blocks.\(layer).bpf.projection", projection)) }
+        if let feedback { out.append(("blocks.\(layer).bpf.feedback", feedback)) }
+        return out
+    }
+
+    /// Computes the local loss on `h` (B, features) (pre-dropout), accumulates dL/dh into `dh`
+    /// and leaves the head parameters' gradients in place for the block's optimizer step.
+    /// Every temporary is freed before returning.
+    public func apply(h: Tensor, labels: UnsafePointer<Int32>, dh: Tensor, beta: Float) -> (pred: HeadResult, sim: HeadResult) {
+        let w = loss.weights(beta: beta)
+        var pred = HeadResult(), sim = HeadResult()
+        let batch = h.rowCount
+        if let predWeight, let predBias {
+            // logits (B, K) = h Wp^T + bp; CE; dWp = dlogits^T h; dh += dlogits Wp
+            let logits = Tensor([batch, classes], .activations, layer: layer, label: "pred.logits", ledger: ledger, zeroed: false)
+            LinearKernel.forward(x: h, weight: predWeight.value, bias: predBias.value, into: logits)
+            let r = CrossEntropy.lossAndGrad(logits: logits, labels: labels, grad: logits, scale: w.pred)
+            pred = HeadResult(loss: r.loss, correct: r.correct)
+            LinearKernel.backward(dy: logits, x: h, weight: predWeight.value, weightGrad: predWeight.makeGrad(),
+                                  biasGrad: predBias.makeGrad(), inputGrad: nil)
+            BLAS.gemm(logits, predWeight.value, into: dh, beta: 1)
+        }
+        if let decoderWeight, let decoderBias, let feedback, let projection {
+            // Feedback alignment: logits (B, 128) = h Wd^T + bd against (onehot P^T > 0);
+            // the gradient reaches h through the fixed B, not Wd^T.
+            let logits = Tensor([batch, LocalHeads.projectionSize], .activations, layer: layer, label: "bpf.logits", ledger: ledger, zeroed: false)
+            LinearKernel.forward(x: h, weight: decoderWeight.value, bias: decoderBias.value, into: logits)
+            let targets = projectedLabels(labels, batch: batch, projection: projection)
+            let pp = targets.pointer
+            for i in 0..<targets.count { pp[i] = pp[i] > 0 ? 1 : 0 }
+            pred.loss = BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
+            LinearKernel.backward(dy: logits, x: h, weight: decoderWeight.value, weightGrad: decoderWeight.makeGrad(),
+                                  biasGrad: decoderBias.makeGrad(), inputGrad: nil)
+            BLAS.gemm(logits, feedback, into: dh, beta: 1)
+        }
+        if loss.usesSim {
+            let target: Tensor
+            if let projection {
+                let y = projectedLabels(labels, batch: batch, projection: projection)
+                target = similarity(of: y, label: "sim.target")
+            } else {
+                let y = Tensor([batch, classes], .lossTemp, layer: layer, label: "sim.onehot", ledger: ledger)
+                for r in 0..<batch { y.pointer[r * classes + Int(labels[r])] = 1 }
+                target = similarity(of: y, label: "sim.target")
+            }
+            if let simWeight {
+                // s (B, F) = h Ws^T; L = mse(S(s), S(Y)); dWs = ds^T h; dh += ds Ws
+                let s = Tensor([batch, features], .activations, layer: layer, label: "sim.features", ledger: ledger, zeroed: false)
+                BLAS.gemm(h, simWeight.value, into: s, transposeB: true)
+                let ds = simLossGrad(features: s, target: target, scale: w.sim, result: &sim)
+                BLAS.gemm(ds, h, into: simWeight.makeGrad(), transposeA: true)
+                BLAS.gemm(ds, simWeight.value, into: dh, beta: 1)
+            } else {
+                // sim-bpf on a Linear block: S(h) itself against S(P onehot).
+                let ds = simLossGrad(features: h, target: target, scale: w.sim, result: &sim)
+                let d = dh.pointer, g = ds.pointer
+                for i in 0..<dh.count { d[i] += g[i] }
+            }
+        }
+        return (pred, sim)
+    }
+
+    /// Y P^T (B, 128) for one-hot Y: row r is column labels[r] of P.
+    private func projectedLabels(_ labels: UnsafePointer<Int32>, batch: Int, projection: Tensor) -> Tensor {
+        let size = LocalHeads.projectionSize
+        let y = Tensor([batch, size], .lossTemp, layer: layer, label: "bpf.target", ledger: ledger, zeroed: false)
+        for r in 0..<batch {
+            let c = Int(labels[r])
+            for j in 0..<size { y.pointer[r * size + j] = projection.pointer[j * classes + c] }
+        }
+        return y
+    }
+
+    /// clamp(S(y)) as a (B, B) target.
+    private func similarity(of y: Tensor, label: StaticString) -> Tensor {
+        let batch = y.rowCount
+        let u = Tensor(y.shape, .lossTemp, layer: layer, label: "sim.target.normalized", ledger: ledger, zeroed: false)
+        let norms = Tensor([batch], .lossTemp, layer: layer, label: "sim.target.norms", ledger: ledger, zeroed: false)
+        let t = Tensor([batch, batch], .lossTemp, layer: layer, label: label, ledger: ledger, zeroed: false)
+        Similarity.forward(y, normalized: u, norms: norms, raw: t)
+        Similarity.clamp(t, into: t)
+        return t
+    }
+
+    /// The sim loss of `features` (B, D) against `target`, and dL/d(features) (B, D).
+    private func simLossGrad(features s: Tensor, target: Tensor, scale: Float, result: inout HeadResult) -> Tensor {
+        let batch = s.rowCount
+        let u = Tensor(s.shape, .activations, layer: layer, label: "sim.normalized", ledger: ledger, zeroed: false)
+        let norms = Tensor([batch], .activations, layer: layer, label: "sim.norms", ledger: ledger, zeroed: false)
+        let r = Tensor([batch, batch], .lossTemp, layer: layer, label: "sim.matrix", ledger: ledger, zeroed: false)
+        Similarity.forward(s, normalized: u, norms: norms, raw: r)
+        result.loss = Similarity.meanSquaredError(raw: r, target: target, grad: r, scale: scale)
+        let ds = Tensor(s.shape, .activationGrads, layer: layer, label: "sim.grad", ledger: ledger, zeroed: false)
+        Similarity.backward(rawGrad: r, normalized: u, norms: norms, inputGrad: ds)
+        return ds
+    }
+}

@@ -1,0 +1,109 @@
+import MemoryLedger
+import Randomness
+import Tensors
+
+/// Statistics of one training step.
+public struct StepStats: Sendable {
+    public var outputLoss: Float
+    public var correct: Int
+    public var blocks: [BlockStepStats]
+}
+
+/// A model built from a spec: hidden blocks and the output layer, trained locally or by
+/// global backprop in the same engine.
+public final class Network {
+    public let spec: ModelSpec
+    public let blocks: [LinearBlock]
+    public let output: OutputLayer
+    /// The single optimizer of backprop mode (nil in local mode).
+    public private(set) var globalOptimizer: Optimizer?
+    public let ledger: Ledger
+    /// Seed for dropout masks: the mask of (step, layer) is derived from it, so the backward
+    /// regenerates it and a resumed run draws the same masks.
+    public let seed: UInt64
+
+    public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared) {
+        self.spec = spec
+        self.seed = seed
+        self.ledger = ledger
+        var rng = Xoshiro256(seed: Xoshiro256.derive(seed, 0x1417))
+        var blocks: [LinearBlock] = []
+        var inFeatures = spec.inputFeatures
+        for i in 0..<spec.numLayers {
+            blocks.append(LinearBlock(index: i, inFeatures: inFeatures, outFeatures: spec.numHidden, classes: spec.classes,
+                                      loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
+                                      dropout: spec.dropout, rng: &rng, ledger: ledger))
+            inFeatures = spec.numHidden
+        }
+        self.blocks = blocks
+        output = OutputLayer(index: spec.numLayers, inFeatures: inFeatures, classes: spec.classes,
+                             zeroWeights: spec.loss.isLocal, rng: &rng, ledger: ledger)
+        if spec.loss.isLocal {
+            for b in blocks { b.optimizer = Optimizer(b.localParameters, settings: settings, ledger: ledger) }
+            output.optimizer = Optimizer(output.parameters, settings: settings, ledger: ledger)
+        } else {
+            globalOptimizer = Optimizer(blocks.flatMap(\.parameters) + output.parameters, settings: settings, ledger: ledger)
+        }
+    }
+
+    /// Every optimizer, in a fixed order (blocks, then output; or the single global one).
+    public var optimizers: [Optimizer] {
+        if let globalOptimizer { return [globalOptimizer] }
+        return blocks.compactMap(\.optimizer) + [output.optimizer!]
+    }
+
+    /// All trainable parameters including heads.
+    public var allParameters: [Parameter] { blocks.flatMap(\.localParameters) + output.parameters }
+
+    public func dropoutSeed(step: Int, layer: Int) -> UInt64 {
+        Xoshiro256.derive(seed, 0xD209, UInt64(step), UInt64(layer))
+    }
+
+    /// One training step on a batch. `images` (B, C, H, W) and `labels` (B).
+    /// Local mode: each block trains itself in turn and hands on only dropout(h).
+    /// Backprop mode: forward keeping activations, output loss, backward through all, one step.
+    public func trainStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
+        let w = spec.loss.weights(beta: spec.beta)
+        if spec.loss.isLocal {
+            var x = images
+            var blockStats: [BlockStepStats] = []
+            blockStats.reserveCapacity(blocks.count)
+            for b in blocks {
+                let r = b.trainLocal(x, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
+                x = r.handOff
+                blockStats.append(r.stats)
+            }
+            let r = output.train(x, labels: labels, scale: w.output, wantInputGrad: false)
+            ledger.enter(.update, layer: output.index, label: "update")
+            output.optimizer!.step(lr: lr)
+            for p in output.parameters { p.dropGrad() }
+            ledger.enter(.idle)
+            return StepStats(outputLoss: r.loss, correct: r.correct, blocks: blockStats)
+        } else {
+            var x = images
+            for b in blocks { x = b.forwardBackprop(x, dropoutSeed: dropoutSeed(step: step, layer: b.index)) }
+            let r = output.train(x, labels: labels, scale: 1, wantInputGrad: true)
+            x = images  // drop the last hand-off: the output layer's backward is done with it
+            var grad = r.inputGrad
+            for b in blocks.reversed() {
+                grad = b.backwardBackprop(grad!, wantInputGrad: b.index > 0)
+            }
+            ledger.enter(.update, layer: nil, label: "update")
+            globalOptimizer!.step(lr: lr)
+            for p in allParameters { p.dropGrad() }
+            ledger.enter(.idle)
+            return StepStats(outputLoss: r.loss, correct: r.correct, blocks: [])
+        }
+    }
+
+    /// Inference on a batch: returns the number of correct predictions. Heads are not run.
+    public func evaluate(images: Tensor, labels: UnsafePointer<Int32>) -> Int {
+        var x = images
+        for b in blocks { x = b.forwardEval(x) }
+        let logits = output.logits(x, phase: .evaluate)
+        var correct = 0
+        for r in 0..<logits.rowCount where CrossEntropy.argmax(logits, row: r) == Int(labels[r]) { correct += 1 }
+        ledger.enter(.idle)
+        return correct
+    }
+}

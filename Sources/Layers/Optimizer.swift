@@ -1,0 +1,84 @@
+import MemoryLedger
+import Tensors
+
+/// Which optimizer trains a group of parameters.
+public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
+    case adam
+    case sgd
+}
+
+/// Optimizer settings shared by every group (DESIGN.md section 2: Adam 0.9, 0.999, 1e-8).
+public struct OptimizerSettings: Codable, Sendable, Equatable {
+    public var kind: OptimizerKind = .adam
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 0
+    public init() {}
+}
+
+/// One optimizer over one group of parameters (a block with its heads, or the output layer).
+/// Its state tensors are allocated at creation (booked as `optimizerState`) and live with it.
+public final class Optimizer {
+    public let settings: OptimizerSettings
+    public let parameters: [Parameter]
+    /// Steps taken (Adam's bias correction uses it); saved in checkpoints.
+    public var stepCount: Int = 0
+
+    public init(_ parameters: [Parameter], settings: OptimizerSettings, ledger: Ledger) {
+        self.settings = settings
+        self.parameters = parameters
+        let moments = settings.kind == .adam ? 2 : 1
+        for p in parameters {
+            p.state = (0..<moments).map { _ in
+                Tensor(p.shape, .optimizerState, layer: p.layer, label: "optimizer.moment", ledger: ledger)
+            }
+        }
+    }
+
+    /// Updates every parameter that has a gradient with learning rate `lr`.
+    public func step(lr: Float) {
+        stepCount += 1
+        for p in parameters {
+            guard let g = p.grad else { continue }
+            switch settings.kind {
+            case .adam: adam(p, g, lr: lr)
+            case .sgd: sgd(p, g, lr: lr)
+            }
+        }
+    }
+
+    /// PyTorch's Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    /// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+    private func adam(_ p: Parameter, _ grad: Tensor, lr: Float) {
+        let s = settings
+        let bc1 = 1 - Float(Foundation.pow(Double(s.beta1), Double(stepCount)))
+        let bc2 = 1 - Float(Foundation.pow(Double(s.beta2), Double(stepCount)))
+        let stepSize = lr / bc1, invSqrtBc2 = 1 / bc2.squareRoot()
+        let w = p.value.pointer, g = grad.pointer, m = p.state[0].pointer, v = p.state[1].pointer
+        let b1 = s.beta1, b2 = s.beta2, eps = s.epsilon, wd = s.weightDecay
+        for i in 0..<p.count {
+            let gi = wd == 0 ? g[i] : g[i] + wd * w[i]
+            let mi = b1 * m[i] + (1 - b1) * gi
+            let vi = b2 * v[i] + (1 - b2) * gi * gi
+            m[i] = mi
+            v[i] = vi
+            w[i] -= stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+        }
+    }
+
+    /// SGD with momentum (PyTorch form): buf = mu buf + g; p -= lr buf.
+    private func sgd(_ p: Parameter, _ grad: Tensor, lr: Float) {
+        let w = p.value.pointer, g = grad.pointer, buf = p.state[0].pointer
+        let mu = settings.momentum, wd = settings.weightDecay
+        let first = stepCount == 1
+        for i in 0..<p.count {
+            let gi = wd == 0 ? g[i] : g[i] + wd * w[i]
+            let bi = first ? gi : mu * buf[i] + gi
+            buf[i] = bi
+            w[i] -= lr * bi
+        }
+    }
+}
+import Foundation

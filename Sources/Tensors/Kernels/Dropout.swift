@@ -1,0 +1,25 @@
+import Randomness
+
+/// Inverted dropout whose mask is a pure function of a seed: the forward and the backward
+/// regenerate the same mask, so no mask is stored between them.
+public enum Dropout {
+    /// x <- x * mask / (1 - p), mask ~ Bernoulli(1 - p) drawn from `seed`. Also the backward:
+    /// applied to a gradient with the same seed it multiplies by the same mask / (1 - p).
+    /// `channelSize` > 1 drops whole channels of that many contiguous elements (conv dropout).
+    public static func apply(_ x: Tensor, p: Float, seed: UInt64, channelSize: Int = 1) {
+        guard p > 0 else { return }
+        let keepScale = 1 / (1 - p)
+        var rng = Xoshiro256(seed: seed)
+        let ptr = x.pointer
+        let groups = x.count / channelSize
+        for g in 0..<groups {
+            let keep = rng.nextFloat() >= p
+            let base = ptr + g &* channelSize
+            if keep {
+                for i in 0..<channelSize { base[i] *= keepScale }
+            } else {
+                base.update(repeating: 0, count: channelSize)
+            }
+        }
+    }
+}
