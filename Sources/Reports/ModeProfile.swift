@@ -19,7 +19,8 @@ public struct ModeProfile: Equatable, Sendable, Codable {
     public var categoryPeaks: CategoryBytes
     /// Highest live activation bytes over the run: the activation-only peak.
     public var activationPeak: Int
-    /// Per-phase maxima, in `Phase` order.
+    /// Per-phase maxima, in `Phase` order: the ledger's, raised to the bytes live when each
+    /// phase was entered.
     public var phasePeaks: [PhasePeak]
     public var process: ProcessFigures
     /// Bytes the ledger's own tables and history take (not included in the ledger's figures).
@@ -56,14 +57,25 @@ public struct ModeProfile: Equatable, Sendable, Codable {
     ///   - process: the OS figures; read them at the same moment (`ProcessFigures(.read())`).
     public init(ledger: Ledger, name: String, model: String, batchSize: Int, steps: Int,
                 layers: [LayerRow] = [], process: ProcessFigures) {
-        let phasePeaks = PhasePeak.all(from: ledger)
+        let history = ledger.history()
+        let timeline = Timeline(events: history.events, dropped: history.dropped, final: ledger.current())
+        var phasePeaks = PhasePeak.all(from: ledger)
+        // The ledger raises a phase's maxima only on allocations, so a phase that only frees
+        // (an update releasing gradients) would read 0 although it held everything live when it
+        // began. The bytes live at each phase marker were also seen while that phase was current.
+        for (i, event) in history.events.enumerated() where event.kind == .marker {
+            guard let p = phasePeaks.firstIndex(where: { $0.phase == event.phase.description }) else { continue }
+            phasePeaks[p].total = max(phasePeaks[p].total, timeline.total[i])
+            for category in Category.allCases {
+                phasePeaks[p].byCategory[category] = max(phasePeaks[p].byCategory[category], timeline.categories[category][i])
+            }
+        }
         // A category's live bytes only rise on one of its own allocations, and every allocation
         // updates that phase's per-category maximum, so the maximum over phases is exact.
         var categoryPeaks = CategoryBytes()
         for category in Category.allCases {
             categoryPeaks[category] = phasePeaks.map { $0.byCategory[category] }.max() ?? 0
         }
-        let history = ledger.history()
         self.init(name: name, model: model, batchSize: batchSize, steps: steps,
                   peak: PeakBreakdown(ledger.peak()),
                   categoryPeaks: categoryPeaks,
@@ -72,6 +84,6 @@ public struct ModeProfile: Equatable, Sendable, Codable {
                   process: process,
                   ledgerOwnBytes: ledger.ownBytes,
                   layers: layers,
-                  timeline: Timeline(events: history.events, dropped: history.dropped, final: ledger.current()))
+                  timeline: timeline)
     }
 }

@@ -17,6 +17,7 @@ public struct TerminalSummary {
         var blocks: [[String]] = [headerLines(), categoryBlock(), phaseBlock()]
         for mode in comparison.modes { blocks.append(layerBlock(mode)) }
         blocks.append(crossCheckBlock())
+        blocks.append(CrossCheck.notes)
         return blocks.map { $0.joined(separator: "\n") }.joined(separator: "\n\n") + "\n"
     }
 
@@ -106,7 +107,7 @@ public struct TerminalSummary {
         row("RSS before the run") { optional($0.process.startRSS) }
         row("not counted by the ledger") { ByteFormat.human(CrossCheck.uncounted($0)) }
         row("timeline events (dropped)") { "\(ByteFormat.exact($0.timeline.sourceEventCount)) (\($0.timeline.droppedEvents))" }
-        return ["Ledger vs OS:"] + table.lines(indent: "  ") + CrossCheck.notes.map { "  " + $0 }
+        return ["Ledger vs OS:"] + table.lines(indent: "  ")
     }
 }
 
@@ -118,7 +119,7 @@ enum CrossCheck {
     }
 
     static let notes = [
-        "not counted by the ledger = peak RSS - ledger peak - ledger's own tables: the Swift runtime and",
+        "Not counted by the ledger = peak RSS - ledger peak - ledger's own tables: the Swift runtime and",
         "code, thread stacks, allocator slack, and the page cache of memory-mapped shards.",
         "ru_maxrss never resets: for a mode run after another in the same process it can show the earlier peak.",
     ]
