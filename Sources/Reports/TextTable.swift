@@ -12,6 +12,12 @@ public struct TextTable {
         self.leftAligned = leftAligned.union([0])
     }
 
+    /// A table holding `contents`.
+    public init(_ contents: TableContents) {
+        self.init(header: contents.header, leftAligned: contents.leftAligned)
+        for row in contents.rows { add(row) }
+    }
+
     /// Appends a row; missing cells are blank, extra cells are an error.
     public mutating func add(_ row: [String]) {
         precondition(row.count <= header.count, "row has more cells than the header")
