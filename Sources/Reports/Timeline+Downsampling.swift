@@ -5,8 +5,9 @@ extension Timeline {
     /// highest-total point (in time order), and the first and last points are always kept.
     /// The highest point of the whole timeline is the highest of its bucket, so it survives
     /// with its exact value and its per-category breakdown. Spans are kept as they are.
+    /// `maxPoints` below 4 is treated as 4 (first, last, one bucket's low and high).
     public func downsampled(maxPoints: Int) -> Timeline {
-        precondition(maxPoints >= 4, "downsampling needs room for at least 4 points")
+        let maxPoints = max(maxPoints, 4)
         guard count > maxPoints else { return self }
         let bucketCount = (maxPoints - 2) / 2
         let start = startNanos

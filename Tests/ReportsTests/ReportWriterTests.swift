@@ -45,7 +45,7 @@ final class ReportWriterTests: XCTestCase {
     }
 
     func testUnwritableDirectoryFailsWithAClearError() throws {
-        FileManager.default.createFile(atPath: directory, contents: Data("a file".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: directory, contents: Data("a file".utf8)))
         XCTAssertThrowsError(try ReportWriter(directory: directory + "/sub").write(ScriptedRun.comparison()))
         XCTAssertThrowsError(try AtomicFile.write(Data(), to: directory + "/sub/x.json")) { error in
             XCTAssertTrue("\(error)".contains("could not write"), "\(error)")
