@@ -1,0 +1,123 @@
+import MemoryLedger
+
+/// The contents of one report table: header and rows as strings, and which columns hold text
+/// rather than numbers. The terminal and the HTML report render the same contents.
+public struct TableContents: Equatable, Sendable {
+    public var header: [String]
+    public var rows: [[String]]
+    /// Columns aligned left besides the first.
+    public var leftAligned: Set<Int>
+
+    public init(header: [String], rows: [[String]] = [], leftAligned: Set<Int> = []) {
+        self.header = header
+        self.rows = rows
+        self.leftAligned = leftAligned
+    }
+}
+
+/// The tables every report shows, built once from a comparison.
+public struct ReportTables {
+    public var comparison: MemoryComparison
+
+    public init(_ comparison: MemoryComparison) {
+        self.comparison = comparison
+    }
+
+    /// Categories as rows; per mode: bytes at the peak instant (human and exact) and the
+    /// category's own maximum over the run. Categories no mode used are left out.
+    public func categories() -> TableContents {
+        let modes = comparison.modes
+        var table = TableContents(header: ["category"] + modes.flatMap { ["\($0.name) at peak", "bytes", "\($0.name) max"] })
+        for category in Category.allCases {
+            guard modes.contains(where: { $0.categoryPeaks[category] > 0 || $0.peak.byCategory[category] > 0 }) else { continue }
+            table.rows.append([category.description] + modes.flatMap { mode in
+                [ByteFormat.human(mode.peak.byCategory[category]), ByteFormat.exact(mode.peak.byCategory[category]),
+                 ByteFormat.human(mode.categoryPeaks[category])]
+            })
+        }
+        table.rows.append(["total"] + modes.flatMap { [ByteFormat.human($0.peak.total), ByteFormat.exact($0.peak.total), ""] })
+        return table
+    }
+
+    /// Phases as rows, each mode's highest live total in that phase. Phases no mode entered are left out.
+    public func phases() -> TableContents {
+        let modes = comparison.modes
+        var table = TableContents(header: ["phase"] + modes.map(\.name))
+        for phase in Phase.allCases {
+            let totals = modes.map { mode in mode.phasePeaks.first { $0.phase == phase.description }?.total ?? 0 }
+            guard totals.contains(where: { $0 > 0 }) else { continue }
+            table.rows.append([phase.description] + totals.map(ByteFormat.human))
+        }
+        return table
+    }
+
+    /// The per-layer table of one mode ("-" where the trainer gave no figure).
+    public func layers(_ mode: ModeProfile) -> TableContents {
+        var table = TableContents(header: ["layer", "name", "params", "head params", "optimizer state", "W_k",
+                                           "measured peak", "after update"], leftAligned: [1])
+        func optional(_ bytes: Int?) -> String { bytes.map(ByteFormat.human) ?? "-" }
+        for row in mode.layers {
+            table.rows.append([String(row.index), row.name, ByteFormat.exact(row.params), ByteFormat.exact(row.headParams),
+                               ByteFormat.human(row.optimizerStateBytes), optional(row.workingSetBytes),
+                               optional(row.measuredPeakBytes), optional(row.survivingBytes)])
+        }
+        return table
+    }
+
+    /// The ledger's figures next to the operating system's, one column per mode.
+    public func crossCheck() -> TableContents {
+        let modes = comparison.modes
+        var table = TableContents(header: ["figure"] + modes.map(\.name))
+        func row(_ name: String, _ value: (ModeProfile) -> String) { table.rows.append([name] + modes.map(value)) }
+        func optional(_ bytes: Int?) -> String { bytes.map(ByteFormat.human) ?? "-" }
+        row("ledger peak") { ByteFormat.human($0.peak.total) }
+        row("ledger peak, bytes") { ByteFormat.exact($0.peak.total) }
+        row("ledger's own tables") { ByteFormat.human($0.ledgerOwnBytes) }
+        row("process peak RSS (VmHWM)") { ByteFormat.human($0.process.peakRSS) }
+        row("ru_maxrss") { ByteFormat.human($0.process.maxRSS) }
+        row("current RSS") { ByteFormat.human($0.process.currentRSS) }
+        row("cgroup peak") { optional($0.process.cgroupPeak) }
+        row("RSS before the run") { optional($0.process.startRSS) }
+        row("not counted by the ledger") { ByteFormat.human(ReportTables.uncounted($0)) }
+        row("timeline events (dropped)") { "\(ByteFormat.exact($0.timeline.sourceEventCount)) (\($0.timeline.droppedEvents))" }
+        return table
+    }
+
+    /// Peak RSS minus the ledger's peak and its own tables: memory the ledger does not see.
+    public static func uncounted(_ mode: ModeProfile) -> Int {
+        mode.process.peakRSS - mode.peak.total - mode.ledgerOwnBytes
+    }
+
+    /// What the cross-check table means, as sentences for under the table.
+    public static let crossCheckNotes = [
+        "Not counted by the ledger = peak RSS - ledger peak - ledger's own tables: the Swift runtime and",
+        "code, thread stacks, allocator slack, and the page cache of memory-mapped shards.",
+        "ru_maxrss never resets: for a mode run after another in the same process it can show the earlier peak.",
+    ]
+
+    /// The first lines of every report: what was run, and the ratios.
+    public func headlines() -> [String] {
+        let local = comparison.local, backprop = comparison.backprop, h = comparison.headline
+        let rss = comparison.modes.map { "\($0.name) \(ByteFormat.human($0.process.peakRSS))" }.joined(separator: ", ")
+        var lines = ["\(backprop.name) peak / \(local.name) peak = \(ByteFormat.ratio(h.peakRatio))"
+                     + " (activations \(ByteFormat.ratio(h.activationRatio))); process peak RSS: \(rss)"]
+        for other in comparison.others {
+            let ratio = Headline.ratio(other.peak.total, local.peak.total)
+            let activations = Headline.ratio(other.activationPeak, local.activationPeak)
+            lines.append("\(other.name) peak / \(local.name) peak = \(ByteFormat.ratio(ratio)) (activations \(ByteFormat.ratio(activations)))")
+        }
+        return lines
+    }
+
+    /// "mlp 3x1024, batch 128, steps: local 10, backprop 10"
+    public func runDescription() -> String {
+        let steps = comparison.modes.map { "\($0.name) \($0.steps)" }.joined(separator: ", ")
+        return "\(comparison.local.model), batch \(comparison.local.batchSize), steps: \(steps)"
+    }
+
+    /// "local: ledger peak 9,625,600 bytes, activation peak ..., peak reached in backward of layer 0"
+    public func peakLine(_ mode: ModeProfile) -> String {
+        "\(mode.name): ledger peak \(ByteFormat.exact(mode.peak.total)) bytes, activation peak \(ByteFormat.exact(mode.activationPeak)) bytes, "
+            + "peak reached in \(mode.peak.phase)\(mode.peak.layer.map { " of layer \($0)" } ?? "")"
+    }
+}
