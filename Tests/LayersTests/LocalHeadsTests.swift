@@ -40,14 +40,21 @@ final class LocalHeadsTests: XCTestCase {
     /// (1 - beta) CE(pred head) + beta L_sim, with each head's weights as they are now.
     private func referenceLoss(_ heads: LocalHeads, beta: Float) -> (pred: ([Double], [Double], [Double]) -> Double,
                                                                  sim: ([Double], [Double]) -> Double) {
-        let w = heads.loss.weights(beta: beta)
+        // Written out here rather than read from LossKind.weights, so a swapped beta there fails.
+        let w: (pred: Double, sim: Double)
+        switch heads.loss {
+        case .pred: w = (1, 0)
+        case .sim: w = (0, 1)
+        case .predsim: w = (1 - Double(beta), Double(beta))
+        default: preconditionFailure("no reference for \(heads.loss)")
+        }
         let target = HeadReference.simTarget(labels: labels, classes: classes)
         let labels = self.labels, batch = self.batch
         let pred: ([Double], [Double], [Double]) -> Double = { h, wp, bp in
-            Double(w.pred) * HeadReference.predLoss(h: h, weight: wp, bias: bp, labels: labels)
+            w.pred * HeadReference.predLoss(h: h, weight: wp, bias: bp, labels: labels)
         }
         let sim: ([Double], [Double]) -> Double = { h, ws in
-            Double(w.sim) * HeadReference.simLoss(h: h, weight: ws, batch: batch, target: target)
+            w.sim * HeadReference.simLoss(h: h, weight: ws, batch: batch, target: target)
         }
         return (pred, sim)
     }
