@@ -114,4 +114,24 @@ final class LinearBlockTests: XCTestCase {
             }
         }
     }
+
+    /// Inference: BatchNorm with the running statistics (not the batch's), no dropout, no heads.
+    func testForwardEvalUsesRunningStatisticsAndNoDropout() {
+        let block = makeBlock(.predsim, beta: 0.99, dropout: 0.5)
+        var random = TestRandom(seed: 34)
+        let rm = random.uniform(outFeatures), rv = random.uniform(outFeatures, 0.5, 2)
+        block.runningMean.copy(from: rm.map { Float($0) })
+        block.runningVar.copy(from: rv.map { Float($0) })
+        block.bnWeight.value.copy(from: random.uniform(outFeatures, 0.5, 1.5).map { Float($0) })
+        let xValues = random.uniform(batch * inFeatures, -1, 1)
+        let before = block.localParameters.map { $0.value.array }
+        let out = block.forwardEval(makeTensor([batch, inFeatures], xValues))
+        let z = Reference.linear(xValues, batch: batch, weight: block.weight.value.doubles, outFeatures: outFeatures,
+                                 bias: block.bias.value.doubles)
+        let bn = Reference.batchNormEval(z, channels: outFeatures, spatial: 1, gamma: block.bnWeight.value.doubles,
+                                         beta: block.bnBias.value.doubles, runningMean: rm, runningVar: rv)
+        assertClose(out.doubles, Reference.leakyRelu(bn, slope: 0.01), tolerance: 1e-5, "eval output")
+        XCTAssertEqual(block.localParameters.map { $0.value.array }, before, "evaluation must not train")
+        XCTAssertEqual(block.runningMean.doubles, rm, "evaluation must not update running statistics")
+    }
 }
