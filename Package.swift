@@ -32,9 +32,13 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
         .testTarget(name: "MemoryLedgerTests", dependencies: ["MemoryLedger", "Randomness"]),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "MemoryLedger"]),
+        // Float64 reference implementations and the finite-difference gradient checker shared by
+        // the numeric test targets; only tests depend on it.
+        .target(name: "NumericTestSupport", dependencies: ["Tensors", "Randomness", "MemoryLedger"],
+                path: "Tests/NumericTestSupport"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
         .testTarget(name: "ShardsTests", dependencies: ["Shards", "MemoryLedger"]),
-        .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "MemoryLedger"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "MemoryLedger"]),
     ],

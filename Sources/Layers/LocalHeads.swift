@@ -4,6 +4,8 @@ import Tensors
 
 /// What a local head reports for one batch.
 public struct HeadResult: Sendable {
+    /// The head's weighted contribution to the block's local loss: (1 - beta) L_pred or
+    /// beta L_sim for the mixed losses, so pred + sim is the loss the block minimises.
     public var loss: Float = 0
     /// Correct predictions of the pred head (nil for heads that do not classify).
     public var correct: Int?
@@ -102,7 +104,9 @@ public final class LocalHeads {
             let logits = Tensor([batch, classes], .activations, layer: layer, label: "pred.logits", ledger: ledger, zeroed: false)
             LinearKernel.forward(x: h, weight: predWeight.value, bias: predBias.value, into: logits)
             let r = CrossEntropy.lossAndGrad(logits: logits, labels: labels, grad: logits, scale: w.pred)
-            pred = HeadResult(loss: r.loss, correct: r.correct)
+            // CrossEntropy returns the unscaled loss (its gradient is scaled); the sim path
+            // reports the scaled one, so weight this one the same way.
+            pred = HeadResult(loss: w.pred * r.loss, correct: r.correct)
             LinearKernel.backward(dy: logits, x: h, weight: predWeight.value, weightGrad: predWeight.makeGrad(),
                                   biasGrad: predBias.makeGrad(), inputGrad: nil)
             BLAS.gemm(logits, predWeight.value, into: dh, beta: 1)
@@ -115,7 +119,7 @@ public final class LocalHeads {
             let targets = projectedLabels(labels, batch: batch, projection: projection)
             let pp = targets.pointer
             for i in 0..<targets.count { pp[i] = pp[i] > 0 ? 1 : 0 }
-            pred.loss = BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
+            pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
             LinearKernel.backward(dy: logits, x: h, weight: decoderWeight.value, weightGrad: decoderWeight.makeGrad(),
                                   biasGrad: decoderBias.makeGrad(), inputGrad: nil)
             BLAS.gemm(logits, feedback, into: dh, beta: 1)
