@@ -235,6 +235,14 @@ public final class Ledger: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         currentPhase = phase
         currentLayer = layer ?? -1
+        // Bytes already live when a phase begins are live during it: count them toward the
+        // phase's maxima here, since a phase that only frees would otherwise report 0.
+        let p = phase.rawValue
+        if liveTotal > phaseTotalMax[p] { phaseTotalMax[p] = liveTotal }
+        for c in 0..<Ledger.categoryCount {
+            let pc = p &* Ledger.categoryCount &+ c
+            if live[c] > phaseCategoryMax[pc] { phaseCategoryMax[pc] = live[c] }
+        }
         if recording {
             appendEvent(LedgerEvent(time: Ledger.monotonicNanos() &- start, kind: .marker, delta: 0,
                                     category: .activations, phase: phase, layer: currentLayer, label: label,
