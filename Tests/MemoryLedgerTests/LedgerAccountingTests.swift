@@ -121,3 +121,26 @@ final class LedgerAccountingTests: XCTestCase {
         XCTAssertTrue(ledger.violations.isEmpty)
     }
 }
+
+/// A buffer keeps its ledger alive: Swift may release a local ledger right after its last use,
+/// and a buffer freed later must still find it to book the free.
+final class TrackedBufferLifetimeTests: XCTestCase {
+    /// Returns a buffer whose ledger nothing else references, and a weak view of that ledger.
+    private func makeBufferOnAFreshLedger() -> (TrackedBuffer<Float>, () -> Ledger?) {
+        let fresh = Ledger(eventCapacity: 0)
+        weak var weakLedger = fresh
+        let buffer = TrackedBuffer<Float>(count: 256, category: .weights, layer: 0, label: "outlives", ledger: fresh)
+        return (buffer, { weakLedger })
+    }
+
+    func testBufferKeepsItsLedgerAliveUntilItIsFreed() {
+        var buffer: TrackedBuffer<Float>?
+        let ledger: () -> Ledger?
+        (buffer, ledger) = makeBufferOnAFreshLedger()
+        XCTAssertNotNil(ledger(), "the only reference left to the ledger is the buffer's")
+        XCTAssertEqual(ledger()?.current().total, 1024)
+        buffer = nil
+        XCTAssertNil(buffer)
+        XCTAssertNil(ledger(), "the ledger goes away with its last buffer")
+    }
+}
