@@ -218,9 +218,12 @@ public final class Ledger: @unchecked Sendable {
         return true
     }
 
-    private func appendEvent(_ event: LedgerEvent) {
+    /// The event is built only if it will be kept: once the history is full, a dropped event
+    /// costs a counter increment instead of a clock read (measured by `layerwise bench
+    /// foundation`: 13 M -> 18.5 M allocs+frees per second with a full history).
+    private func appendEvent(_ event: @autoclosure () -> LedgerEvent) {
         if eventCount < eventCapacity {
-            events[eventCount] = event
+            events[eventCount] = event()
             eventCount &+= 1
         } else {
             droppedEvents &+= 1
