@@ -7,7 +7,10 @@ public final class TrackedBuffer<Element>: @unchecked Sendable {
     public let category: Category
     public let layer: Int?
     public let label: StaticString
-    public unowned(unsafe) let ledger: Ledger
+    /// A strong reference: the buffer must be able to book its free however long it outlives
+    /// the code that made the ledger (Swift may release a local `Ledger` right after its last
+    /// use, before the buffers made from it are freed). The ledger holds no references back.
+    public let ledger: Ledger
 
     /// Allocates uninitialised storage for `count` elements (trivial element types only).
     public init(count: Int, category: Category, layer: Int?, label: StaticString, ledger: Ledger = .shared) {
