@@ -123,6 +123,8 @@ public enum ShardError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(file), line \(line): \(problem)."
         case let .countMismatch(file, count, otherFile, otherCount):
             return "\(file) holds \(count) records but \(otherFile) holds \(otherCount); they must agree."
+        case let .labelOutOfRange(file, record, label, classCount) where classCount <= 0:
+            return "\(file): record \(record) has label \(label); labels must not be negative."
         case let .labelOutOfRange(file, record, label, classCount):
             return "\(file): record \(record) has label \(label), outside 0..<\(classCount)."
         case let .invalidOption(name, problem):

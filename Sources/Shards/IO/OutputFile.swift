@@ -19,7 +19,7 @@ final class OutputFile {
         guard fd >= 0 else { throw ShardError.io(file: path, operation: "create", message: errnoMessage()) }
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit { if fd >= 0 { Glibc.close(fd) } }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard var p = bytes.baseAddress else { return }
@@ -40,7 +40,15 @@ final class OutputFile {
     func syncAndClose() throws {
         guard fd >= 0 else { return }
         if fsync(fd) != 0 { throw ShardError.io(file: path, operation: "sync", message: errnoMessage()) }
-        let rc = close(fd)
+        let rc = Glibc.close(fd)
+        fd = -1
+        if rc != 0 { throw ShardError.io(file: path, operation: "close", message: errnoMessage()) }
+    }
+
+    /// Closes without syncing (scratch files that a crash may lose).
+    func closeWithoutSync() throws {
+        guard fd >= 0 else { return }
+        let rc = Glibc.close(fd)
         fd = -1
         if rc != 0 { throw ShardError.io(file: path, operation: "close", message: errnoMessage()) }
     }
