@@ -83,3 +83,24 @@ public protocol RecordBlockSource: AnyObject, Sendable {
     /// A new decoder for one thread.
     func makeDecoder() throws -> BlockDecoder
 }
+
+extension RecordSchema {
+    /// Bytes per record, or nil when a dimension is not positive or the size overflows: schemas
+    /// read from files go through this before `recordSize` is trusted.
+    public var checkedRecordSize: Int? {
+        var total = 0
+        for f in fields {
+            var n = f.type.size
+            for d in f.shape {
+                guard d > 0 else { return nil }
+                let (m, o) = n.multipliedReportingOverflow(by: d)
+                guard !o, m <= Int(Int32.max) else { return nil }
+                n = m
+            }
+            let (t, o) = total.addingReportingOverflow(n)
+            guard !o, t <= Int(Int32.max) else { return nil }
+            total = t
+        }
+        return total > 0 ? total : nil
+    }
+}

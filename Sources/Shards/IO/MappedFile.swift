@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A whole file mapped read-only. The only file that calls mmap. Mapped pages belong to the
+/// page cache, not to our tensors, so they are deliberately not booked in the memory ledger.
+final class MappedFile: @unchecked Sendable {
+    let path: String
+    /// The file's bytes; empty (and no mapping) for an empty file.
+    let bytes: UnsafeRawBufferPointer
+
+    init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ShardError.io(file: path, operation: "open", message: errnoMessage()) }
+        defer { close(fd) }  // the mapping stays valid after the descriptor closes
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ShardError.io(file: path, operation: "stat", message: errnoMessage()) }
+        let size = Int(st.st_size)
+        guard size > 0 else { bytes = UnsafeRawBufferPointer(start: nil, count: 0); return }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw ShardError.io(file: path, operation: "map", message: errnoMessage())
+        }
+        bytes = UnsafeRawBufferPointer(start: base, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+
+    var count: Int { bytes.count }
+}
+
+/// The current errno as text.
+func errnoMessage() -> String { String(cString: strerror(errno)) }

@@ -1,0 +1,203 @@
+import XCTest
+@testable import Shards
+
+final class ConvertIDXTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = makeTempDirectory() }
+    override func tearDown() { removeDirectory(dir) }
+
+    /// Writes an IDX pair of `count` h x w images (gzip-compressed when asked); returns the raw records.
+    @discardableResult
+    func writeIDX(count: Int, h: Int = 6, w: Int = 5, classes: Int = 10, gzip: Bool = false, seed: UInt64 = 1,
+                  images: String = "images.idx", labels: String = "labels.idx") throws -> [UInt8] {
+        let pixels = testBytes(count * h * w, seed: seed)
+        let labelBytes = testBytes(count, seed: seed + 100, range: classes)
+        let imageFile = idxBytes(dims: [count, h, w], data: pixels)
+        let labelFile = idxBytes(dims: [count], data: labelBytes)
+        if gzip {
+            try InputFile.writeGzip(imageFile, to: dir + "/" + images)
+            try InputFile.writeGzip(labelFile, to: dir + "/" + labels)
+        } else {
+            writeBytes(imageFile, dir + "/" + images)
+            writeBytes(labelFile, dir + "/" + labels)
+        }
+        return records(images: pixels, labels: labelBytes.map { Int32($0) }, imageBytes: h * w)
+    }
+
+    func input() throws -> IDXInput { try IDXInput(images: dir + "/images.idx", labels: dir + "/labels.idx") }
+
+    func testPlainIDXRoundTripsInSourceOrderWithoutShuffle() throws {
+        let raw = try writeIDX(count: 97)
+        let report = try convert(try input(), to: dir + "/ds", shardRecords: 40)
+        XCTAssertEqual(report.manifest.shards.map(\.file),
+                       ["train-00000-of-00003.zshard", "train-00001-of-00003.zshard", "train-00002-of-00003.zshard"])
+        XCTAssertEqual(report.manifest.shards.map(\.records), [40, 40, 17])
+        XCTAssertEqual(report.manifest.writer.shuffleMethod, "none")
+        let dataset = try ShardDataset(directory: dir + "/ds")
+        XCTAssertEqual(dataset.schema, imageSchema(6, 5, 1, classes: 10))
+        let split = try dataset.split("train")
+        XCTAssertEqual(split.recordCount, 97)
+        XCTAssertEqual(split.fingerprint, dataset.manifest.splits["train"]!.fingerprint)
+        XCTAssertEqual(try decodeAll(split), raw)
+    }
+
+    func testGzipIDXGivesTheSameShardsAsPlain() throws {
+        let raw = try writeIDX(count: 50, gzip: true, images: "images.idx.gz", labels: "labels.idx.gz")
+        try writeIDX(count: 50, gzip: false)
+        let gz = try convert(try IDXInput(images: dir + "/images.idx.gz", labels: dir + "/labels.idx.gz"), to: dir + "/gz")
+        let plain = try convert(try input(), to: dir + "/plain")
+        XCTAssertEqual(gz.manifest.shards.map(\.sha256), plain.manifest.shards.map(\.sha256))
+        XCTAssertEqual(try decodeAll(try ShardDataset(directory: dir + "/gz").split("train")), raw)
+    }
+
+    func testFourDimensionalIDXKeepsChannels() throws {
+        let pixels = testBytes(4 * 3 * 2 * 3, seed: 9)
+        writeBytes(idxBytes(dims: [4, 3, 2, 3], data: pixels), dir + "/images.idx")
+        writeBytes(idxBytes(dims: [4], data: [0, 1, 2, 1]), dir + "/labels.idx")
+        let report = try convert(try input(), to: dir + "/ds")
+        XCTAssertEqual(report.schema.field("image")?.shape, [3, 2, 3])
+        XCTAssertEqual(report.schema.classCount, 3)
+        XCTAssertEqual(try decodeAll(try ShardDataset(directory: dir + "/ds").split("train")),
+                       records(images: pixels, labels: [0, 1, 2, 1], imageBytes: 18))
+    }
+
+    func testPreShuffleIsASeededPermutationIndependentOfThreadsAndStrategy() throws {
+        let raw = try writeIDX(count: 300)
+        let a = try convert(try input(), to: dir + "/a", seed: 42)
+        let b = try convert(try input(), to: dir + "/b", threads: 2, seed: 42)
+        let c = try convert(try input(), to: dir + "/c", seed: 43)
+        XCTAssertEqual(a.manifest.writer.shuffleMethod, "in-memory")
+        XCTAssertEqual(a.manifest.shards.map(\.sha256), b.manifest.shards.map(\.sha256), "threads must not change the bytes")
+        let shuffled = try decodeAll(try ShardDataset(directory: dir + "/a").split("train"))
+        let other = try decodeAll(try ShardDataset(directory: dir + "/c").split("train"))
+        XCTAssertNotEqual(shuffled, raw)
+        XCTAssertNotEqual(shuffled, other)
+        XCTAssertEqual(sortedRecords(shuffled, recordSize: 34), sortedRecords(raw, recordSize: 34))
+        XCTAssertEqual(try ShardReader(path: dir + "/a/train-00000-of-00001.zshard").header.flags & ShardFormat.flagPreShuffled,
+                       ShardFormat.flagPreShuffled)
+    }
+
+    func testExternalBucketShuffleUsesBoundedMemoryAndKeepsEveryRecord() throws {
+        let raw = try writeIDX(count: 400)                  // 13,600 bytes of records
+        let small = try convert(try input(), to: dir + "/ext", seed: 7, memoryBudget: 3000)  // 10 buckets
+        XCTAssertEqual(small.manifest.writer.shuffleMethod, "external-buckets")
+        let again = try convert(try input(), to: dir + "/ext2", threads: 2, seed: 7, memoryBudget: 3000)
+        XCTAssertEqual(small.manifest.shards.map(\.sha256), again.manifest.shards.map(\.sha256))
+        let out = try decodeAll(try ShardDataset(directory: dir + "/ext").split("train"))
+        XCTAssertNotEqual(out, raw)
+        XCTAssertEqual(sortedRecords(out, recordSize: 34), sortedRecords(raw, recordSize: 34))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/ext").sorted(),
+                       ["manifest.json", "train-00000-of-00001.zshard"], "scratch buckets must be gone")
+        // No shuffle and over budget: streamed in source order.
+        let streamed = try convert(try input(), to: dir + "/stream", memoryBudget: 3000)
+        XCTAssertEqual(streamed.manifest.writer.shuffleMethod, "none")
+        XCTAssertEqual(try decodeAll(try ShardDataset(directory: dir + "/stream").split("train")), raw)
+    }
+
+    func testSecondSplitIsAddedToTheSameDatasetAndExistingSplitIsProtected() throws {
+        try writeIDX(count: 60)
+        let train = try convert(try input(), to: dir + "/ds", split: "train")
+        try writeIDX(count: 20, classes: 4, seed: 5)
+        let test = try convert(try input(), to: dir + "/ds", split: "test")
+        let dataset = try ShardDataset(directory: dir + "/ds")
+        XCTAssertEqual(dataset.splitNames, ["test", "train"])
+        XCTAssertEqual(dataset.schema.classCount, 10, "the test split inherits the dataset's class count")
+        XCTAssertEqual(dataset.manifest.splits["train"], train.manifest)
+        XCTAssertEqual(dataset.manifest.splits["test"], test.manifest)
+        XCTAssertEqual(try dataset.split("test").recordCount, 20)
+        assertShardError(try convert(try input(), to: dir + "/ds", split: "test")) {
+            if case .splitExists("test", _) = $0 { return true } else { return false }
+        }
+        let replaced = try convert(try input(), to: dir + "/ds", split: "test", shardRecords: 7, replace: true)
+        XCTAssertEqual(replaced.manifest.shards.count, 3)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/ds").filter { $0.hasPrefix("test-") }
+        XCTAssertEqual(files.sorted(), replaced.manifest.shards.map(\.file), "old shards of the replaced split are removed")
+        assertShardError(try ShardDataset(directory: dir + "/ds").split("valid")) {
+            if case .splitNotFound("valid", ["test", "train"]) = $0 { return true } else { return false }
+        }
+    }
+
+    func testNewSplitWithDifferentImageShapeIsASchemaMismatch() throws {
+        try writeIDX(count: 10)
+        _ = try convert(try input(), to: dir + "/ds")
+        try writeIDX(count: 10, h: 7)
+        assertShardError(try convert(try input(), to: dir + "/ds", split: "test")) {
+            if case .schemaMismatch = $0 { return true } else { return false }
+        }
+        XCTAssertEqual(try ShardDataset(directory: dir + "/ds").splitNames, ["train"])
+    }
+
+    // MARK: wrong inputs
+
+    func testBadMagicNamesTheFile() throws {
+        try writeIDX(count: 5)
+        var bytes = readBytes(dir + "/labels.idx")
+        bytes[3] = 3  // a rank-3 file where labels belong
+        writeBytes(bytes, dir + "/labels.idx")
+        assertShardError(try input(), mentioning: "labels.idx") {
+            if case .invalidInput(_, let problem) = $0 { return problem.contains("magic") } else { return false }
+        }
+    }
+
+    func testCountsThatDisagreeAreAnError() throws {
+        try writeIDX(count: 5)
+        writeBytes(idxBytes(dims: [4], data: [1, 2, 3, 4]), dir + "/labels.idx")
+        assertShardError(try input(), mentioning: "labels.idx") {
+            if case .countMismatch(_, 5, _, 4) = $0 { return true } else { return false }
+        }
+    }
+
+    func testTruncatedImagesPlainAndGzipAreErrorsAndLeaveNoDataset() throws {
+        for gzip in [false, true] {
+            let raw = try writeIDX(count: 30)
+            _ = raw
+            var bytes = readBytes(dir + "/images.idx")
+            bytes.removeLast(100)
+            if gzip { try InputFile.writeGzip(bytes, to: dir + "/images.idx") } else { writeBytes(bytes, dir + "/images.idx") }
+            let target = dir + "/trunc\(gzip)"
+            assertShardError(try convert(try input(), to: target), mentioning: "images.idx") {
+                if case .truncatedInput(_, 16 + 30 * 30, 16 + 30 * 30 - 100) = $0 { return true } else { return false }
+            }
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: target), [], "a failed conversion leaves nothing behind")
+        }
+        // A gzip stream cut in the middle.
+        try writeIDX(count: 30, gzip: true)
+        let gz = readBytes(dir + "/images.idx")
+        writeBytes(Array(gz[0 ..< gz.count / 2]), dir + "/images.idx")
+        assertShardError(try convert(try input(), to: dir + "/cutgz"), mentioning: "images.idx") {
+            switch $0 {
+            case .truncatedInput, .invalidInput: return true
+            default: return false
+            }
+        }
+    }
+
+    func testLabelOutOfRangeFailsAtomically() throws {
+        try writeIDX(count: 40)
+        _ = try convert(try input(), to: dir + "/ds", split: "train")
+        let manifestBefore = readBytes(dir + "/ds/manifest.json")
+        try writeIDX(count: 40, classes: 12, seed: 3)   // labels up to 11 into a 10-class dataset
+        assertShardError(try convert(try input(), to: dir + "/ds", split: "test"), mentioning: "labels.idx") {
+            if case .labelOutOfRange(_, _, let label, 10) = $0 { return label >= 10 } else { return false }
+        }
+        XCTAssertEqual(readBytes(dir + "/ds/manifest.json"), manifestBefore, "the manifest is untouched")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/ds").sorted(),
+                       ["manifest.json", "train-00000-of-00001.zshard"])
+        // A fresh target: no manifest.json at all.
+        assertShardError(try convert(try input(), to: dir + "/fresh", classCount: 5)) {
+            if case .labelOutOfRange = $0 { return true } else { return false }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/fresh/manifest.json"))
+        assertShardError(try ShardDataset(directory: dir + "/fresh")) { if case .manifestMissing = $0 { return true } else { return false } }
+    }
+
+    func testBadOptionsAreRejected() throws {
+        try writeIDX(count: 5)
+        assertShardError(try convert(try input(), to: dir + "/x", split: "bad name")) {
+            if case .invalidOption("split", _) = $0 { return true } else { return false }
+        }
+        assertShardError(try convert(try input(), to: dir + "/y", threads: 0)) {
+            if case .invalidOption("threads", _) = $0 { return true } else { return false }
+        }
+    }
+}
