@@ -17,6 +17,9 @@ public struct Batch {
     public let epoch: Int
     /// Position in the epoch of the batch's first record.
     public let firstPosition: Int
+    /// The loader that owns the buffers, kept alive with the batch (the buffers' ledger lives
+    /// as long as the loader does).
+    let owner: AnyObject
 
     /// Floats per image: C x H x W.
     public var imageElements: Int { channels * height * width }

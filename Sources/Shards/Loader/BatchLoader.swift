@@ -207,7 +207,7 @@ public final class BatchLoader {
             }
         }
         let batch = Batch(images: images, labels: labels, count: count, channels: layout.channels,
-                          height: layout.height, width: layout.width, epoch: epoch, firstPosition: consumed)
+                          height: layout.height, width: layout.width, epoch: epoch, firstPosition: consumed, owner: self)
         consumed += count
         batchesMade += 1
         return batch

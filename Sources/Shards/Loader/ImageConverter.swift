@@ -55,12 +55,18 @@ final class ImageConverter {
     /// With augmentation, out[c][y][x] = padded[c][y + top][x' + left] where x' = W-1-x when
     /// flipped, else x, and padded is the image with `cropPadding` zero pixels on every side.
     func convert(record: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>, seed: UInt64, epoch: Int, position: Int) {
-        let height = layout.height, width = layout.width, channels = layout.channels
-        var top = 0, left = 0, flip = false, padding = 0
         if let augmentation {
-            (top, left, flip) = ImageConverter.augmentationChoice(augmentation, seed: seed, epoch: epoch, position: position)
-            padding = augmentation.cropPadding
+            let choice = ImageConverter.augmentationChoice(augmentation, seed: seed, epoch: epoch, position: position)
+            convert(record: record, into: output, padding: augmentation.cropPadding, top: choice.top, left: choice.left, flip: choice.flip)
+        } else {
+            convert(record: record, into: output, padding: 0, top: 0, left: 0, flip: false)
         }
+    }
+
+    /// The conversion with the crop and flip given explicitly (the tests check it by hand).
+    func convert(record: UnsafeRawPointer, into output: UnsafeMutablePointer<Float>,
+                 padding: Int, top: Int, left: Int, flip: Bool) {
+        let height = layout.height, width = layout.width, channels = layout.channels
         let image = record + layout.imageOffset
         let table = UnsafePointer(self.table.pointer)
         // Source column of output column x is x * step + base, before bounds: step -1 flips.
