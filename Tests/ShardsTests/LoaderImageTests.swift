@@ -54,6 +54,45 @@ final class LoaderImageTests: XCTestCase {
                        [4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9, 16, 15, 14, 13].map { n(Float($0)) })
     }
 
+    func testEveryCropAndFlipMatchesANaiveReferenceForBothPixelTypes() throws {
+        // A 5x3 image with 2 channels; the reference reads padded[y + top][x' + left] pixel by pixel.
+        let (height, width, channels) = (5, 3, 2)
+        let raw: [UInt8] = (0..<(height * width * channels)).map { UInt8(($0 * 37 + 11) % 256) }
+        let normalization = Normalization(mean: [0.25, 0.5], std: [0.5, 2])
+        for type in [FieldType.uint8, .float32] {
+            let schema = LoaderFixtures.schema(height: height, width: width, channels: channels, imageType: type)
+            let layout = try ImageLayout(schema: schema)
+            let converter = ImageConverter(layout: layout, normalization: normalization, augmentation: .fashionMNIST, ledger: Ledger())
+            let record: [UInt8] = type == .uint8
+                ? raw + [0]
+                : raw.flatMap { withUnsafeBytes(of: (Float($0) / 255).bitPattern.littleEndian, Array.init) } + [0]
+            for top in 0...4 {
+                for left in 0...4 {
+                    for flip in [false, true] {
+                        var output = [Float](repeating: .nan, count: height * width * channels)
+                        record.withUnsafeBytes { bytes in
+                            output.withUnsafeMutableBufferPointer {
+                                converter.convert(record: bytes.baseAddress!, into: $0.baseAddress!, padding: 2, top: top, left: left, flip: flip)
+                            }
+                        }
+                        for c in 0..<channels {
+                            for y in 0..<height {
+                                for x in 0..<width {
+                                    let sy = y + top - 2, sx = (flip ? width - 1 - x : x) + left - 2
+                                    let value: Float = (0..<height).contains(sy) && (0..<width).contains(sx)
+                                        ? Float(raw[(sy * width + sx) * channels + c]) / 255 : 0
+                                    let expected = (value - normalization.mean[c]) / normalization.std[c]
+                                    XCTAssertEqual(output[(c * height + y) * width + x], expected, accuracy: 1e-6,
+                                                   "\(type) top \(top) left \(left) flip \(flip) c \(c) y \(y) x \(x)")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testLoaderAppliesTheChoiceSeededByEpochAndPosition() throws {
         let source = fourByFour()
         let config = LoaderConfig(batchSize: 1, seed: 99, threads: 0, augment: .fashionMNIST, mean: [0.5], std: [0.25])

@@ -69,9 +69,13 @@ final class ImageConverter {
         let height = layout.height, width = layout.width, channels = layout.channels
         let image = record + layout.imageOffset
         let table = UnsafePointer(self.table.pointer)
-        // Source column of output column x is x * step + base, before bounds: step -1 flips.
+        // Source column of output column x is x * step + base (step -1 flips). Columns outside
+        // the image are padding; they form one run at each end of the row, so the loops below
+        // only visit [firstX, endX) and need no bounds test per pixel.
         let step = flip ? -1 : 1
         let base = (flip ? width - 1 : 0) + left - padding
+        let firstX = flip ? max(0, base - width + 1) : max(0, -base)
+        let endX = max(firstX, flip ? min(width, base + 1) : min(width, width - base))
         for c in 0..<channels {
             let plane = output + c &* height &* width
             for y in 0..<height {
@@ -85,15 +89,16 @@ final class ImageConverter {
                         continue
                     }
                     let sourceRow = image.assumingMemoryBound(to: UInt8.self) + ((sourceY &* width) &* channels &+ c)
-                    if step == 1 && base == 0 && channels == 1 {
-                        // The common case (no crop shift, no flip, grey): a straight lookup.
-                        for x in 0..<width { row[x] = lookup[Int(sourceRow[x])] }
-                        continue
+                    let pad = lookup[0]
+                    for x in 0..<firstX { row[x] = pad }
+                    if step == 1 && channels == 1 {
+                        // The common case (grey, not flipped): a straight shifted lookup.
+                        let shifted = sourceRow + base
+                        for x in firstX..<endX { row[x] = lookup[Int(shifted[x])] }
+                    } else {
+                        for x in firstX..<endX { row[x] = lookup[Int(sourceRow[(x &* step &+ base) &* channels])] }
                     }
-                    for x in 0..<width {
-                        let sourceX = x &* step &+ base
-                        row[x] = (sourceX >= 0 && sourceX < width) ? lookup[Int(sourceRow[sourceX &* channels])] : lookup[0]
-                    }
+                    for x in endX..<width { row[x] = pad }
                 case .float32:
                     let scale = table[2 &* c], shift = table[2 &* c &+ 1]
                     guard sourceY >= 0 && sourceY < height else {
@@ -101,15 +106,13 @@ final class ImageConverter {
                         continue
                     }
                     let rowOffset = ((sourceY &* width) &* channels &+ c) &* 4
-                    for x in 0..<width {
+                    for x in 0..<firstX { row[x] = shift }
+                    for x in firstX..<endX {
                         let sourceX = x &* step &+ base
-                        if sourceX >= 0 && sourceX < width {
-                            let bits = image.loadUnaligned(fromByteOffset: rowOffset &+ sourceX &* channels &* 4, as: UInt32.self)
-                            row[x] = Float(bitPattern: UInt32(littleEndian: bits)) * scale + shift
-                        } else {
-                            row[x] = shift
-                        }
+                        let bits = image.loadUnaligned(fromByteOffset: rowOffset &+ sourceX &* channels &* 4, as: UInt32.self)
+                        row[x] = Float(bitPattern: UInt32(littleEndian: bits)) * scale + shift
                     }
+                    for x in endX..<width { row[x] = shift }
                 }
             }
         }
