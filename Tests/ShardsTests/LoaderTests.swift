@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 import MemoryLedger
 @testable import Shards
 
@@ -94,6 +95,36 @@ final class LoaderTests: XCTestCase {
         while try loader.nextBatch() != nil {}
         XCTAssertEqual(ledger.operationCounts.allocations, allocationsAfterFirst, "no allocation per batch or epoch")
         XCTAssertEqual(ledger.current().bytes(.loader), ledger.current().total)
+    }
+
+    func testDecodersReadAheadByPrefetchBlocksAndNoFurther() throws {
+        let source = LoaderFixtures.uniformSource(blocks: 30, recordsPerBlock: 40)
+        let loader = try BatchLoader(source: source, config: LoaderFixtures.config(batchSize: 8, poolBlocks: 2, prefetchBlocks: 3, threads: 2),
+                                     ledger: Ledger())
+        _ = try loader.nextBatch()
+        // The pool holds 2 blocks; the decoders fill the 3 spare slots while nobody consumes.
+        let deadline = Date().addingTimeInterval(5)
+        while source.decodedBlocks.count < 5 && Date() < deadline { usleep(1000) }
+        XCTAssertEqual(source.decodedBlocks.count, 5)
+        usleep(50_000)
+        XCTAssertEqual(source.decodedBlocks.count, 5, "read-ahead is bounded by the spare slots")
+
+        // Without threads, nothing is decoded before it is needed.
+        let inline = LoaderFixtures.uniformSource(blocks: 30, recordsPerBlock: 40)
+        let inlineLoader = try BatchLoader(source: inline, config: LoaderFixtures.config(batchSize: 8, poolBlocks: 2, threads: 0),
+                                           ledger: Ledger())
+        XCTAssertEqual(inline.decodedBlocks.count, 0)
+        _ = try inlineLoader.nextBatch()
+        XCTAssertEqual(inline.decodedBlocks.count, 2)
+    }
+
+    func testStartingAnEpochAfterAFailureRecovers() throws {
+        let source = LoaderFixtures.uniformSource(blocks: 20, recordsPerBlock: 25, failingBlock: 19)
+        let loader = try BatchLoader(source: source, config: LoaderFixtures.config(shuffle: false, threads: 2), ledger: Ledger())
+        let before = try LoaderOutput.drain(loader, limit: 3)
+        XCTAssertThrowsError(try LoaderOutput.drain(loader))
+        loader.startEpoch(0)
+        XCTAssertTrue(try LoaderOutput.drain(loader, limit: 3) == before)
     }
 
     func testEmptySourceEndsAtOnce() throws {
