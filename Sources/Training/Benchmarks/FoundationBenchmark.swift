@@ -64,7 +64,7 @@ public enum FoundationBenchmark {
         rawC.buffer.update(repeating: 0)
         let lda = s.storedA[1], ldb = s.storedB[1]
 
-        let wrapper = { BLAS.gemm(a, transposed: s.transA, b, transposed: s.transB, into: c) }
+        let wrapper = { BLAS.gemm(a, b, into: c, transposeA: s.transA, transposeB: s.transB) }
         let direct = {
             BLAS.gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: rawA.pointer, lda: lda,
                       b: rawB.pointer, ldb: ldb, c: rawC.pointer, ldc: s.n)

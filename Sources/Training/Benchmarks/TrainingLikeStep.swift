@@ -75,7 +75,7 @@ struct TrainingLikeStep {
         // x is tensors[0]; layer l's pre-activation is tensors[1 + 6l], its activation tensors[2 + 6l].
         var input = tensors[0]
         for layer in 0..<3 {
-            BLAS.gemm(input, transposed: false, weights[layer], transposed: true, into: tensors[1 + 6 * layer])
+            BLAS.gemm(input, weights[layer], into: tensors[1 + 6 * layer], transposeB: true)
             input = tensors[2 + 6 * layer]
         }
     }

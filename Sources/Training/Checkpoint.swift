@@ -1,0 +1,122 @@
+import Foundation
+import Layers
+import Tensors
+
+/// Checkpoints as safetensors files. Tensor names:
+/// - `blocks.{k}.linear.weight|bias`, `blocks.{k}.bn.weight|bias|running_mean|running_var`,
+///   `output.weight|bias`: the model (what `eval` needs);
+/// - `blocks.{k}.pred.weight|bias`, `blocks.{k}.sim.weight`, `blocks.{k}.bpf.decoder.weight|bias`,
+///   `blocks.{k}.bpf.projection|feedback`: local heads and their fixed random matrices;
+/// - `optimizer.{parameter name}.{m|v|momentum}`: optimizer moments.
+/// Metadata: `layerwise.format` (`checkpoint/1`), `layerwise.spec` (the ModelSpec as JSON),
+/// `layerwise.state` (TrainerState as JSON: epoch, loader cursor, step, epoch sums) and
+/// `layerwise.optimizer_steps` (each optimizer's step count, JSON array).
+/// The file is written atomically, so a kill leaves the previous checkpoint intact.
+public enum Checkpoint {
+    public static let format = "checkpoint/1"
+
+    static func namedTensors(_ network: Network) -> [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        for b in network.blocks {
+            for p in b.localParameters { out.append((p.name, p.value)) }
+            out.append(("blocks.\(b.index).bn.running_mean", b.runningMean))
+            out.append(("blocks.\(b.index).bn.running_var", b.runningVar))
+            if let heads = b.heads { out += heads.fixedTensors }
+        }
+        for p in network.output.parameters { out.append((p.name, p.value)) }
+        for opt in network.optimizers {
+            let suffixes = opt.settings.kind == .adam ? ["m", "v"] : ["momentum"]
+            for p in opt.parameters {
+                for (i, s) in p.state.enumerated() { out.append(("optimizer.\(p.name).\(suffixes[i])", s)) }
+            }
+        }
+        return out
+    }
+
+    public static func save(network: Network, state: TrainerState, to path: String) throws {
+        let entries = namedTensors(network).map { name, t in
+            SafeTensorsEntry(name: name, dtype: .f32, shape: t.shape,
+                             borrowing: UnsafeRawBufferPointer(start: t.pointer, count: t.byteCount))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let metadata = [
+            "layerwise.format": format,
+            "layerwise.spec": String(decoding: try encoder.encode(network.spec), as: UTF8.self),
+            "layerwise.state": String(decoding: try encoder.encode(state), as: UTF8.self),
+            "layerwise.optimizer_steps": String(decoding: try encoder.encode(network.optimizers.map(\.stepCount)), as: UTF8.self),
+        ]
+        try SafeTensors.write(entries, metadata: metadata, to: path)
+    }
+
+    /// Reads the model spec stored in a checkpoint.
+    public static func spec(at path: String) throws -> ModelSpec {
+        let file = try open(path)
+        return try decodeSpec(file, path: path)
+    }
+
+    static func open(_ path: String) throws -> SafeTensorsFile {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TrainingError.checkpoint(path: path, problem: "does not exist")
+        }
+        let file: SafeTensorsFile
+        do { file = try SafeTensors.read(path) } catch {
+            throw TrainingError.checkpoint(path: path, problem: "is damaged: \(error)")
+        }
+        guard file.metadata["layerwise.format"] == format else {
+            throw TrainingError.checkpoint(path: path, problem: "is not a Layerwise checkpoint (format \(file.metadata["layerwise.format"] ?? "missing"), expected \(format))")
+        }
+        return file
+    }
+
+    static func decodeSpec(_ file: SafeTensorsFile, path: String) throws -> ModelSpec {
+        guard let json = file.metadata["layerwise.spec"],
+              let spec = try? JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)) else {
+            throw TrainingError.checkpoint(path: path, problem: "has no readable model spec")
+        }
+        return spec
+    }
+
+    /// Loads weights (and, if `includeTraining`, heads and optimizer state) into `network`,
+    /// after checking that the checkpoint was made for the same model. Returns the trainer state.
+    @discardableResult
+    public static func load(from path: String, into network: Network, includeTraining: Bool = true) throws -> TrainerState {
+        let file = try open(path)
+        let spec = try decodeSpec(file, path: path)
+        guard includeTraining ? spec == network.spec : spec.inferenceEquivalent(to: network.spec) else {
+            throw TrainingError.checkpoint(path: path, problem: "is for another model (\(spec.description)); this run builds \(network.spec.description)")
+        }
+        for (name, tensor) in namedTensors(network) {
+            if !includeTraining && (name.hasPrefix("optimizer.") || name.contains(".pred.") || name.contains(".sim.") || name.contains(".bpf.")) { continue }
+            let info: SafeTensorsFile.TensorInfo
+            do { info = try file.info(name) } catch {
+                throw TrainingError.checkpoint(path: path, problem: "lacks tensor \(name)")
+            }
+            guard info.dtype == .f32, info.shape == tensor.shape else {
+                throw TrainingError.checkpoint(path: path, problem: "tensor \(name) is \(info.dtype) \(info.shape), expected F32 \(tensor.shape)")
+            }
+            try file.copy(name, into: UnsafeMutableRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
+        }
+        guard let stateJSON = file.metadata["layerwise.state"],
+              let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
+            throw TrainingError.checkpoint(path: path, problem: "has no readable trainer state")
+        }
+        if includeTraining {
+            guard let stepsJSON = file.metadata["layerwise.optimizer_steps"],
+                  let steps = try? JSONDecoder().decode([Int].self, from: Data(stepsJSON.utf8)),
+                  steps.count == network.optimizers.count else {
+                throw TrainingError.checkpoint(path: path, problem: "has no readable optimizer step counts")
+            }
+            for (opt, s) in zip(network.optimizers, steps) { opt.stepCount = s }
+        }
+        return state
+    }
+}
+
+extension ModelSpec {
+    /// Same network at inference time (heads and loss weights do not matter for predictions).
+    func inferenceEquivalent(to other: ModelSpec) -> Bool {
+        kind == other.kind && inputShape == other.inputShape && classes == other.classes
+            && numLayers == other.numLayers && numHidden == other.numHidden && nonlinearity == other.nonlinearity
+    }
+}

@@ -1,0 +1,65 @@
+import Layers
+import MemoryLedger
+import Shards
+import Tensors
+
+/// Test error of a network on a split: BatchNorm with running statistics, no dropout, no heads.
+public enum Evaluator {
+    public static func error(network: Network, dataset: ShardDataset, split: String, config: TrainingConfig,
+                             limit: Int? = nil, ledger: Ledger = .shared) throws -> Double {
+        try measure(network: network, dataset: dataset, split: split, config: config, limit: limit, ledger: ledger).error
+    }
+
+    /// Error in percent and the number of records evaluated.
+    public static func measure(network: Network, dataset: ShardDataset, split: String, config: TrainingConfig,
+                               limit: Int? = nil, ledger: Ledger = .shared) throws -> (error: Double, records: Int) {
+        let source = try dataset.split(split)
+        let loader = try BatchLoader(source: source, config: Trainer.loaderConfig(config, training: false), ledger: ledger)
+        loader.startEpoch(0)
+        let total = min(limit ?? source.recordCount, source.recordCount)
+        var seen = 0, correct = 0
+        while seen < total, let batch = try loader.nextBatch() {
+            let count = min(batch.count, total - seen)
+            let images = Tensor(storage: batch.images, shape: [batch.count, batch.channels, batch.height, batch.width]).rows(0..<count)
+            correct += network.evaluate(images: images, labels: batch.labels.pointer)
+            seen += count
+        }
+        guard seen > 0 else { throw TrainingError.data("split \(split) has no records to evaluate") }
+        return (100 * Double(seen - correct) / Double(seen), seen)
+    }
+}
+
+/// `layerwise eval`: the error of a run's or a checkpoint's model on a split.
+public enum Evaluation {
+    public struct Result: Sendable {
+        public var model: String
+        public var error: Double
+        public var records: Int
+    }
+
+    public static func run(runFolder: String?, checkpoint: String?, data: String?, split: String,
+                           batchSize: Int = 500, threads: Int? = nil) throws -> Result {
+        var config = TrainingConfig()
+        var checkpointPath = checkpoint ?? ""
+        if let runFolder {
+            let folder = try RunFolder(path: runFolder)
+            config = try folder.readConfig()
+            checkpointPath = folder.checkpointPath
+        }
+        if let data { config.data = data }
+        config.batchSize = batchSize
+        BLAS.setThreads(threads ?? ProcessInfoCores.count)
+        let spec = try Checkpoint.spec(at: checkpointPath)
+        let dataset = try ShardDataset(directory: config.data)
+        let source = try dataset.split(split)
+        let dataSpec = try Trainer.resolvedSpec(spec, schema: source.schema)
+        guard dataSpec.inputShape == spec.inputShape, dataSpec.classes == spec.classes else {
+            throw TrainingError.checkpoint(path: checkpointPath, problem: "expects inputs \(spec.inputShape) with \(spec.classes) classes, but \(config.data) holds \(dataSpec.inputShape) with \(dataSpec.classes)")
+        }
+        let ledger = Ledger()
+        let network = Network(spec: spec, seed: 0, ledger: ledger)
+        try Checkpoint.load(from: checkpointPath, into: network, includeTraining: false)
+        let r = try Evaluator.measure(network: network, dataset: dataset, split: split, config: config, ledger: ledger)
+        return Result(model: spec.description, error: r.error, records: r.records)
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// A run folder: `config.json`, `metrics.jsonl` (one JSON object per epoch) and
+/// `checkpoint.safetensors` (weights, optimizer moments, BN statistics and trainer state).
+public struct RunFolder: Sendable {
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError.runFolder(path: path, problem: "cannot be created (\(error.localizedDescription))")
+        }
+    }
+
+    public var configPath: String { path + "/config.json" }
+    public var metricsPath: String { path + "/metrics.jsonl" }
+    public var checkpointPath: String { path + "/checkpoint.safetensors" }
+
+    /// Writes config.json and clears metrics of an earlier run in the same folder.
+    func start(config: TrainingConfig) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(config), to: configPath)
+        try? FileManager.default.removeItem(atPath: metricsPath)
+        try? FileManager.default.removeItem(atPath: checkpointPath)
+    }
+
+    public func readConfig() throws -> TrainingConfig {
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw TrainingError.runFolder(path: path, problem: "has no config.json; nothing to resume")
+        }
+        do { return try JSONDecoder().decode(TrainingConfig.self, from: data) } catch {
+            throw TrainingError.runFolder(path: path, problem: "config.json is not a valid configuration (\(error))")
+        }
+    }
+
+    /// Appends one epoch to metrics.jsonl. The file is rewritten atomically (it is small), so a
+    /// kill never leaves a torn line; an epoch already present (after a resume) is replaced.
+    func append(_ metrics: EpochMetrics) throws {
+        var lines = readMetricsLines().filter { line in
+            (try? JSONDecoder().decode(EpochMetrics.self, from: Data(line.utf8)))?.epoch != metrics.epoch
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        lines.append(String(decoding: try encoder.encode(metrics), as: UTF8.self))
+        try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: metricsPath)
+    }
+
+    func readMetricsLines() -> [String] {
+        guard let data = FileManager.default.contents(atPath: metricsPath) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// Every epoch recorded so far.
+    public func metrics() throws -> [EpochMetrics] {
+        try readMetricsLines().map { try JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }
+    }
+}
+
+extension AtomicFile {
+    /// Writes `data` to `path` atomically (see `AtomicFile`).
+    static func write(_ data: Data, to path: String) throws {
+        try AtomicFile(path: path).write { sink in try data.withUnsafeBytes { try sink.write($0) } }
+    }
+}

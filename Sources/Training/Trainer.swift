@@ -1,0 +1,137 @@
+import Foundation
+import Layers
+import MemoryLedger
+import Shards
+import Tensors
+
+/// Runs a training recipe: builds the network and the loaders, trains epoch by epoch (local or
+/// backprop), evaluates, writes `metrics.jsonl` and checkpoints into the run folder, and
+/// resumes a killed run exactly from its last checkpoint.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let ledger: Ledger
+    public let network: Network
+    public let runFolder: RunFolder
+    private let dataset: ShardDataset
+    private let trainSource: RecordBlockSource
+    private let loader: BatchLoader
+    private let progress: ProgressReporter
+    private let log: (String) -> Void
+
+    /// Where training stands; saved in every checkpoint.
+    public private(set) var state: TrainerState
+
+    /// - Parameters:
+    ///   - resume: continue from the run folder's checkpoint (its config must match).
+    ///   - log: receives one line per epoch (the CLI prints them).
+    public init(config: TrainingConfig, resume: Bool = false, ledger: Ledger = .shared,
+                showProgress: Bool = true, log: @escaping (String) -> Void = { print($0) }) throws {
+        try config.validate()
+        self.config = config
+        self.ledger = ledger
+        self.log = log
+        progress = ProgressReporter(enabled: showProgress)
+        BLAS.setThreads(config.threads ?? ProcessInfoCores.count)
+        dataset = try ShardDataset(directory: config.data)
+        trainSource = try dataset.split(config.trainSplit)
+        let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
+        network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger)
+        loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true), ledger: ledger)
+        runFolder = try RunFolder(path: config.run)
+        if resume {
+            let saved = try runFolder.readConfig()
+            guard saved.resumeKey == config.resumeKey else {
+                throw TrainingError.runFolder(path: config.run, problem: "was made with another configuration; resume with the same flags (or start a new run folder)")
+            }
+            state = try Checkpoint.load(from: runFolder.checkpointPath, into: network)
+            guard state.cursor.fingerprint == trainSource.fingerprint else {
+                throw TrainingError.checkpoint(path: runFolder.checkpointPath, problem: "was made on other data (fingerprint \(state.cursor.fingerprint), dataset has \(trainSource.fingerprint))")
+            }
+        } else {
+            try runFolder.start(config: config)
+            state = TrainerState(cursor: LoaderCursor(fingerprint: trainSource.fingerprint, seed: config.seed, epoch: 0,
+                                                      recordsConsumed: 0, shuffle: true, poolBlocks: LoaderConfig().poolBlocks))
+        }
+    }
+
+    /// The network spec with the input shape and class count taken from the data.
+    static func resolvedSpec(_ spec: ModelSpec, schema: RecordSchema) throws -> ModelSpec {
+        guard let image = schema.field("image") else { throw TrainingError.data("the dataset has no `image` field") }
+        var spec = spec
+        let hwc = image.shape.count == 3 ? image.shape : (image.shape.count == 2 ? image.shape + [1] : [1, 1, image.elementCount])
+        spec.inputShape = [hwc[2], hwc[0], hwc[1]]
+        spec.classes = schema.classCount
+        return spec
+    }
+
+    static func loaderConfig(_ config: TrainingConfig, training: Bool) -> LoaderConfig {
+        LoaderConfig(batchSize: config.batchSize, shuffle: training, seed: config.seed,
+                     threads: config.loaderThreads,
+                     augment: training && config.augment ? .fashionMNIST : nil,
+                     dropLast: false, mean: config.mean, std: config.std)
+    }
+
+    /// Trains until `config.epochs`, returning the metrics of the epochs run now.
+    @discardableResult
+    public func run() throws -> [EpochMetrics] {
+        var all: [EpochMetrics] = []
+        while state.cursor.epoch < config.epochs {
+            all.append(try runEpoch())
+        }
+        return all
+    }
+
+    /// Runs (the rest of) the current epoch, evaluates, appends to metrics.jsonl and checkpoints.
+    public func runEpoch() throws -> EpochMetrics {
+        let epoch = state.cursor.epoch
+        let lr = config.learningRate(epoch: epoch)
+        try loader.resume(from: state.cursor)
+        let recordsPerEpoch = min(config.trainLimit ?? trainSource.recordCount, trainSource.recordCount)
+        let stepsPerEpoch = (recordsPerEpoch + config.batchSize - 1) / config.batchSize
+        ledger.resetPeaks()
+        ProcessMemory.resetPeak()
+        let started = ProgressReporter.seconds()
+        var samples = 0
+        while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try loader.nextBatch() {
+            let count = min(batch.count, recordsPerEpoch - state.cursor.recordsConsumed)
+            let images = Tensor(storage: batch.images, shape: [batch.count, batch.channels, batch.height, batch.width]).rows(0..<count)
+            let stats = network.trainStep(images: images, labels: batch.labels.pointer, lr: lr, step: state.globalStep)
+            try checkFinite(stats, epoch: epoch)
+            state.accumulate(stats, count: count, layers: network.blocks.count)
+            state.globalStep += 1
+            state.cursor.recordsConsumed += count
+            samples += count
+            let rate = Double(samples) / max(ProgressReporter.seconds() - started, 1e-9)
+            progress.update(title: "epoch \(epoch + 1)/\(config.epochs)", done: state.stepInEpoch, total: stepsPerEpoch,
+                            status: String(format: "loss %.4f err %.2f%% %.0f samples/s", state.meanOutputLoss, state.trainError, rate))
+            if config.checkpointEvery > 0 && state.stepInEpoch % config.checkpointEvery == 0 && state.cursor.recordsConsumed < recordsPerEpoch {
+                try Checkpoint.save(network: network, state: state, to: runFolder.checkpointPath)
+            }
+        }
+        progress.finish()
+        let seconds = ProgressReporter.seconds() - started
+        let peak = ledger.peak()
+        let testError = try evaluate(split: config.testSplit, limit: config.testLimit)
+        var metrics = state.epochMetrics(epoch: epoch, lr: lr, seconds: seconds + state.secondsBefore, testError: testError, peak: peak)
+        metrics.samplesPerSecond = Double(samples) / max(seconds, 1e-9)
+        try runFolder.append(metrics)
+        state.finishEpoch()
+        try Checkpoint.save(network: network, state: state, to: runFolder.checkpointPath)
+        log(metrics.summaryLine(epochs: config.epochs))
+        return metrics
+    }
+
+    private func checkFinite(_ stats: StepStats, epoch: Int) throws {
+        guard stats.outputLoss.isFinite else {
+            throw TrainingError.nonFiniteLoss(layer: "output layer", step: state.globalStep, epoch: epoch, value: stats.outputLoss)
+        }
+        for (i, b) in stats.blocks.enumerated() where !b.loss.isFinite {
+            throw TrainingError.nonFiniteLoss(layer: "block \(i)", step: state.globalStep, epoch: epoch, value: b.loss)
+        }
+    }
+
+    /// Test error (percent) of the network on a split, heads not run.
+    public func evaluate(split: String, limit: Int? = nil) throws -> Double {
+        try Evaluator.error(network: network, dataset: dataset, split: split, config: config, limit: limit, ledger: ledger)
+    }
+}

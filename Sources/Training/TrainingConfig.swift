@@ -1,0 +1,83 @@
+import Layers
+
+/// Everything a training run needs, as written to the run folder's `config.json`.
+/// Defaults give the paper's Fashion-MNIST MLP recipe (DESIGN.md section 2).
+public struct TrainingConfig: Codable, Sendable, Equatable {
+    /// Dataset folder (shards + manifest.json).
+    public var data: String = "data/fashion-mnist"
+    public var trainSplit: String = "train"
+    public var testSplit: String = "test"
+    /// Run folder (config, metrics, checkpoints).
+    public var run: String = "runs/mlp"
+    public var model = ModelSpec()
+    public var optimizer = OptimizerSettings()
+    public var epochs: Int = 200
+    public var batchSize: Int = 128
+    public var lr: Float = 5e-4
+    /// Epochs after which the learning rate is multiplied by `lrDecay`.
+    public var milestones: [Int] = [100, 150, 175, 188]
+    public var lrDecay: Float = 0.25
+    public var seed: UInt64 = 1
+    /// BLAS threads (nil: all cores).
+    public var threads: Int?
+    /// Fashion-MNIST augmentation: random crop with 2-pixel padding and horizontal flip.
+    public var augment: Bool = true
+    /// Normalisation in the [0, 1] pixel space, one value per channel (or one for all);
+    /// nil computes them over the training split.
+    public var mean: [Float]? = [0.286]
+    public var std: [Float]? = [0.353]
+    /// Train on at most this many records per epoch (nil: all), for short runs.
+    public var trainLimit: Int?
+    /// Evaluate on at most this many test records (nil: all).
+    public var testLimit: Int?
+    /// Write a checkpoint every this many steps inside an epoch (0: only at epoch ends).
+    public var checkpointEvery: Int = 100
+    /// Loader decode threads.
+    public var loaderThreads: Int = 1
+    /// Write the memory report here after the run (nil: none).
+    public var memoryReport: String?
+
+    public init() {}
+
+    /// Learning rate for an epoch (0-based) under the milestone schedule.
+    public func learningRate(epoch: Int) -> Float {
+        var lr = self.lr
+        for m in milestones where epoch >= m { lr *= lrDecay }
+        return lr
+    }
+}
+
+extension TrainingConfig {
+    /// Checks flags before anything is allocated; messages name the flag.
+    public func validate() throws {
+        func require(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError.invalidConfig(message) } }
+        try require(epochs >= 0, "--epochs must not be negative (got \(epochs))")
+        try require(batchSize > 0, "--batch-size must be positive (got \(batchSize))")
+        try require(lr > 0 && lr.isFinite, "--lr must be a positive number (got \(lr))")
+        try require(model.numLayers >= 1, "--num-layers must be at least 1 (got \(model.numLayers))")
+        try require(model.numHidden >= 1, "--num-hidden must be at least 1 (got \(model.numHidden))")
+        try require(model.dropout >= 0 && model.dropout < 1, "--dropout must be in [0, 1) (got \(model.dropout))")
+        try require(model.beta >= 0 && model.beta <= 1, "--beta must be in [0, 1] (got \(model.beta))")
+        try require(milestones == milestones.sorted(), "--milestones must be increasing (got \(milestones))")
+        try require(checkpointEvery >= 0, "--checkpoint-every must not be negative")
+        if let threads { try require(threads >= 1, "--threads must be at least 1 (got \(threads))") }
+        if let trainLimit { try require(trainLimit > 0, "--train-limit must be positive") }
+    }
+
+    /// The parts of the configuration that a resumed run must share with the original
+    /// (epochs may grow; threads, reporting and limits of evaluation may change).
+    var resumeKey: String {
+        var c = self
+        c.epochs = 0
+        c.run = ""
+        c.memoryReport = nil
+        c.testLimit = nil
+        c.threads = nil
+        c.loaderThreads = 0
+        c.checkpointEvery = 0
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? String(decoding: encoder.encode(c), as: UTF8.self)) ?? ""
+    }
+}
+import Foundation

@@ -1,0 +1,23 @@
+/// Why a run stopped or could not start. Descriptions read as sentences and name what to fix.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case nonFiniteLoss(layer: String, step: Int, epoch: Int, value: Float)
+    case invalidConfig(String)
+    case runFolder(path: String, problem: String)
+    case checkpoint(path: String, problem: String)
+    case data(String)
+
+    public var description: String {
+        switch self {
+        case let .nonFiniteLoss(layer, step, epoch, value):
+            return "loss of \(layer) became \(value) at step \(step) of epoch \(epoch + 1); stopped, the last checkpoint is intact"
+        case let .invalidConfig(problem):
+            return "invalid configuration: \(problem)"
+        case let .runFolder(path, problem):
+            return "run folder \(path): \(problem)"
+        case let .checkpoint(path, problem):
+            return "checkpoint \(path): \(problem)"
+        case let .data(problem):
+            return problem
+        }
+    }
+}
