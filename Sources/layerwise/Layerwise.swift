@@ -5,5 +5,5 @@ struct Layerwise: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "layerwise",
         abstract: "Train neural networks with local error signals on small CPU-only machines, and prove the memory they save.",
-        subcommands: [TrainCommand.self, EvalCommand.self, BenchCommand.self, SelfCheckCommand.self])
+        subcommands: [ShardsCommand.self, TrainCommand.self, EvalCommand.self, BenchCommand.self, SelfCheckCommand.self])
 }

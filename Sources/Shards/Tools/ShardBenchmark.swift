@@ -1,0 +1,167 @@
+import Dispatch
+import Foundation
+
+/// Decompression throughput and compression ratios measured on a dataset's own records.
+public enum ShardBenchmark {
+    public struct Configuration: Sendable {
+        public var split: String?
+        /// Decode threads to compare with one.
+        public var threads: Int
+        public var levels: [Int]
+        public var blockSizes: [Int]
+        /// Bytes of decoded records to compress at each (level, block size).
+        public var sampleBytes: Int
+        /// Each decode measurement repeats full passes until this many seconds; median of 3.
+        public var minimumSeconds: Double
+
+        public init(split: String? = nil, threads: Int = 2, levels: [Int] = [1, 3, 9], blockSizes: [Int] = [64 << 10, 256 << 10, 1 << 20],
+                    sampleBytes: Int = 16 << 20, minimumSeconds: Double = 1) {
+            self.split = split
+            self.threads = threads
+            self.levels = levels
+            self.blockSizes = blockSizes
+            self.sampleBytes = sampleBytes
+            self.minimumSeconds = minimumSeconds
+        }
+    }
+
+    public struct DecodeResult: Sendable {
+        public var threads: Int
+        /// Uncompressed MB (10^6 bytes) per second, frame CRC and zstd checksum included.
+        public var megabytesPerSecond: Double
+        public var recordsPerSecond: Double
+    }
+
+    public struct CompressionResult: Sendable {
+        public var level: Int
+        public var blockBytes: Int
+        public var ratio: Double
+        /// Compression speed on one thread, uncompressed MB per second.
+        public var megabytesPerSecond: Double
+    }
+
+    public struct Report: Sendable, CustomStringConvertible {
+        public var split: String
+        public var records: Int
+        public var storedRatio: Double
+        public var decode: [DecodeResult]
+        public var compression: [CompressionResult]
+        public var sampleBytes: Int
+
+        public var description: String {
+            var lines = ["split \(split): \(records) records, stored compression ratio \(formatFixed(storedRatio, 3))", "", "decode (frame CRC32C + zstd checksum, median of 3):"]
+            for d in decode {
+                lines.append("  \(d.threads) thread\(d.threads == 1 ? " " : "s") \(formatFixed(d.megabytesPerSecond, 0).padded(7)) MB/s  \(formatFixed(d.recordsPerSecond / 1e6, 2)) M records/s")
+            }
+            lines.append("")
+            lines.append("compression of \(formatBytes(sampleBytes)) of records (1 thread):")
+            lines.append("  level  block      ratio   MB/s")
+            for c in compression {
+                lines.append("  \(String(c.level).padded(5))  \(formatBytes(c.blockBytes).padded(9))  \(formatFixed(c.ratio, 3).padded(6))  \(formatFixed(c.megabytesPerSecond, 0).padded(5))")
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    public static func run(directory: String, configuration: Configuration) throws -> Report {
+        let dataset = try ShardDataset(directory: directory)
+        guard let name = configuration.split ?? dataset.splitNames.first else {
+            throw ShardError.splitNotFound(split: configuration.split ?? "", available: [])
+        }
+        let split = try dataset.split(name)
+        let stored = split.shards.reduce(0) { $0 + $1.compressedBlockBytes }
+        let raw = split.shards.reduce(0) { $0 + $1.uncompressedBytes }
+        var decode = [try measureDecode(split, threads: 1, seconds: configuration.minimumSeconds)]
+        if configuration.threads > 1 { decode.append(try measureDecode(split, threads: configuration.threads, seconds: configuration.minimumSeconds)) }
+        let sample = try decodedSample(split, bytes: configuration.sampleBytes)
+        var compression = [CompressionResult]()
+        for blockBytes in configuration.blockSizes {
+            for level in configuration.levels {
+                compression.append(try measureCompression(sample, recordSize: split.schema.recordSize, blockBytes: blockBytes, level: level))
+            }
+        }
+        return Report(split: name, records: split.recordCount, storedRatio: stored > 0 ? Double(raw) / Double(stored) : 0,
+                      decode: decode, compression: compression, sampleBytes: sample.count)
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// Decodes every block of `split` repeatedly on `threads` threads (thread w takes blocks
+    /// w, w + threads, ...), each with its own decoder and buffer.
+    static func measureDecode(_ split: ShardSplit, threads: Int, seconds: Double) throws -> DecodeResult {
+        let decoders = try (0..<threads).map { _ in try split.makeDecoder() }
+        let buffers = (0..<threads).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: split.maxBlockBytes, alignment: 64) }
+        defer { buffers.forEach { $0.deallocate() } }
+        let failures = UnsafeMutableBufferPointer<ShardError?>.allocate(capacity: threads)
+        failures.initialize(repeating: nil)
+        defer { _ = failures.deinitialize(); failures.deallocate() }
+        let passBytes = Double(split.recordCount * split.schema.recordSize)
+        var rates = [Double]()
+        for _ in 0..<3 {
+            var passes = 0
+            let start = now()
+            repeat {
+                DispatchQueue.concurrentPerform(iterations: threads) { w in
+                    var b = w
+                    while b < split.blockCount {
+                        do { _ = try decoders[w].decode(block: b, into: buffers[w]) } catch { failures[w] = error as? ShardError }
+                        b += threads
+                    }
+                }
+                if let failure = failures.compactMap({ $0 }).first { throw failure }
+                passes += 1
+            } while now() - start < seconds / 3
+            rates.append(Double(passes) * passBytes / (now() - start))
+        }
+        let median = rates.sorted()[1]
+        return DecodeResult(threads: threads, megabytesPerSecond: median / 1e6,
+                            recordsPerSecond: median / Double(split.schema.recordSize))
+    }
+
+    /// The first `bytes` (whole blocks) of decoded records.
+    static func decodedSample(_ split: ShardSplit, bytes: Int) throws -> [UInt8] {
+        let decoder = try split.makeDecoder()
+        var out = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: split.maxBlockBytes)
+        var b = 0
+        while out.count < bytes && b < split.blockCount {
+            let n = try buffer.withUnsafeMutableBytes { try decoder.decode(block: b, into: $0) }
+            out += buffer[0 ..< n * split.schema.recordSize]
+            b += 1
+        }
+        return Array(out.prefix(max(split.schema.recordSize, bytes / split.schema.recordSize * split.schema.recordSize)))
+    }
+
+    static func measureCompression(_ sample: [UInt8], recordSize: Int, blockBytes: Int, level: Int) throws -> CompressionResult {
+        let block = max(1, blockBytes / recordSize) * recordSize
+        let compressor: Zstd.Compressor
+        do { compressor = try Zstd.Compressor(level: level) } catch let f as Zstd.Failure {
+            throw ShardError.invalidOption(name: "level", problem: "zstd rejected \(level) (\(f.message))")
+        }
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: Zstd.compressBound(block), alignment: 64)
+        defer { out.deallocate() }
+        var compressed = 0
+        let start = now()
+        try sample.withUnsafeBytes { all in
+            var offset = 0
+            while offset < all.count {
+                let end = min(offset + block, all.count)
+                do { compressed += try compressor.compress(UnsafeRawBufferPointer(rebasing: all[offset ..< end]), into: out) } catch let f as Zstd.Failure {
+                    throw ShardError.compressionFailed(file: "benchmark sample", block: offset / block, reason: f.message)
+                }
+                offset = end
+            }
+        }
+        let elapsed = max(now() - start, 1e-9)
+        return CompressionResult(level: level, blockBytes: block, ratio: Double(sample.count) / Double(max(1, compressed)),
+                                 megabytesPerSecond: Double(sample.count) / elapsed / 1e6)
+    }
+}
+
+extension String {
+    func padded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

@@ -1,0 +1,17 @@
+import Shards
+
+/// The lines `shards convert` prints when it is done.
+struct ConversionSummary: CustomStringConvertible {
+    let report: ConversionReport
+    init(_ report: ConversionReport) { self.report = report }
+
+    var description: String {
+        let m = report.manifest
+        let bytes = m.shards.reduce(0) { $0 + $1.bytes }
+        let raw = m.shards.reduce(0) { $0 + $1.uncompressedBytes }
+        let ratio = bytes > 0 ? Double(raw) / Double(bytes) : 0
+        return "wrote split \(report.split) of \(report.directory): \(m.records) records, \(m.blocks) blocks, "
+            + "\(m.shards.count) shard\(m.shards.count == 1 ? "" : "s"), \(formatBytes(bytes)) (ratio \(formatFixed(ratio, 2))), "
+            + "shuffle \(m.writer.shuffleMethod), \(formatFixed(report.seconds, 2)) s"
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Shards
+
+struct ShardsCatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cat", abstract: "Print records of one block: label and a compact image summary, or hex.")
+
+    @Argument(help: "Dataset folder.")
+    var directory: String
+
+    @Option(help: "Split name.")
+    var split: String = "train"
+
+    @Option(help: "Shard number within the split.")
+    var shard: Int = 0
+
+    @Option(help: "Block number within the shard.")
+    var block: Int = 0
+
+    @Option(help: "Records of the block: 5, 0..<10, 3...7 (default: the first 10).")
+    var range: String?
+
+    @Flag(help: "Print each record's bytes in hex.")
+    var hex = false
+
+    func run() throws {
+        let records = try RecordBrowser(directory: directory).block(split: split, shard: shard, block: block)
+        let selected = try RecordRange.parse(range, count: records.count)
+        print("\(records.location): \(records.count) records, showing \(selected.lowerBound)..<\(selected.upperBound)")
+        for i in selected { print(records.describe(record: i, hex: hex)) }
+    }
+}
+
+struct ShardsBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure decompression MB/s on 1 and N threads, and compression ratio at a few levels and block sizes.")
+
+    @Argument(help: "Dataset folder.")
+    var directory: String
+
+    @Option(help: "Split to read (default: the first).")
+    var split: String?
+
+    @Option(help: "Decode threads to compare with one (default: all cores).")
+    var threads: Int?
+
+    @Option(parsing: .upToNextOption, help: "zstd levels to try.")
+    var levels: [Int] = [1, 3, 9]
+
+    @Option(parsing: .upToNextOption, help: "Block sizes to try.")
+    var blockSizes: [ByteSize] = [ByteSize(bytes: 64 << 10), ByteSize(bytes: 256 << 10), ByteSize(bytes: 1 << 20)]
+
+    @Option(help: "Bytes of decoded records to compress at each setting.")
+    var sample: ByteSize = ByteSize(bytes: 16 << 20)
+
+    @Option(help: "Seconds per decode measurement (median of 3).")
+    var seconds: Double = 1
+
+    func run() throws {
+        let config = ShardBenchmark.Configuration(split: split, threads: threads ?? System.coreCount, levels: levels,
+                                                  blockSizes: blockSizes.map(\.bytes), sampleBytes: sample.bytes, minimumSeconds: seconds)
+        print(try ShardBenchmark.run(directory: directory, configuration: config))
+    }
+}
