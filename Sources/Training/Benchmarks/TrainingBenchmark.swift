@@ -1,0 +1,122 @@
+import Foundation
+import Layers
+import MemoryLedger
+import Shards
+import Tensors
+
+/// `layerwise bench train`: samples/s of whole training steps (loading and augmentation
+/// included) for local and backprop modes of the same model, measured in one run, with the
+/// time split by phase from the ledger's markers.
+public enum TrainingBenchmark {
+    public struct Options: Sendable {
+        public var data: String
+        public var spec: ModelSpec
+        public var losses: [LossKind]
+        public var batchSize: Int = 128
+        public var steps: Int = 40
+        public var repeats: Int = 3
+        public var threads: Int = ProcessInfoCores.count
+        public init(data: String, spec: ModelSpec, losses: [LossKind]) {
+            self.data = data
+            self.spec = spec
+            self.losses = losses
+        }
+    }
+
+    public struct ModeResult: Codable, Sendable {
+        public var loss: String
+        /// Median samples/s over the repeats.
+        public var samplesPerSecond: Double
+        public var repeats: [Double]
+        /// Seconds per step by phase (median repeat), "load" included.
+        public var secondsPerStepByPhase: [String: Double]
+        public var ledgerPeakBytes: Int
+        public var mflopPerSample: Double
+        public var gflops: Double
+    }
+
+    public static func run(_ options: Options, log: (String) -> Void = { _ in }) throws -> [ModeResult] {
+        BLAS.setThreads(options.threads)
+        let dataset = try ShardDataset(directory: options.data)
+        let source = try dataset.split("train")
+        var results: [ModeResult] = []
+        for loss in options.losses {
+            var spec = try Trainer.resolvedSpec(options.spec, schema: source.schema)
+            spec.loss = loss
+            spec.beta = loss.defaultBeta
+            spec.nonlinearity = Nonlinearity(rawValue: loss.defaultNonlinearity)!
+            let ledger = Ledger(eventCapacity: 1 << 20)
+            let network = Network(spec: spec, seed: 1, ledger: ledger)
+            let config = LoaderConfig(batchSize: options.batchSize, seed: 1, augment: .fashionMNIST,
+                                      mean: Normalization.fashionMNIST.mean, std: Normalization.fashionMNIST.std)
+            let loader = try BatchLoader(source: source, config: config, ledger: ledger)
+            var epoch = 0
+            loader.startEpoch(epoch)
+            var step = 0
+            func oneStep() throws {
+                ledger.enter(.load)
+                var batch = try loader.nextBatch()
+                if batch == nil || batch!.count < options.batchSize {
+                    epoch += 1
+                    loader.startEpoch(epoch)
+                    batch = try loader.nextBatch()
+                }
+                let b = batch!
+                let images = Tensor(storage: b.images, shape: [b.count, b.channels, b.height, b.width])
+                _ = network.trainStep(images: images, labels: b.labels.pointer, lr: 1e-4, step: step)
+                step += 1
+            }
+            for _ in 0..<3 { try oneStep() }  // warm-up: first-touch of buffers, BLAS threads
+            var rates: [Double] = []
+            var phaseTimes: [[String: Double]] = []
+            for _ in 0..<options.repeats {
+                ledger.clearEvents()
+                let start = BenchmarkClock.now()
+                for _ in 0..<options.steps { try oneStep() }
+                let seconds = BenchmarkClock.now() - start
+                rates.append(Double(options.steps * options.batchSize) / seconds)
+                phaseTimes.append(phaseSeconds(ledger.history().events, steps: options.steps))
+            }
+            let median = BenchmarkClock.median(rates)
+            let medianIndex = rates.firstIndex(of: rates.sorted()[rates.count / 2])!
+            let flop = flopPerSample(spec)
+            results.append(ModeResult(loss: loss.rawValue, samplesPerSecond: median, repeats: rates,
+                                      secondsPerStepByPhase: phaseTimes[medianIndex], ledgerPeakBytes: ledger.peak().total,
+                                      mflopPerSample: flop / 1e6, gflops: flop * median / 1e9))
+            log(String(format: "%@: %.0f samples/s", loss.rawValue, median))
+        }
+        return results
+    }
+
+    /// Seconds per step spent in each phase, from the gaps between consecutive markers.
+    static func phaseSeconds(_ events: [LedgerEvent], steps: Int) -> [String: Double] {
+        var out: [String: Double] = [:]
+        var last: LedgerEvent?
+        for e in events where e.kind == .marker {
+            if let l = last {
+                let key = l.phase == .load || l.phase == .idle ? "load" : "\(l.phase)"
+                out[key, default: 0] += Double(e.time - l.time) * 1e-9 / Double(steps)
+            }
+            last = e
+        }
+        return out
+    }
+
+    /// Multiply-adds x 2 of the GEMMs of one training sample (forward, backward, heads).
+    public static func flopPerSample(_ spec: ModelSpec) -> Double {
+        var total = 0.0
+        var inFeatures = Double(spec.inputFeatures)
+        let h = Double(spec.numHidden), k = Double(spec.classes)
+        for i in 0..<spec.numLayers {
+            // forward x W^T, dW = dz^T x, and dx in backprop mode (not for the first block)
+            total += 2 * inFeatures * h * (spec.loss.isLocal || i == 0 ? 2 : 3)
+            if spec.loss.isLocal {
+                if spec.loss.usesPred { total += 2 * h * (spec.loss.isBackpropFree ? 128 : k) * 3 }
+                if spec.loss.usesSim && !spec.loss.isBackpropFree { total += 2 * h * h * 3 }
+            }
+            inFeatures = h
+        }
+        total += 2 * inFeatures * k * (spec.loss.isLocal ? 2 : 3)
+        return total
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import Layers
+import Training
+
+/// `layerwise bench train`: samples/s of local and backprop training on real shards.
+struct BenchTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Samples/s of training steps (loading and augmentation included), local vs backprop, with a per-phase time split.")
+
+    @Option(help: "Dataset folder with a train split.")
+    var data: String = "data/fashion-mnist"
+    @Option(help: "Comma-separated losses to measure.")
+    var losses: String = "predsim,backprop"
+    @Option(help: "Hidden blocks.")
+    var numLayers: Int = 3
+    @Option(help: "Units per block.")
+    var numHidden: Int = 1024
+    @Option(help: "Batch size.")
+    var batchSize: Int = 128
+    @Option(help: "Steps per timed repeat.")
+    var steps: Int = 40
+    @Option(help: "Timed repeats (medians are reported).")
+    var repeats: Int = 3
+    @Option(help: "BLAS threads (default: all cores).")
+    var threads: Int?
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        var spec = ModelSpec()
+        spec.numLayers = numLayers
+        spec.numHidden = numHidden
+        let kinds = try losses.split(separator: ",").map { name -> LossKind in
+            guard let k = LossKind(rawValue: String(name)) else { throw ValidationError("unknown loss \(name)") }
+            return k
+        }
+        var options = TrainingBenchmark.Options(data: data, spec: spec, losses: kinds)
+        options.batchSize = batchSize
+        options.steps = steps
+        options.repeats = repeats
+        options.threads = threads ?? ProcessInfoCores.count
+        let results = try TrainingBenchmark.run(options)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+            return
+        }
+        print("mlp \(numLayers)x\(numHidden), batch \(batchSize), \(options.threads) BLAS threads, \(steps) steps x \(repeats) repeats (median)")
+        for r in results {
+            print(String(format: "%-12@ %8.0f samples/s  %6.1f GFLOP/s  (%.1f MFLOP/sample)  ledger peak %.1f MiB",
+                         r.loss, r.samplesPerSecond, r.gflops, r.mflopPerSample, Double(r.ledgerPeakBytes) / 1_048_576))
+            let total = r.secondsPerStepByPhase.values.reduce(0, +)
+            let parts = r.secondsPerStepByPhase.sorted { $0.value > $1.value }.map {
+                String(format: "%@ %.1f ms (%.0f%%)", $0.key, $0.value * 1e3, 100 * $0.value / max(total, 1e-12))
+            }
+            print("             " + parts.joined(separator: ", "))
+        }
+    }
+}
