@@ -45,6 +45,8 @@ public enum ShardBenchmark {
         public var records: Int
         public var storedRatio: Double
         public var decode: [DecodeResult]
+        /// CRC32C alone over the compressed frames, one thread, MB per second of frame bytes.
+        public var crcMegabytesPerSecond: Double
         public var compression: [CompressionResult]
         public var sampleBytes: Int
 
@@ -53,6 +55,7 @@ public enum ShardBenchmark {
             for d in decode {
                 lines.append("  \(d.threads) thread\(d.threads == 1 ? " " : "s") \(formatFixed(d.megabytesPerSecond, 0).padded(7)) MB/s  \(formatFixed(d.recordsPerSecond / 1e6, 2)) M records/s")
             }
+            lines.append("  (of which frame CRC32C alone runs at \(formatFixed(crcMegabytesPerSecond, 0)) MB/s of compressed bytes)")
             lines.append("")
             lines.append("compression of \(formatBytes(sampleBytes)) of records (1 thread):")
             lines.append("  level  block      ratio   MB/s")
@@ -73,6 +76,7 @@ public enum ShardBenchmark {
         let raw = split.shards.reduce(0) { $0 + $1.uncompressedBytes }
         var decode = [try measureDecode(split, threads: 1, seconds: configuration.minimumSeconds)]
         if configuration.threads > 1 { decode.append(try measureDecode(split, threads: configuration.threads, seconds: configuration.minimumSeconds)) }
+        let crc = measureCRC(split, seconds: configuration.minimumSeconds / 3)
         let sample = try decodedSample(split, bytes: configuration.sampleBytes)
         var compression = [CompressionResult]()
         for blockBytes in configuration.blockSizes {
@@ -81,7 +85,7 @@ public enum ShardBenchmark {
             }
         }
         return Report(split: name, records: split.recordCount, storedRatio: stored > 0 ? Double(raw) / Double(stored) : 0,
-                      decode: decode, compression: compression, sampleBytes: sample.count)
+                      decode: decode, crcMegabytesPerSecond: crc, compression: compression, sampleBytes: sample.count)
     }
 
     static func now() -> Double {
@@ -120,6 +124,24 @@ public enum ShardBenchmark {
         let median = rates.sorted()[1]
         return DecodeResult(threads: threads, megabytesPerSecond: median / 1e6,
                             recordsPerSecond: median / Double(split.schema.recordSize))
+    }
+
+    /// CRC32C over every compressed frame, repeated for `seconds`.
+    static func measureCRC(_ split: ShardSplit, seconds: Double) -> Double {
+        var bytes = 0
+        var sink: UInt32 = 0
+        let start = now()
+        repeat {
+            for shard in split.shards {
+                for b in 0..<shard.blocks.count {
+                    let frame = shard.frame(b)
+                    sink ^= CRC32C.checksum(frame)
+                    bytes += frame.count
+                }
+            }
+        } while now() - start < seconds
+        if sink == 0x1234_5678 { print("") }  // keep the checksums observable so they are not optimised away
+        return Double(bytes) / (now() - start) / 1e6
     }
 
     /// The first `bytes` (whole blocks) of decoded records.
