@@ -30,6 +30,9 @@ public enum ShardBenchmark {
         /// Uncompressed MB (10^6 bytes) per second, frame CRC and zstd checksum included.
         public var megabytesPerSecond: Double
         public var recordsPerSecond: Double
+        /// Process CPU seconds per wall second while measuring: near `threads` when the threads
+        /// really ran in parallel, lower when other processes took the cores (a shared machine).
+        public var cpuUtilization: Double
     }
 
     public struct CompressionResult: Sendable {
@@ -53,7 +56,7 @@ public enum ShardBenchmark {
         public var description: String {
             var lines = ["split \(split): \(records) records, stored compression ratio \(formatFixed(storedRatio, 3))", "", "decode (frame CRC32C + zstd checksum, median of 3):"]
             for d in decode {
-                lines.append("  \(d.threads) thread\(d.threads == 1 ? " " : "s") \(formatFixed(d.megabytesPerSecond, 0).padded(7)) MB/s  \(formatFixed(d.recordsPerSecond / 1e6, 2)) M records/s")
+                lines.append("  \(d.threads) thread\(d.threads == 1 ? " " : "s") \(formatFixed(d.megabytesPerSecond, 0).padded(7)) MB/s  \(formatFixed(d.recordsPerSecond / 1e6, 2)) M records/s  (cores busy \(formatFixed(d.cpuUtilization, 2)))")
             }
             lines.append("  (of which frame CRC32C alone runs at \(formatFixed(crcMegabytesPerSecond, 0)) MB/s of compressed bytes)")
             lines.append("")
@@ -94,6 +97,14 @@ public enum ShardBenchmark {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
+    /// User + system CPU time of the whole process.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) * 1e-6
+    }
+
     /// Decodes every block of `split` repeatedly on `threads` threads (thread w takes blocks
     /// w, w + threads, ...), each with its own decoder and buffer.
     static func measureDecode(_ split: ShardSplit, threads: Int, seconds: Double) throws -> DecodeResult {
@@ -105,6 +116,7 @@ public enum ShardBenchmark {
         defer { _ = failures.deinitialize(); failures.deallocate() }
         let passBytes = Double(split.recordCount * split.schema.recordSize)
         var rates = [Double]()
+        let cpuStart = cpuSeconds(), wallStart = now()
         for _ in 0..<3 {
             var passes = 0
             let start = now()
@@ -121,9 +133,10 @@ public enum ShardBenchmark {
             } while now() - start < seconds / 3
             rates.append(Double(passes) * passBytes / (now() - start))
         }
+        let utilization = (cpuSeconds() - cpuStart) / (now() - wallStart)
         let median = rates.sorted()[1]
         return DecodeResult(threads: threads, megabytesPerSecond: median / 1e6,
-                            recordsPerSecond: median / Double(split.schema.recordSize))
+                            recordsPerSecond: median / Double(split.schema.recordSize), cpuUtilization: utilization)
     }
 
     /// CRC32C over every compressed frame, repeated for `seconds`.
