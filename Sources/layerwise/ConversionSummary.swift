@@ -10,7 +10,7 @@ struct ConversionSummary: CustomStringConvertible {
         let bytes = m.shards.reduce(0) { $0 + $1.bytes }
         let raw = m.shards.reduce(0) { $0 + $1.uncompressedBytes }
         let ratio = bytes > 0 ? Double(raw) / Double(bytes) : 0
-        return "wrote split \(report.split) of \(report.directory): \(m.records) records, \(m.blocks) blocks, "
+        return "wrote split \(report.split) of \(report.directory): \(m.records) records, \(m.blocks) block\(m.blocks == 1 ? "" : "s"), "
             + "\(m.shards.count) shard\(m.shards.count == 1 ? "" : "s"), \(formatBytes(bytes)) (ratio \(formatFixed(ratio, 2))), "
             + "shuffle \(m.writer.shuffleMethod), \(formatFixed(report.seconds, 2)) s"
     }

@@ -191,6 +191,25 @@ final class ConvertIDXTests: XCTestCase {
         assertShardError(try ShardDataset(directory: dir + "/fresh")) { if case .manifestMissing = $0 { return true } else { return false } }
     }
 
+    func testInterruptedConversionLeavesNoValidDatasetAndIsCleanedUpNextTime() throws {
+        try writeIDX(count: 10)
+        _ = try convert(try input(), to: dir + "/ok")
+        let halfShard = Array(readBytes(dir + "/ok/train-00000-of-00001.zshard").prefix(100))
+        // What a killed conversion leaves: the staging folder of a process that no longer
+        // exists, holding a half-written shard, and no manifest.
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let stale = dir + "/ds/.incoming-train-\(finished.processIdentifier)-123"
+        try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
+        writeBytes(halfShard, stale + "/train-00000-of-00001.zshard")
+        assertShardError(try ShardDataset(directory: dir + "/ds")) { if case .manifestMissing = $0 { return true } else { return false } }
+        _ = try convert(try input(), to: dir + "/ds")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/ds").sorted(),
+                       ["manifest.json", "train-00000-of-00001.zshard"], "the abandoned staging folder is removed")
+    }
+
     func testBadOptionsAreRejected() throws {
         try writeIDX(count: 5)
         assertShardError(try convert(try input(), to: dir + "/x", split: "bad name")) {

@@ -31,7 +31,7 @@ public struct IDXInput: RecordInput {
         let magic = try file.readExactly(4, expectedTotal: 4)
         let rank = Int(magic[3])
         guard magic[0] == 0, magic[1] == 0, magic[2] == 0x08, expectedRanks.contains(rank) else {
-            let found = magic.map { String($0, radix: 16) }.joined(separator: " ")
+            let found = magic.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: " ")
             let wanted = expectedRanks.map { "00 00 08 0\($0)" }.joined(separator: " or ")
             throw ShardError.invalidInput(file: path, problem: "bad IDX magic: found bytes \(found), expected \(wanted) (unsigned-byte \(expectedRanks == [1] ? "labels" : "images"))")
         }

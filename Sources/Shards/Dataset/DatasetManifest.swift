@@ -95,7 +95,7 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
     /// Pretty, key-sorted JSON, so equal manifests give equal files.
     func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return Array(try! encoder.encode(self)) + [0x0A]
     }
 

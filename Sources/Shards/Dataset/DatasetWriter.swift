@@ -42,11 +42,25 @@ public final class DatasetWriter {
         } else {
             existing = nil
         }
+        DatasetWriter.removeAbandonedStaging(in: directory)
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         stagingDirectory = directory + "/.incoming-\(split)-\(getpid())-\(ts.tv_sec)\(ts.tv_nsec)"
         do { try fm.createDirectory(atPath: stagingDirectory, withIntermediateDirectories: false) } catch {
             throw ShardError.io(file: stagingDirectory, operation: "create directory", message: error.localizedDescription)
+        }
+    }
+
+    /// Removes staging folders (`.incoming-<split>-<pid>-<time>`) left by conversions whose
+    /// process no longer exists (killed, crashed, machine lost power). Live ones are left alone.
+    static func removeAbandonedStaging(in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix(".incoming-") {
+            let parts = name.split(separator: "-")
+            guard parts.count == 4, let pid = Int32(parts[2]), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: directory + "/" + name)
+            }
         }
     }
 

@@ -30,6 +30,9 @@ public enum ShardBenchmark {
         /// Uncompressed MB (10^6 bytes) per second, frame CRC and zstd checksum included.
         public var megabytesPerSecond: Double
         public var recordsPerSecond: Double
+        /// Process CPU seconds per wall second while measuring: near `threads` when the threads
+        /// really ran in parallel, lower when other processes took the cores (a shared machine).
+        public var cpuUtilization: Double
     }
 
     public struct CompressionResult: Sendable {
@@ -45,14 +48,17 @@ public enum ShardBenchmark {
         public var records: Int
         public var storedRatio: Double
         public var decode: [DecodeResult]
+        /// CRC32C alone over the compressed frames, one thread, MB per second of frame bytes.
+        public var crcMegabytesPerSecond: Double
         public var compression: [CompressionResult]
         public var sampleBytes: Int
 
         public var description: String {
             var lines = ["split \(split): \(records) records, stored compression ratio \(formatFixed(storedRatio, 3))", "", "decode (frame CRC32C + zstd checksum, median of 3):"]
             for d in decode {
-                lines.append("  \(d.threads) thread\(d.threads == 1 ? " " : "s") \(formatFixed(d.megabytesPerSecond, 0).padded(7)) MB/s  \(formatFixed(d.recordsPerSecond / 1e6, 2)) M records/s")
+                lines.append("  \(d.threads) thread\(d.threads == 1 ? " " : "s") \(formatFixed(d.megabytesPerSecond, 0).padded(7)) MB/s  \(formatFixed(d.recordsPerSecond / 1e6, 2)) M records/s  (cores busy \(formatFixed(d.cpuUtilization, 2)))")
             }
+            lines.append("  (of which frame CRC32C alone runs at \(formatFixed(crcMegabytesPerSecond, 0)) MB/s of compressed bytes)")
             lines.append("")
             lines.append("compression of \(formatBytes(sampleBytes)) of records (1 thread):")
             lines.append("  level  block      ratio   MB/s")
@@ -73,6 +79,7 @@ public enum ShardBenchmark {
         let raw = split.shards.reduce(0) { $0 + $1.uncompressedBytes }
         var decode = [try measureDecode(split, threads: 1, seconds: configuration.minimumSeconds)]
         if configuration.threads > 1 { decode.append(try measureDecode(split, threads: configuration.threads, seconds: configuration.minimumSeconds)) }
+        let crc = measureCRC(split, seconds: configuration.minimumSeconds / 3)
         let sample = try decodedSample(split, bytes: configuration.sampleBytes)
         var compression = [CompressionResult]()
         for blockBytes in configuration.blockSizes {
@@ -81,13 +88,21 @@ public enum ShardBenchmark {
             }
         }
         return Report(split: name, records: split.recordCount, storedRatio: stored > 0 ? Double(raw) / Double(stored) : 0,
-                      decode: decode, compression: compression, sampleBytes: sample.count)
+                      decode: decode, crcMegabytesPerSecond: crc, compression: compression, sampleBytes: sample.count)
     }
 
     static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// User + system CPU time of the whole process.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) * 1e-6
     }
 
     /// Decodes every block of `split` repeatedly on `threads` threads (thread w takes blocks
@@ -101,6 +116,7 @@ public enum ShardBenchmark {
         defer { _ = failures.deinitialize(); failures.deallocate() }
         let passBytes = Double(split.recordCount * split.schema.recordSize)
         var rates = [Double]()
+        let cpuStart = cpuSeconds(), wallStart = now()
         for _ in 0..<3 {
             var passes = 0
             let start = now()
@@ -117,9 +133,28 @@ public enum ShardBenchmark {
             } while now() - start < seconds / 3
             rates.append(Double(passes) * passBytes / (now() - start))
         }
+        let utilization = (cpuSeconds() - cpuStart) / (now() - wallStart)
         let median = rates.sorted()[1]
         return DecodeResult(threads: threads, megabytesPerSecond: median / 1e6,
-                            recordsPerSecond: median / Double(split.schema.recordSize))
+                            recordsPerSecond: median / Double(split.schema.recordSize), cpuUtilization: utilization)
+    }
+
+    /// CRC32C over every compressed frame, repeated for `seconds`.
+    static func measureCRC(_ split: ShardSplit, seconds: Double) -> Double {
+        var bytes = 0
+        var sink: UInt32 = 0
+        let start = now()
+        repeat {
+            for shard in split.shards {
+                for b in 0..<shard.blocks.count {
+                    let frame = shard.frame(b)
+                    sink ^= CRC32C.checksum(frame)
+                    bytes += frame.count
+                }
+            }
+        } while now() - start < seconds
+        if sink == 0x1234_5678 { print("") }  // keep the checksums observable so they are not optimised away
+        return Double(bytes) / (now() - start) / 1e6
     }
 
     /// The first `bytes` (whole blocks) of decoded records.
