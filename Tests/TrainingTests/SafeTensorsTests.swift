@@ -21,7 +21,7 @@ final class SafeTensorsTests: XCTestCase {
 
     private func write(_ bytes: [UInt8], to name: String) -> String {
         let p = path(name)
-        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: p, contents: Data(bytes)))
         return p
     }
 
@@ -271,6 +271,9 @@ final class SafeTensorsTests: XCTestCase {
         }
         guard case .invalidTensor(p, "__metadata__", _)? = error({ try SafeTensors.write([SafeTensorsEntry(name: "__metadata__", shape: [], floats: [1])], to: p) }) else {
             return XCTFail("the reserved name must be rejected")
+        }
+        guard case .invalidTensor(p, "huge", _)? = error({ try SafeTensors.write([SafeTensorsEntry(name: "huge", shape: [1 << 40, 1 << 40], floats: [])], to: p) }) else {
+            return XCTFail("a shape whose byte count overflows must be rejected")
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), [])
     }

@@ -49,7 +49,12 @@ public enum SafeTensors {
             previous = tensor.name
             if tensor.name.isEmpty || tensor.name == "__metadata__" { throw invalid("the name is empty or reserved") }
             if tensor.shape.contains(where: { $0 < 0 }) { throw invalid("its shape \(tensor.shape) has a negative dimension") }
-            let expected = tensor.shape.reduce(tensor.dtype.byteSize, *)
+            var expected = tensor.dtype.byteSize
+            for n in tensor.shape {
+                let (product, overflow) = expected.multipliedReportingOverflow(by: n)
+                if overflow { throw invalid("its shape \(tensor.shape) has more elements than can be addressed") }
+                expected = product
+            }
             if tensor.byteCount != expected {
                 throw invalid("it has \(tensor.byteCount) bytes but \(tensor.dtype.rawValue) x \(tensor.shape) needs \(expected)")
             }

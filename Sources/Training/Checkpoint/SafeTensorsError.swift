@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What is wrong with a safetensors file or with tensors handed to the writer. Every case names
 /// the file, and the tensor where one is at fault; `description` reads as a sentence.
 public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
@@ -69,9 +75,3 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
