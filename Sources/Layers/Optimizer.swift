@@ -51,6 +51,8 @@ public final class Optimizer {
 
     /// PyTorch's Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     /// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+    /// Eight lanes at a time: this loop streams 16 bytes x 4 arrays per parameter and was 21% of
+    /// an mlp predsim step before (`layerwise bench train`, update phase).
     private func adam(_ p: Parameter, _ grad: Tensor, lr: Float) {
         let s = settings
         let bc1 = 1 - Float(Foundation.pow(Double(s.beta1), Double(stepCount)))
@@ -58,7 +60,26 @@ public final class Optimizer {
         let stepSize = lr / bc1, invSqrtBc2 = 1 / bc2.squareRoot()
         let w = p.value.pointer, g = grad.pointer, m = p.state[0].pointer, v = p.state[1].pointer
         let b1 = s.beta1, b2 = s.beta2, eps = s.epsilon, wd = s.weightDecay
-        for i in 0..<p.count {
+        let n = p.count
+        let vectorEnd = n & ~7
+        if wd == 0 {
+            let b1v = SIMD8<Float>(repeating: b1), c1v = SIMD8<Float>(repeating: 1 - b1)
+            let b2v = SIMD8<Float>(repeating: b2), c2v = SIMD8<Float>(repeating: 1 - b2)
+            let sv = SIMD8<Float>(repeating: stepSize), iv = SIMD8<Float>(repeating: invSqrtBc2)
+            let ev = SIMD8<Float>(repeating: eps)
+            var i = 0
+            while i < vectorEnd {
+                let gi = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
+                let mi = b1v * UnsafeRawPointer(m + i).loadUnaligned(as: SIMD8<Float>.self) + c1v * gi
+                let vi = b2v * UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self) + c2v * gi * gi
+                let wi = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(m + i).storeBytes(of: mi, as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(v + i).storeBytes(of: vi, as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(w + i).storeBytes(of: wi - sv * mi / (vi.squareRoot() * iv + ev), as: SIMD8<Float>.self)
+                i &+= 8
+            }
+        }
+        for i in (wd == 0 ? vectorEnd : 0)..<n {
             let gi = wd == 0 ? g[i] : g[i] + wd * w[i]
             let mi = b1 * m[i] + (1 - b1) * gi
             let vi = b2 * v[i] + (1 - b2) * gi * gi

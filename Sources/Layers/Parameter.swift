@@ -21,11 +21,13 @@ public final class Parameter {
     public var count: Int { value.count }
     public var shape: [Int] { value.shape }
 
-    /// Allocates a zeroed gradient (booked as `gradients`) if there is none, and returns it.
+    /// Allocates a gradient (booked as `gradients`) if there is none, and returns it. Its
+    /// contents are undefined: every backward kernel overwrites its gradient unless asked to
+    /// accumulate (which only chunked steps do, after a first overwriting chunk).
     @discardableResult
     public func makeGrad() -> Tensor {
         if let grad { return grad }
-        let g = Tensor(value.shape, .gradients, layer: layer, label: "grad", ledger: value.storage.ledger)
+        let g = Tensor(value.shape, .gradients, layer: layer, label: "grad", ledger: value.storage.ledger, zeroed: false)
         grad = g
         return g
     }

@@ -18,6 +18,30 @@ public enum BatchNormKernel {
         let zp = z.pointer, mp = mean.pointer, ip = invStd.pointer
         mp.update(repeating: 0, count: channels)
         ip.update(repeating: 0, count: channels)
+        if spatial == 1 {
+            // (B, C) rows: accumulate whole rows so the inner loop runs over contiguous channels.
+            for r in 0..<batch {
+                let row = zp + r &* channels
+                for c in 0..<channels { mp[c] += row[c] }
+            }
+            let invB = 1 / Float(batch)
+            for c in 0..<channels { mp[c] *= invB }
+            for r in 0..<batch {
+                let row = zp + r &* channels
+                for c in 0..<channels { let d = row[c] - mp[c]; ip[c] += d * d }
+            }
+            finishStatistics(mean: mp, sumSquares: ip, channels: channels, n: n, runningMean: runningMean, runningVar: runningVar)
+            let g = gamma.pointer, b = beta.pointer, op = out.pointer
+            for r in 0..<batch {
+                let row = zp + r &* channels, orow = op + r &* channels
+                for c in 0..<channels {
+                    let xhat = (row[c] - mp[c]) * ip[c]
+                    row[c] = xhat
+                    orow[c] = g[c] * xhat + b[c]
+                }
+            }
+            return
+        }
         // Mean, then variance around it (two passes: numerically safer than E[x^2] - E[x]^2).
         forEachChannelRun(batch: batch, channels: channels, spatial: spatial) { c, start in
             var s: Float = 0
@@ -32,15 +56,7 @@ public enum BatchNormKernel {
             for k in 0..<spatial { let d = zp[start &+ k] - m; s += d * d }
             ip[c] += s
         }
-        if let runningMean, let runningVar {
-            let rm = runningMean.pointer, rv = runningVar.pointer
-            let unbias = n > 1 ? Float(n) / Float(n - 1) : 1
-            for c in 0..<channels {
-                rm[c] = (1 - momentum) * rm[c] + momentum * mp[c]
-                rv[c] = (1 - momentum) * rv[c] + momentum * ip[c] * invN * unbias
-            }
-        }
-        for c in 0..<channels { ip[c] = 1 / (ip[c] * invN + epsilon).squareRoot() }
+        finishStatistics(mean: mp, sumSquares: ip, channels: channels, n: n, runningMean: runningMean, runningVar: runningVar)
         let g = gamma.pointer, b = beta.pointer, op = out.pointer
         forEachChannelRun(batch: batch, channels: channels, spatial: spatial) { c, start in
             let m = mp[c], s = ip[c], gc = g[c], bc = b[c]
@@ -50,6 +66,22 @@ public enum BatchNormKernel {
                 op[start &+ k] = gc * xhat + bc
             }
         }
+    }
+
+    /// Updates the running statistics and turns the sums of squares in `sumSquares` into
+    /// 1 / sqrt(biased variance + eps).
+    private static func finishStatistics(mean mp: UnsafeMutablePointer<Float>, sumSquares ip: UnsafeMutablePointer<Float>,
+                                         channels: Int, n: Int, runningMean: Tensor?, runningVar: Tensor?) {
+        let invN = 1 / Float(n)
+        if let runningMean, let runningVar {
+            let rm = runningMean.pointer, rv = runningVar.pointer
+            let unbias = n > 1 ? Float(n) / Float(n - 1) : 1
+            for c in 0..<channels {
+                rm[c] = (1 - momentum) * rm[c] + momentum * mp[c]
+                rv[c] = (1 - momentum) * rv[c] + momentum * ip[c] * invN * unbias
+            }
+        }
+        for c in 0..<channels { ip[c] = 1 / (ip[c] * invN + epsilon).squareRoot() }
     }
 
     /// Evaluation forward with running statistics: out = gamma (z - rm) / sqrt(rv + eps) + beta.
@@ -75,11 +107,18 @@ public enum BatchNormKernel {
         // scratch (2C): per-channel sum(dy), sum(dy * xhat) of this batch
         let sumDy = scratch.pointer, sumDyX = scratch.pointer + channels
         sumDy.update(repeating: 0, count: 2 * channels)
-        forEachChannelRun(batch: batch, channels: channels, spatial: spatial) { c, start in
-            var a: Float = 0, b: Float = 0
-            for k in 0..<spatial { let d = dp[start &+ k]; a += d; b += d * xp[start &+ k] }
-            sumDy[c] += a
-            sumDyX[c] += b
+        if spatial == 1 {
+            for r in 0..<batch {
+                let d = dp + r &* channels, x = xp + r &* channels
+                for c in 0..<channels { sumDy[c] += d[c]; sumDyX[c] += d[c] * x[c] }
+            }
+        } else {
+            forEachChannelRun(batch: batch, channels: channels, spatial: spatial) { c, start in
+                var a: Float = 0, b: Float = 0
+                for k in 0..<spatial { let d = dp[start &+ k]; a += d; b += d * xp[start &+ k] }
+                sumDy[c] += a
+                sumDyX[c] += b
+            }
         }
         let gg = gammaGrad.pointer, bg = betaGrad.pointer
         for c in 0..<channels {
@@ -87,6 +126,22 @@ public enum BatchNormKernel {
             bg[c] = (accumulate ? bg[c] : 0) + sumDy[c]
         }
         let g = gamma.pointer, ip = invStd.pointer
+        if spatial == 1 {
+            // dz = g invstd dy - scale sum(dy) - xhat scale sum(dy xhat), scale = g invstd / N:
+            // fold the per-channel terms once (the sums were already copied into the gradients).
+            for c in 0..<channels {
+                let scale = g[c] * ip[c] / n
+                sumDy[c] *= scale
+                sumDyX[c] *= scale
+            }
+            for r in 0..<batch {
+                let d = dp + r &* channels, x = xp + r &* channels
+                for c in 0..<channels {
+                    d[c] = g[c] * ip[c] * d[c] - sumDy[c] - x[c] * sumDyX[c]
+                }
+            }
+            return
+        }
         forEachChannelRun(batch: batch, channels: channels, spatial: spatial) { c, start in
             let scale = g[c] * ip[c] / n, sd = sumDy[c], sdx = sumDyX[c]
             for k in 0..<spatial {
