@@ -49,6 +49,23 @@ public final class Optimizer {
         }
     }
 
+    /// Parameters at least this large are updated by two threads (memory-bound loop: one core
+    /// cannot saturate the memory bus here; `layerwise bench train`, update phase).
+    static let parallelThreshold = 1 << 16
+
+    /// Runs body(range) over 0..<n, split across the cores when n is large.
+    private func forChunks(_ n: Int, _ body: (Range<Int>) -> Void) {
+        let parts = n >= Optimizer.parallelThreshold ? Optimizer.cores : 1
+        if parts == 1 { body(0..<n); return }
+        let chunk = ((n + parts - 1) / parts + 7) & ~7  // 8-aligned chunk starts keep the SIMD loop whole
+        DispatchQueue.concurrentPerform(iterations: parts) { k in
+            let lo = min(n, k * chunk), hi = min(n, lo + chunk)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
     /// PyTorch's Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     /// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
     /// Eight lanes at a time: this loop streams 16 bytes x 4 arrays per parameter and was 21% of
@@ -60,14 +77,15 @@ public final class Optimizer {
         let stepSize = lr / bc1, invSqrtBc2 = 1 / bc2.squareRoot()
         let w = p.value.pointer, g = grad.pointer, m = p.state[0].pointer, v = p.state[1].pointer
         let b1 = s.beta1, b2 = s.beta2, eps = s.epsilon, wd = s.weightDecay
-        let n = p.count
-        let vectorEnd = n & ~7
+        forChunks(p.count) { range in
+        let n = range.upperBound
+        let vectorEnd = range.lowerBound + ((range.count) & ~7)
         if wd == 0 {
             let b1v = SIMD8<Float>(repeating: b1), c1v = SIMD8<Float>(repeating: 1 - b1)
             let b2v = SIMD8<Float>(repeating: b2), c2v = SIMD8<Float>(repeating: 1 - b2)
             let sv = SIMD8<Float>(repeating: stepSize), iv = SIMD8<Float>(repeating: invSqrtBc2)
             let ev = SIMD8<Float>(repeating: eps)
-            var i = 0
+            var i = range.lowerBound
             while i < vectorEnd {
                 let gi = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
                 let mi = b1v * UnsafeRawPointer(m + i).loadUnaligned(as: SIMD8<Float>.self) + c1v * gi
@@ -79,13 +97,14 @@ public final class Optimizer {
                 i &+= 8
             }
         }
-        for i in (wd == 0 ? vectorEnd : 0)..<n {
+        for i in (wd == 0 ? vectorEnd : range.lowerBound)..<n {
             let gi = wd == 0 ? g[i] : g[i] + wd * w[i]
             let mi = b1 * m[i] + (1 - b1) * gi
             let vi = b2 * v[i] + (1 - b2) * gi * gi
             m[i] = mi
             v[i] = vi
             w[i] -= stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+        }
         }
     }
 
@@ -102,4 +121,5 @@ public final class Optimizer {
         }
     }
 }
+import Dispatch
 import Foundation
