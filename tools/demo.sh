@@ -1,8 +1,36 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install dependencies, build in release and run the demo.
+# The main job on a fresh machine: install dependencies, build in release, convert Debian's
+# Fashion-MNIST to shards, train the paper's MLP locally (predsim) and by backprop for a short
+# run each, print both test errors, and write the memory report comparing the two modes.
+#
+#   EPOCHS=2 tools/demo.sh        # epochs per run (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+epochs=${EPOCHS:-2}
 tools/setup.sh
 swift build -c release --product layerwise
 bin=.build/release/layerwise
-$bin selfcheck
+src=/usr/share/datasets/fashion-mnist
+data=data/fashion-mnist
+
+if [ ! -f "$data/manifest.json" ]; then
+  $bin shards convert idx --images $src/train-images-idx3-ubyte.gz --labels $src/train-labels-idx1-ubyte.gz --split train --out $data
+  $bin shards convert idx --images $src/t10k-images-idx3-ubyte.gz --labels $src/t10k-labels-idx1-ubyte.gz --split test --out $data
+fi
+$bin shards verify $data
+
+echo
+echo "== local training (predsim): each block learns from its own loss and frees its activations"
+$bin train --data $data --run runs/demo-local --loss predsim --epochs "$epochs" --milestones ""
+echo
+echo "== backprop baseline, same model, same engine"
+$bin train --data $data --run runs/demo-backprop --loss backprop --epochs "$epochs" --milestones ""
+echo
+echo "== test error"
+$bin eval --run runs/demo-local
+$bin eval --run runs/demo-backprop
+if $bin profile --help >/dev/null 2>&1; then
+  echo
+  echo "== memory: the same model and batch, local vs backprop"
+  $bin profile --model mlp --batch-size 128 --steps 3 --out reports/mlp
+fi

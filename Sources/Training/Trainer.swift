@@ -21,6 +21,10 @@ public final class Trainer {
     /// Where training stands; saved in every checkpoint.
     public private(set) var state: TrainerState
 
+    /// Tests simulate a kill: the run stops dead (no checkpoint) once this many steps are done.
+    var killAtGlobalStep: Int?
+    struct Killed: Error {}
+
     /// - Parameters:
     ///   - resume: continue from the run folder's checkpoint (its config must match).
     ///   - log: receives one line per epoch (the CLI prints them).
@@ -95,6 +99,7 @@ public final class Trainer {
         while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try loader.nextBatch() {
             let count = min(batch.count, recordsPerEpoch - state.cursor.recordsConsumed)
             let images = Tensor(storage: batch.images, shape: [batch.count, batch.channels, batch.height, batch.width]).rows(0..<count)
+            if let kill = killAtGlobalStep, state.globalStep >= kill { throw Killed() }
             let stats = network.trainStep(images: images, labels: batch.labels.pointer, lr: lr, step: state.globalStep)
             try checkFinite(stats, epoch: epoch)
             state.accumulate(stats, count: count, layers: network.blocks.count)

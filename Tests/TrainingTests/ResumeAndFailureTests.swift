@@ -1,0 +1,133 @@
+import Foundation
+import Layers
+import MemoryLedger
+import Tensors
+import XCTest
+@testable import Training
+
+/// A killed run resumes exactly; a diverging run stops with the layer and step named and its
+/// checkpoint intact; eval rejects checkpoints of other models and damaged files.
+final class ResumeAndFailureTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(FashionMNISTSlice.available, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        directory = FashionMNISTSlice.temporaryDirectory("resume")
+        try FashionMNISTSlice.make(in: directory, train: 700, test: 200)
+    }
+
+    override func tearDown() {
+        if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    func config(_ run: String, loss: LossKind = .predsim) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.data = directory + "/fashion-mnist"
+        c.run = directory + "/" + run
+        c.model.loss = loss
+        c.model.numLayers = 2
+        c.model.numHidden = 32
+        c.model.dropout = 0.1
+        c.epochs = 3
+        c.batchSize = 64
+        c.milestones = [2]
+        c.checkpointEvery = 3
+        c.threads = 1
+        return c
+    }
+
+    func weights(_ trainer: Trainer) -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for (name, t) in Checkpoint.namedTensors(trainer.network) { out[name] = t.array }
+        return out
+    }
+
+    /// 700 records at batch 64 is 11 steps per epoch; checkpoints every 3 steps. Kills at steps
+    /// inside an epoch (after and before a checkpoint), and at an epoch boundary.
+    func testKilledRunResumedEndsBitIdenticalToAnUninterruptedRun() throws {
+        for loss in [LossKind.predsim, .backprop] {
+            let reference = try Trainer(config: config("ref-\(loss)", loss: loss), ledger: Ledger(), showProgress: false, log: { _ in })
+            try reference.run()
+            let expected = weights(reference)
+            // kill step -> the step of the last checkpoint written before it
+            for (kill, checkpointed) in [(5, 3), (11, 11), (16, 14)] {
+                let run = "killed-\(loss)-\(kill)"
+                let first = try Trainer(config: config(run, loss: loss), ledger: Ledger(), showProgress: false, log: { _ in })
+                first.killAtGlobalStep = kill
+                XCTAssertThrowsError(try first.run())
+                let resumed = try Trainer(config: config(run, loss: loss), resume: true, ledger: Ledger(), showProgress: false, log: { _ in })
+                // It really continues from the checkpoint (a restart from scratch would also end
+                // with the same weights, since every random draw is seeded).
+                XCTAssertEqual(resumed.state.globalStep, checkpointed)
+                try resumed.run()
+                let got = weights(resumed)
+                XCTAssertEqual(got.keys.sorted(), expected.keys.sorted())
+                for (name, values) in expected {
+                    XCTAssertEqual(got[name], values, "\(loss): \(name) differs after a kill at step \(kill)")
+                }
+                let epochs = try RunFolder(path: directory + "/" + run).metrics().map(\.epoch)
+                XCTAssertEqual(epochs, [1, 2, 3])
+            }
+        }
+    }
+
+    func testResumeWithOtherSettingsIsRefused() throws {
+        let first = try Trainer(config: config("other"), ledger: Ledger(), showProgress: false, log: { _ in })
+        first.killAtGlobalStep = 4
+        XCTAssertThrowsError(try first.run())
+        var changed = config("other")
+        changed.lr = 0.1
+        XCTAssertThrowsError(try Trainer(config: changed, resume: true, ledger: Ledger(), showProgress: false)) { error in
+            XCTAssertTrue("\(error)".contains("another configuration"), "\(error)")
+        }
+    }
+
+    func testNonFiniteLossStopsWithLayerAndStepNamedAndCheckpointIntact() throws {
+        var c = config("nan", loss: .backprop)
+        c.lr = 1e30
+        c.optimizer.kind = .sgd
+        c.checkpointEvery = 1
+        let trainer = try Trainer(config: c, ledger: Ledger(), showProgress: false, log: { _ in })
+        XCTAssertThrowsError(try trainer.run()) { error in
+            guard case let TrainingError.nonFiniteLoss(layer, step, _, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(layer, "output layer")
+            XCTAssertGreaterThan(step, 0)
+            XCTAssertTrue("\(error)".contains("step \(step)"))
+        }
+        // The last checkpoint still loads.
+        let spec = try Checkpoint.spec(at: trainer.runFolder.checkpointPath)
+        XCTAssertEqual(spec.loss, .backprop)
+    }
+
+    func testEvalRejectsAnotherModelsCheckpointAndADamagedFile() throws {
+        var c = config("eval")
+        c.epochs = 1
+        let trainer = try Trainer(config: c, ledger: Ledger(), showProgress: false, log: { _ in })
+        try trainer.run()
+        let ok = try Evaluation.run(runFolder: c.run, checkpoint: nil, data: nil, split: "test")
+        XCTAssertEqual(ok.records, 200)
+        XCTAssertLessThan(ok.error, 90)
+
+        // Another model: the same file loaded into a wider network.
+        var other = c.model
+        other.numHidden = 64
+        let network = Network(spec: try Trainer.resolvedSpec(other, schema: try ShardsSchema.of(c.data)), seed: 1, ledger: Ledger())
+        XCTAssertThrowsError(try Checkpoint.load(from: trainer.runFolder.checkpointPath, into: network)) { error in
+            XCTAssertTrue("\(error)".contains("another model"), "\(error)")
+        }
+
+        // A damaged file: truncated in the middle of the tensor data.
+        let damaged = directory + "/damaged.safetensors"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: trainer.runFolder.checkpointPath))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: damaged))
+        XCTAssertThrowsError(try Evaluation.run(runFolder: nil, checkpoint: damaged, data: c.data, split: "test")) { error in
+            XCTAssertTrue("\(error)".contains("damaged"), "\(error)")
+            XCTAssertTrue("\(error)".contains(damaged), "\(error)")
+        }
+    }
+}
+
+import Shards
+enum ShardsSchema {
+    static func of(_ directory: String) throws -> RecordSchema { try ShardDataset(directory: directory).schema }
+}
