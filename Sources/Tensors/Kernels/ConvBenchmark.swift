@@ -18,12 +18,13 @@ public struct ConvBenchResult: Sendable, CustomStringConvertible {
     /// `geometry.flops(batch:)` / seconds / 1e9.
     public var gflops: Double
     public var workspaceBytes: Int
+    public var imagesPerGemm: Int
 
     public var description: String {
         let pass = self.pass.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
         let ms = (seconds * 1000 * 100).rounded() / 100
         let rate = (gflops * 10).rounded() / 10
-        return "\(geometry) B\(batch) \(pass) \(ms) ms  \(rate) GFLOP/s"
+        return "\(geometry) B\(batch) G\(imagesPerGemm) \(pass) \(ms) ms  \(rate) GFLOP/s"
     }
 }
 
@@ -43,9 +44,11 @@ public enum ConvBenchmark {
     ]
 
     /// Median of `repeats` timed calls (after one warm-up call) of each pass at each shape, with
-    /// the BLAS set to `threads` threads (restored afterwards).
+    /// the BLAS set to `threads` threads (restored afterwards). `imagesPerGemm` overrides the
+    /// workspace's default grouping (for tuning).
     public static func run(shapes: [ConvGeometry] = vgg8bShapes, batch: Int = 32, threads: Int = 2,
-                           repeats: Int = 3, passes: [ConvPass] = ConvPass.allCases) -> [ConvBenchResult] {
+                           repeats: Int = 3, passes: [ConvPass] = ConvPass.allCases,
+                           imagesPerGemm: Int? = nil) -> [ConvBenchResult] {
         let previousThreads = BLAS.threads
         BLAS.setThreads(threads)
         defer { BLAS.setThreads(previousThreads) }
@@ -67,7 +70,7 @@ public enum ConvBenchmark {
             let dx = Tensor(g.inputShape(batch: batch), .activationGrads, label: "bench dx", ledger: ledger)
             let dw = Tensor(g.weightShape, .gradients, label: "bench dw", ledger: ledger)
             let db = Tensor([g.outChannels], .gradients, label: "bench db", ledger: ledger)
-            let workspace = ConvWorkspace(g, ledger: ledger)
+            let workspace = ConvWorkspace(g, imagesPerGemm: imagesPerGemm, ledger: ledger)
             for pass in passes {
                 let call: () -> Void
                 switch pass {
@@ -91,7 +94,8 @@ public enum ConvBenchmark {
                 let median = times[times.count / 2]
                 results.append(ConvBenchResult(geometry: g, batch: batch, pass: pass, threads: threads, seconds: median,
                                                gflops: g.flops(batch: batch) / median / 1e9,
-                                               workspaceBytes: workspace.byteCount))
+                                               workspaceBytes: workspace.byteCount,
+                                               imagesPerGemm: workspace.imagesPerGemm))
             }
         }
         return results

@@ -1,7 +1,9 @@
 /// im2col and its adjoint col2im for one image, stride 1, symmetric zero padding.
 ///
-/// The column matrix is (C k k, H' W'): row r = (c k + i) k + j holds, for every output
-/// position (oh, ow), the input x[c, oh + i - p, ow + j - p] (0 outside the image). Within a row
+/// The column matrix of one image is (C k k, H' W'): row r = (c k + i) k + j holds, for every
+/// output position (oh, ow), the input x[c, oh + i - p, ow + j - p] (0 outside the image). Its
+/// rows are `rowStride` floats apart, so the matrices of several images can sit side by side in
+/// one (C k k, n H' W') matrix: image g's block starts at column g H' W'. Within a row
 /// the valid output columns of one output row form one contiguous run of the input row, so both
 /// loops are runs of straight copies/adds with the zero borders handled once per row.
 enum Im2col {
@@ -13,15 +15,18 @@ enum Im2col {
         return (low, max(low, high))
     }
 
-    /// x: (C, H, W) of one image -> columns: (C k k, H' W').
-    static func im2col(_ g: ConvGeometry, image x: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>) {
+    /// x: (C, H, W) of one image -> columns: (C k k, H' W') with rows `rowStride` apart.
+    static func im2col(_ g: ConvGeometry, image x: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>,
+                       rowStride: Int) {
         let k = g.kernel, p = g.padding, h = g.height, w = g.width
         let outH = g.outHeight, outW = g.outWidth, inSpatial = g.inSpatial
-        var dst = columns
+        var row = columns
         for c in 0..<g.inChannels {
             let plane = x + c &* inSpatial
             for i in 0..<k {
                 for j in 0..<k {
+                    var dst = row
+                    row += rowStride
                     let (low, high) = validColumns(g, j)
                     let shift = j &- p   // input column = ow + shift
                     for oh in 0..<outH {
@@ -43,14 +48,17 @@ enum Im2col {
 
     /// Adjoint of `im2col`: dx (C, H, W) += fold(columns (C k k, H' W')). Entries of `columns`
     /// that fall into the padding are dropped.
-    static func col2imAdd(_ g: ConvGeometry, columns: UnsafePointer<Float>, image dx: UnsafeMutablePointer<Float>) {
+    static func col2imAdd(_ g: ConvGeometry, columns: UnsafePointer<Float>, rowStride: Int,
+                          image dx: UnsafeMutablePointer<Float>) {
         let k = g.kernel, p = g.padding, h = g.height, w = g.width
         let outH = g.outHeight, outW = g.outWidth, inSpatial = g.inSpatial
-        var src = columns
+        var row = columns
         for c in 0..<g.inChannels {
             let plane = dx + c &* inSpatial
             for i in 0..<k {
                 for j in 0..<k {
+                    var src = row
+                    row += rowStride
                     let (low, high) = validColumns(g, j)
                     let shift = j &- p
                     for oh in 0..<outH {
