@@ -9,6 +9,8 @@
 /// matrix. Within a group of n images the GEMMs see (., n H' W') matrices whose rows are
 /// n H' W' apart; image g owns columns g H' W' ..< (g + 1) H' W'. A group of one image reads and
 /// writes x, y, dy and dx in place (no staging copy).
+///
+/// A workspace is scratch for one call at a time: calls that may run concurrently need their own.
 public enum Conv2dKernel {
     // Y_grp (OC, n H'W') = W (OC, Ckk) cols_grp (Ckk, n H'W') + bias, then scattered to
     // y (n, OC, H'W').
