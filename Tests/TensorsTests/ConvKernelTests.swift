@@ -1,0 +1,221 @@
+import MemoryLedger
+import Tensors
+import XCTest
+
+final class ConvKernelTests: XCTestCase {
+    /// Direct convolution in Float64, seven loops, no im2col: the reference the kernel must match.
+    /// x (B, C, H, W), w (OC, C, k, k), b (OC) -> (B, OC, H', W').
+    static func referenceConv(_ x: [Double], _ w: [Double], _ bias: [Double]?, _ g: ConvGeometry, batch: Int) -> [Double] {
+        let (c, h, wd, k, p) = (g.inChannels, g.height, g.width, g.kernel, g.padding)
+        let (oc, oh, ow) = (g.outChannels, g.outHeight, g.outWidth)
+        var y = [Double](repeating: 0, count: batch * oc * oh * ow)
+        for n in 0..<batch {
+            for o in 0..<oc {
+                for r in 0..<oh {
+                    for s in 0..<ow {
+                        var acc = bias?[o] ?? 0
+                        for ci in 0..<c {
+                            for i in 0..<k {
+                                for j in 0..<k {
+                                    let ih = r + i - p, iw = s + j - p
+                                    guard ih >= 0, ih < h, iw >= 0, iw < wd else { continue }
+                                    acc += x[((n * c + ci) * h + ih) * wd + iw] * w[((o * c + ci) * k + i) * k + j]
+                                }
+                            }
+                        }
+                        y[((n * oc + o) * oh + r) * ow + s] = acc
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    struct Case {
+        var g: ConvGeometry
+        var batch: Int
+        var x: [Double], w: [Double], b: [Double], r: [Double]
+        init(_ g: ConvGeometry, batch: Int, seed: UInt64) {
+            var rng = ConvCheck.Random(seed: seed)
+            self.g = g
+            self.batch = batch
+            x = rng.uniform(batch * g.inChannels * g.inSpatial)
+            w = rng.uniform(g.outChannels * g.patchSize, -0.5, 0.5)
+            b = rng.uniform(g.outChannels)
+            r = rng.uniform(batch * g.outChannels * g.outSpatial)
+        }
+    }
+
+    static let geometries = [
+        ConvGeometry(inChannels: 3, outChannels: 4, height: 5, width: 7, kernel: 3, padding: 1),
+        ConvGeometry(inChannels: 3, outChannels: 4, height: 5, width: 7, kernel: 1, padding: 0),
+        ConvGeometry(inChannels: 3, outChannels: 4, height: 5, width: 7, kernel: 3, padding: 0),
+        ConvGeometry(inChannels: 2, outChannels: 3, height: 4, width: 3, kernel: 5, padding: 2),
+        ConvGeometry(inChannels: 1, outChannels: 2, height: 1, width: 1, kernel: 3, padding: 1),
+    ]
+
+    /// Images per GEMM to test: one at a time, pairs (batch 3 leaves a group of one), the default.
+    static let groupings: [Int?] = [1, 2, nil]
+
+    func testForwardMatchesDirectConvolution() {
+        let batch = 3
+        for (n, g) in Self.geometries.enumerated() {
+            for group in Self.groupings {
+                let t = Case(g, batch: batch, seed: 10 + UInt64(n))
+                let ws = ConvWorkspace(g, imagesPerGemm: group)
+                let y = Tensor(g.outputShape(batch: batch), .activations, label: "y", zeroed: false)
+                y.fill(.nan)  // the kernel must write every output element
+                Conv2dKernel.forward(x: ConvCheck.tensor(g.inputShape(batch: batch), t.x),
+                                     weight: ConvCheck.tensor(g.weightShape, t.w),
+                                     bias: ConvCheck.tensor([g.outChannels], t.b), into: y, workspace: ws)
+                let expected = Self.referenceConv(t.x, t.w, t.b, g, batch: batch)
+                ConvCheck.assertClose(ConvCheck.doubles(y), expected, tolerance: 1e-5, "\(g) G \(ws.imagesPerGemm) forward")
+                XCTAssertGreaterThan(ConvCheck.norm(expected), 0.1)
+            }
+        }
+    }
+
+    func testForwardWithoutBias() {
+        let g = Self.geometries[0]
+        let t = Case(g, batch: 3, seed: 3)
+        for group in Self.groupings {
+            let y = Tensor(g.outputShape(batch: 3), .activations, label: "y", zeroed: false)
+            y.fill(.nan)
+            Conv2dKernel.forward(x: ConvCheck.tensor(g.inputShape(batch: 3), t.x), weight: ConvCheck.tensor(g.weightShape, t.w),
+                                 bias: nil, into: y, workspace: ConvWorkspace(g, imagesPerGemm: group))
+            ConvCheck.assertClose(ConvCheck.doubles(y), Self.referenceConv(t.x, t.w, nil, g, batch: 3), tolerance: 1e-5, "no bias")
+        }
+    }
+
+    /// L = sum(conv(x, W, b) * R): kernel gradients against central differences of the Float64
+    /// reference, for data, weights and bias, on every test geometry and grouping.
+    func testGradientsMatchFiniteDifferences() {
+        for (n, g) in Self.geometries.enumerated() {
+          for group in Self.groupings {
+            let batch = 3
+            let t = Case(g, batch: batch, seed: 20 + UInt64(n))
+            let ws = ConvWorkspace(g, imagesPerGemm: group)
+            let x = ConvCheck.tensor(g.inputShape(batch: batch), t.x)
+            let w = ConvCheck.tensor(g.weightShape, t.w)
+            let dy = ConvCheck.tensor(g.outputShape(batch: batch), t.r)
+            let dx = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx", zeroed: false)
+            dx.fill(.nan)
+            let dw = Tensor(g.weightShape, .gradients, label: "dw", zeroed: false)
+            dw.fill(.nan)
+            let db = Tensor([g.outChannels], .gradients, label: "db", zeroed: false)
+            db.fill(.nan)
+            Conv2dKernel.backwardData(dy: dy, weight: w, into: dx, workspace: ws)
+            Conv2dKernel.backwardWeights(dy: dy, x: x, weightGrad: dw, biasGrad: db, workspace: ws)
+
+            func loss(_ xv: [Double], _ wv: [Double], _ bv: [Double]) -> Double {
+                ConvCheck.dot(Self.referenceConv(xv, wv, bv, g, batch: batch), t.r)
+            }
+            let ndx = ConvCheck.numericalGradient(at: t.x) { loss($0, t.w, t.b) }
+            let ndw = ConvCheck.numericalGradient(at: t.w) { loss(t.x, $0, t.b) }
+            let ndb = ConvCheck.numericalGradient(at: t.b) { loss(t.x, t.w, $0) }
+            let what = "\(g) G \(ws.imagesPerGemm)"
+            ConvCheck.assertGradient(ConvCheck.doubles(dx), ndx, "\(what) dx")
+            ConvCheck.assertGradient(ConvCheck.doubles(dw), ndw, "\(what) dW")
+            ConvCheck.assertGradient(ConvCheck.doubles(db), ndb, "\(what) db")
+          }
+        }
+    }
+
+    /// Two chunks with `accumulate` give the full batch's weight gradients, and backward-data
+    /// with `accumulate` adds onto what dx holds.
+    func testAccumulateFlags() {
+        let g = Self.geometries[0]
+        let batch = 4
+        let t = Case(g, batch: batch, seed: 7)
+        let ws = ConvWorkspace(g, imagesPerGemm: 2)
+        let x = ConvCheck.tensor(g.inputShape(batch: batch), t.x)
+        let w = ConvCheck.tensor(g.weightShape, t.w)
+        let dy = ConvCheck.tensor(g.outputShape(batch: batch), t.r)
+        let fullW = Tensor(g.weightShape, .gradients, label: "dw")
+        let fullB = Tensor([g.outChannels], .gradients, label: "db")
+        Conv2dKernel.backwardWeights(dy: dy, x: x, weightGrad: fullW, biasGrad: fullB, workspace: ws)
+        let chunkW = Tensor(g.weightShape, .gradients, label: "dw", zeroed: false)
+        chunkW.fill(42)  // overwritten by the first chunk
+        let chunkB = Tensor([g.outChannels], .gradients, label: "db", zeroed: false)
+        chunkB.fill(42)
+        Conv2dKernel.backwardWeights(dy: dy.rows(0..<1), x: x.rows(0..<1), weightGrad: chunkW, biasGrad: chunkB, workspace: ws)
+        Conv2dKernel.backwardWeights(dy: dy.rows(1..<4), x: x.rows(1..<4), weightGrad: chunkW, biasGrad: chunkB,
+                                     workspace: ws, accumulate: true)
+        ConvCheck.assertClose(ConvCheck.doubles(chunkW), ConvCheck.doubles(fullW), tolerance: 1e-5, "chunked dW")
+        ConvCheck.assertClose(ConvCheck.doubles(chunkB), ConvCheck.doubles(fullB), tolerance: 1e-5, "chunked db")
+
+        let dx = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx")
+        Conv2dKernel.backwardData(dy: dy, weight: w, into: dx, workspace: ws)
+        let twice = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx", zeroed: false)
+        twice.copy(from: dx)
+        Conv2dKernel.backwardData(dy: dy, weight: w, into: twice, workspace: ws, accumulate: true)
+        ConvCheck.assertClose(ConvCheck.doubles(twice), ConvCheck.doubles(dx).map { 2 * $0 }, tolerance: 1e-5, "accumulated dx")
+    }
+
+    /// The workspace is G images' column matrices (+ staging): the ledger's `.workspace` peak over
+    /// a forward and a full backward is the same at batch 2 and batch 8 and equals the formula,
+    /// for a small map (G = 12 by default; G = 3 forced, so batch 8 runs groups of 3, 3, 2) and a
+    /// large one (G = 1).
+    func testWorkspacePeakIsIndependentOfBatchAndEqualsBound() {
+        let small = ConvGeometry(inChannels: 3, outChannels: 4, height: 5, width: 7)
+        let large = ConvGeometry(inChannels: 2, outChannels: 3, height: 12, width: 12)
+        for (g, group) in [(small, nil), (small, 3), (large, nil)] as [(ConvGeometry, Int?)] {
+            var peaks: [Int] = []
+            for batch in [2, 8] {
+                peaks.append(Self.workspacePeak(g, imagesPerGemm: group, batch: batch))
+            }
+            XCTAssertEqual(peaks[0], peaks[1], "\(g) G \(group.map(String.init) ?? "default")")
+            XCTAssertEqual(peaks[0], ConvWorkspace.bytes(g, imagesPerGemm: group))
+        }
+        // 35 output positions < 128: G = ceil(400 / 35) = 12 images per GEMM, with staging.
+        XCTAssertEqual(ConvWorkspace.defaultImagesPerGemm(small), 12)
+        XCTAssertEqual(ConvWorkspace.bytes(small), 4 * (3 * 3 * 3 + 4) * 12 * (5 * 7))
+        XCTAssertEqual(ConvWorkspace.bytes(small, imagesPerGemm: 3), 4 * (3 * 3 * 3 + 4) * 3 * (5 * 7))
+        // 144 positions: one image per GEMM, no staging.
+        XCTAssertEqual(ConvWorkspace.defaultImagesPerGemm(large), 1)
+        XCTAssertEqual(ConvWorkspace.bytes(large), 4 * (2 * 3 * 3) * 144)
+    }
+
+    /// Forward + backward-data + backward-weights in a fresh ledger; returns the `.workspace`
+    /// peak and checks that the passes themselves allocate nothing.
+    static func workspacePeak(_ g: ConvGeometry, imagesPerGemm group: Int?, batch: Int) -> Int {
+        let ledger = Ledger()
+        var rng = ConvCheck.Random(seed: UInt64(batch))
+        let x = ConvCheck.tensor(g.inputShape(batch: batch), rng.uniform(batch * g.inChannels * g.inSpatial), ledger: ledger)
+        let w = ConvCheck.tensor(g.weightShape, rng.uniform(g.outChannels * g.patchSize), .weights, ledger: ledger)
+        let b = ConvCheck.tensor([g.outChannels], rng.uniform(g.outChannels), .weights, ledger: ledger)
+        let y = Tensor(g.outputShape(batch: batch), .activations, label: "y", ledger: ledger)
+        let dx = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx", ledger: ledger)
+        let dw = Tensor(g.weightShape, .gradients, label: "dw", ledger: ledger)
+        let db = Tensor([g.outChannels], .gradients, label: "db", ledger: ledger)
+        XCTAssertEqual(ledger.current().bytes(.workspace), 0)
+        ledger.enter(.forward)
+        let ws = ConvWorkspace(g, imagesPerGemm: group, layer: 0, ledger: ledger)
+        let allocations = ledger.operationCounts.allocations
+        Conv2dKernel.forward(x: x, weight: w, bias: b, into: y, workspace: ws)
+        ledger.enter(.backward)
+        Conv2dKernel.backwardData(dy: y, weight: w, into: dx, workspace: ws)
+        Conv2dKernel.backwardWeights(dy: y, x: x, weightGrad: dw, biasGrad: db, workspace: ws)
+        ledger.enter(.idle)
+        XCTAssertEqual(ledger.operationCounts.allocations, allocations, "the passes allocate nothing")
+        XCTAssertEqual(ws.byteCount, ledger.peak().bytes(.workspace))
+        return max(ledger.phasePeak(.forward, .workspace), ledger.phasePeak(.backward, .workspace),
+                   ledger.peak().bytes(.workspace))
+    }
+
+    func testGeometryAndBoundAtVggShapes() {
+        let g = ConvGeometry(inChannels: 128, outChannels: 256, height: 28, width: 28)
+        XCTAssertEqual(g.outHeight, 28)
+        XCTAssertEqual(g.outWidth, 28)
+        XCTAssertEqual(ConvWorkspace.defaultImagesPerGemm(g), 1)
+        XCTAssertEqual(ConvWorkspace.bytes(g), 4 * 1152 * 784)
+        let small = ConvGeometry(inChannels: 512, outChannels: 512, height: 3, width: 3)
+        XCTAssertEqual(ConvWorkspace.defaultImagesPerGemm(small), 45)
+        XCTAssertEqual(ConvWorkspace.bytes(small), 4 * (4608 + 512) * 45 * 9)
+        let valid = ConvGeometry(inChannels: 3, outChannels: 4, height: 5, width: 7, kernel: 3, padding: 0)
+        XCTAssertEqual([valid.outHeight, valid.outWidth], [3, 5])
+        XCTAssertEqual(ConvWorkspace.bytes(valid, imagesPerGemm: 1), 4 * 27 * 15)
+        XCTAssertEqual(ConvWorkspace.bytes(valid, imagesPerGemm: 2), 4 * (27 + 4) * 2 * 15)
+        XCTAssertEqual(ConvWorkspace(valid, imagesPerGemm: 2).byteCount, ConvWorkspace.bytes(valid, imagesPerGemm: 2))
+    }
+}

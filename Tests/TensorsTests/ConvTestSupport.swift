@@ -1,0 +1,84 @@
+import MemoryLedger
+import Tensors
+import XCTest
+
+/// Small helpers for the conv, pooling and spatial-std kernel tests: seeded data, Float64
+/// finite differences and comparisons. Kept in one namespace so they cannot clash with other
+/// test helpers of the module.
+enum ConvCheck {
+    /// A tiny seeded generator (SplitMix64): test data must not depend on other modules.
+    struct Random {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        /// n values uniform in [low, high), rounded to Float so the Float64 reference sees
+        /// exactly what the kernel sees.
+        mutating func uniform(_ n: Int, _ low: Double = -1, _ high: Double = 1) -> [Double] {
+            (0..<n).map { _ in
+                let u = Double(next() >> 11) / Double(1 << 53)
+                return Double(Float(low + (high - low) * u))
+            }
+        }
+    }
+
+    static func tensor(_ shape: [Int], _ values: [Double], _ category: Category = .activations,
+                       ledger: Ledger = .shared) -> Tensor {
+        let t = Tensor(shape, category, label: "test", ledger: ledger, zeroed: false)
+        t.copy(from: values.map { Float($0) })
+        return t
+    }
+
+    static func doubles(_ t: Tensor) -> [Double] { t.array.map { Double($0) } }
+
+    static func dot(_ a: [Double], _ b: [Double]) -> Double {
+        precondition(a.count == b.count)
+        var s = 0.0
+        for i in a.indices { s += a[i] * b[i] }
+        return s
+    }
+
+    static func norm(_ v: [Double]) -> Double { dot(v, v).squareRoot() }
+    static func maxAbs(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
+
+    /// Central differences of f at x: (f(x + h e_i) - f(x - h e_i)) / 2h.
+    static func numericalGradient(at x: [Double], step h: Double = 1e-6, _ f: ([Double]) -> Double) -> [Double] {
+        var x = x
+        return x.indices.map { i in
+            let v = x[i]
+            x[i] = v + h; let plus = f(x)
+            x[i] = v - h; let minus = f(x)
+            x[i] = v
+            return (plus - minus) / (2 * h)
+        }
+    }
+
+    /// |a_i - n_i| <= tolerance * max|n| for all i, and the gradient is not (nearly) zero, so the
+    /// check cannot pass vacuously.
+    static func assertGradient(_ analytic: [Double], _ numeric: [Double], _ what: String, tolerance: Double = 1e-4,
+                               minimumNorm: Double = 1e-2, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(analytic.count, numeric.count, "\(what): sizes", file: file, line: line)
+        XCTAssertGreaterThan(norm(analytic), minimumNorm, "\(what): analytic gradient is (nearly) zero", file: file, line: line)
+        XCTAssertGreaterThan(norm(numeric), minimumNorm, "\(what): numeric gradient is (nearly) zero", file: file, line: line)
+        let bound = tolerance * maxAbs(numeric)
+        for i in analytic.indices where !(abs(analytic[i] - numeric[i]) <= bound) {
+            XCTFail("\(what): element \(i) analytic \(analytic[i]) vs numeric \(numeric[i]) (bound \(bound))", file: file, line: line)
+            return
+        }
+    }
+
+    /// |a_i - e_i| <= tolerance * max(1, |e_i|) for all i.
+    static func assertClose(_ actual: [Double], _ expected: [Double], tolerance: Double, _ what: String,
+                            file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, "\(what): sizes", file: file, line: line)
+        for i in actual.indices where !(abs(actual[i] - expected[i]) <= tolerance * max(1, abs(expected[i]))) {
+            XCTFail("\(what): element \(i) is \(actual[i]), expected \(expected[i])", file: file, line: line)
+            return
+        }
+    }
+}
