@@ -9,6 +9,8 @@ public struct LayerPlan: Equatable, Sendable, Codable {
     public var name: String
     /// Trainable parameters of the layer itself (the paper's #params).
     public var params: Int
+    /// Trained local-head parameters (0 in backprop mode).
+    public var headParams: Int
     /// Local-head parameters (trained or fixed) booked as `headWeights`, in elements.
     public var headElements: Int
     /// Optimizer state of the layer and its trained heads, bytes.
@@ -172,7 +174,7 @@ struct LayerShape {
     func plan(_ loss: LossKind, moments: Int, batch: Int, workingSet: Int?) -> LayerPlan {
         let trained = params + (loss.isLocal ? trainedHeadParams(loss) : 0)
         return LayerPlan(index: index, name: kind == .linear ? "linear \(outFeatures)" : "output \(outFeatures)",
-                         params: params, headElements: headElements(loss),
+                         params: params, headParams: loss.isLocal ? trainedHeadParams(loss) : 0, headElements: headElements(loss),
                          optimizerStateBytes: moments * trained * MemoryLayout<Float>.stride,
                          workingSetBytes: workingSet,
                          handOffBytes: kind == .linear ? batch * outFeatures * MemoryLayout<Float>.stride : 0)
