@@ -122,8 +122,9 @@ public struct ReportTables {
         let stepSaves = (backprop.peak.total - held(backprop)) - (local.peak.total - held(local))
         let activationsSave = backprop.activationPeak - local.activationPeak
         let difference = local.peak.total - backprop.peak.total
-        let forces = "heads add \(ByteFormat.human(headsAdd)) of weights and optimizer state, the step saves "
-            + "\(ByteFormat.human(stepSaves)) (activations alone \(ByteFormat.human(activationsSave)))"
+        let step = stepSaves >= 0 ? "the step saves \(ByteFormat.human(stepSaves))" : "the step needs \(ByteFormat.human(-stepSaves)) more as well"
+        let forces = "heads add \(ByteFormat.human(headsAdd)) of weights and optimizer state, \(step) "
+            + "(activations alone save \(ByteFormat.human(activationsSave)))"
         if difference > 0 {
             return "\(local.name) mode needs MORE memory than \(backprop.name) for this model (+\(ByteFormat.human(difference))): \(forces)"
         }

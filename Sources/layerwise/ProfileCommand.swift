@@ -41,6 +41,9 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Refuse to run if either mode's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB).",
                                valueName: "size"))
     var memoryBudget: String?
+    @Option(help: ArgumentHelp("Only write the profile request as JSON to this file, for `profile-mode` (tools/memory-cap.sh).",
+                               valueName: "file"))
+    var saveRequest: String?
 
     func validate() throws {
         guard let kind = LossKind(rawValue: loss), kind.isLocal else {
@@ -75,6 +78,10 @@ struct ProfileCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let saveRequest {
+            try JSONEncoder().encode(makeRequest()).write(to: URL(fileURLWithPath: saveRequest), options: .atomic)
+            return
+        }
         let runner = MemoryProfileRun(request: makeRequest(), executable: MemoryProfileRun.currentExecutable)
         for plan in runner.plans { print(MemoryBudget.describe(plan)) }
         if let budget = memoryBudget.flatMap(MemoryBudget.parse) { try runner.checkBudget(budget) }
