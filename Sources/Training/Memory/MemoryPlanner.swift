@@ -59,11 +59,14 @@ public struct MemoryPlan: Equatable, Sendable, Codable {
 ///                      + gradients of the parameters already reached + the block's temporaries)
 ///
 /// For a Linear block (B batch, n inputs, F units, K classes, 4-byte floats) the local step
-/// reaches its peak when the Linear weight gradient is booked in the backward:
-///     W_k = 4 [ B n (hand-off in, k >= 1) + 3 B F (h, x-hat, dh) + F (invStd)
-///               + head gradients (pred: K F + K; sim: F F; pred-bpf: 128 F + 128) + 2 F (BN)
-///               + F n + F (Linear) ]
-/// unless a head's temporaries are larger at their own peak (the replay takes the maximum).
+/// usually peaks when the Linear weight gradient is booked in the backward (x-hat and invStd
+/// are already freed there):
+///     W_k = 4 [ B n (hand-off in, k >= 1) + 2 B F (h, dh)
+///               + head gradients (pred: K F + K; sim: F F; pred-bpf: 128 F + 128)
+///               + 2 F (BN gradients) + F n + F (Linear gradients) ]
+/// e.g. mlp 3x1024, predsim, batch 128, block 1: 10,014,760 bytes. A head's temporaries can
+/// peak higher at a large batch (sim: 3 B F + 2 B^2 + ... in its loss); the replay takes the
+/// maximum over every instant.
 /// The backprop peak is reached in block 0's backward, when every gradient is live.
 ///
 /// The prediction is a replay of the step's allocations in code order (`AllocationReplay`),
