@@ -34,12 +34,14 @@ public final class LinearBlock {
     public var optimizer: Optimizer?
     private let ledger: Ledger
 
-    /// What the backprop backward needs, kept from the forward.
+    /// What the block's backward reads, kept from the forward. Each field is released at its
+    /// last use inside `backward(dh:state:wantInputGrad:)`, so in backprop mode a block's saved
+    /// tensors go while the global backward passes through it, not at the end of the step.
     private struct Saved {
-        var input: Tensor
-        var xhat: Tensor
-        var h: Tensor
-        var invStd: Tensor
+        var input: Tensor?
+        var xhat: Tensor?
+        var h: Tensor?
+        var invStd: Tensor?
         var dropoutSeed: UInt64
     }
     private var saved: Saved?
@@ -82,58 +84,98 @@ public final class LinearBlock {
     // MARK: forward pieces shared by every mode
 
     /// z = x W^T + b, then BatchNorm (training statistics): returns (xhat, h, invStd) with
-    /// h = gamma xhat + beta before the nonlinearity.
+    /// h = gamma xhat + beta before the nonlinearity. z becomes xhat in place; the batch mean
+    /// (F) lives only inside this function.
+    // x: (B, in) -> xhat, h: (B, F), invStd: (F)
     private func linearAndNorm(_ x: Tensor) -> (xhat: Tensor, h: Tensor, invStd: Tensor) {
         let batch = x.rowCount
         let z = Tensor([batch, outFeatures], .activations, layer: index, label: "z", ledger: ledger, zeroed: false)
         LinearKernel.forward(x: x.reshaped([batch, inFeatures]), weight: weight.value, bias: bias.value, into: z)
         let h = Tensor([batch, outFeatures], .activations, layer: index, label: "h", ledger: ledger, zeroed: false)
-        let mean = Tensor([outFeatures], .activations, layer: index, label: "bn.mean", ledger: ledger, zeroed: false)
         let invStd = Tensor([outFeatures], .activations, layer: index, label: "bn.invstd", ledger: ledger, zeroed: false)
-        BatchNormKernel.forwardTraining(z: z, channels: outFeatures, gamma: bnWeight.value, beta: bnBias.value,
-                                        runningMean: runningMean, runningVar: runningVar,
-                                        mean: mean, invStd: invStd, out: h)
+        do {
+            let mean = Tensor([outFeatures], .activations, layer: index, label: "bn.mean", ledger: ledger, zeroed: false)
+            BatchNormKernel.forwardTraining(z: z, channels: outFeatures, gamma: bnWeight.value, beta: bnBias.value,
+                                            runningMean: runningMean, runningVar: runningVar,
+                                            mean: mean, invStd: invStd, out: h)
+        }
         return (z, h, invStd)
     }
 
-    /// dL/dh -> dL/dz in place through the nonlinearity and BatchNorm, filling the BN and
-    /// Linear gradients; returns dL/dx if `inputGrad` is requested.
-    private func backwardThroughBlock(dh: Tensor, x: Tensor, xhat: Tensor, h: Tensor, invStd: Tensor, wantInputGrad: Bool) -> Tensor? {
-        nonlinearity.backward(output: h, grad: dh)
-        let scratch = Tensor([2 * outFeatures], .workspace, layer: index, label: "bn.scratch", ledger: ledger, zeroed: false)
-        BatchNormKernel.backward(grad: dh, xhat: xhat, channels: outFeatures, gamma: bnWeight.value, invStd: invStd,
-                                 gammaGrad: bnWeight.makeGrad(), betaGrad: bnBias.makeGrad(), scratch: scratch)
-        let batch = x.rowCount
+    /// Backward of `linearAndNorm` + nonlinearity, shared by both modes. `dh` holds dL/dh on
+    /// entry and dL/dz on exit. Fills the BN and Linear gradients and returns dL/dx if asked.
+    ///
+    /// Lifetimes are explicit so that debug and release builds book the same bytes at the same
+    /// points (ARC may otherwise free a temporary at its last use in one and at scope end in the
+    /// other): `state.h` is released after the nonlinearity's backward, `state.xhat` and
+    /// `state.invStd` after BatchNorm's, `state.input` after the Linear backward. Released
+    /// tensors are freed at once unless someone else holds them (the hand-off h in local mode,
+    /// the caller's input).
+    // dh: (B, F), x: (B, in) -> dx: (B, in)
+    private func backward(dh: Tensor, state: inout Saved, wantInputGrad: Bool) -> Tensor? {
+        nonlinearity.backward(output: state.h!, grad: dh)
+        release(&state.h)
+        let gammaGrad = bnWeight.makeGrad(), betaGrad = bnBias.makeGrad()
+        do {
+            let scratch = Tensor([2 * outFeatures], .workspace, layer: index, label: "bn.scratch", ledger: ledger, zeroed: false)
+            BatchNormKernel.backward(grad: dh, xhat: state.xhat!, channels: outFeatures, gamma: bnWeight.value, invStd: state.invStd!,
+                                     gammaGrad: gammaGrad, betaGrad: betaGrad, scratch: scratch)
+        }
+        release(&state.xhat)
+        release(&state.invStd)
+        let weightGrad = weight.makeGrad(), biasGrad = bias.makeGrad()
+        let input = state.input!
+        let batch = input.rowCount
         let dx = wantInputGrad ? Tensor([batch, inFeatures], .activationGrads, layer: index, label: "dx", ledger: ledger, zeroed: false) : nil
-        LinearKernel.backward(dy: dh, x: x.reshaped([batch, inFeatures]), weight: weight.value,
-                              weightGrad: weight.makeGrad(), biasGrad: bias.makeGrad(), inputGrad: dx)
+        LinearKernel.backward(dy: dh, x: input.reshaped([batch, inFeatures]), weight: weight.value,
+                              weightGrad: weightGrad, biasGrad: biasGrad, inputGrad: dx)
+        withExtendedLifetime(input) {}
+        state.input = nil
         return dx
+    }
+
+    /// Drops a reference the step held; the negative control keeps the tensor alive instead.
+    private func release(_ tensor: inout Tensor?) {
+        if retainActivationsForTesting, let tensor, tensor.layer == index { retained.append(tensor) }
+        tensor = nil
     }
 
     // MARK: local mode
 
     /// One local step on a batch: forward, local loss, local backward (into this block and its
-    /// heads only), the block's own optimizer step, then every tensor it allocated is released
-    /// except the returned hand-off dropout(h).
+    /// heads only), the block's own optimizer step; every tensor it allocated is released at a
+    /// fixed point (see `backward` and `LocalHeads.apply`) except the returned hand-off dropout(h).
+    ///
+    /// Working set (what `MemoryPlanner` predicts from shapes): the input hand-off (held by the
+    /// caller for the whole step), xhat, h, invStd, dh and the heads' temporaries, then the
+    /// gradients of the block and its heads, which live until the update and are dropped there.
     public func trainLocal(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64) -> (handOff: Tensor, stats: BlockStepStats) {
         guard let heads, let optimizer else { preconditionFailure("block \(index) is not set up for local training") }
         ledger.enter(.forward, layer: index, label: "forward")
-        let (xhat, h, invStd) = linearAndNorm(x)
+        var state = Saved(input: x, xhat: nil, h: nil, invStd: nil, dropoutSeed: dropoutSeed)
+        let h: Tensor
+        do {
+            let forward = linearAndNorm(x)
+            h = forward.h
+            state.xhat = forward.xhat
+            state.invStd = forward.invStd
+        }
         nonlinearity.forward(h)
+        state.h = h
 
         ledger.enter(.localLoss, layer: index, label: "localLoss")
-        let dh = Tensor(h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger)
-        let (pred, sim) = heads.apply(h: h, labels: labels, dh: dh, beta: beta)
+        var dh: Tensor? = Tensor(h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger)
+        let (pred, sim) = heads.apply(h: h, labels: labels, dh: dh!, beta: beta)
         var stats = BlockStepStats(predLoss: pred.loss, simLoss: sim.loss)
         if let correct = pred.correct { stats.wrong = x.rowCount - correct }
 
         ledger.enter(.backward, layer: index, label: "backward")
-        _ = backwardThroughBlock(dh: dh, x: x, xhat: xhat, h: h, invStd: invStd, wantInputGrad: false)
+        _ = backward(dh: dh!, state: &state, wantInputGrad: false)
+        release(&dh)
 
         ledger.enter(.update, layer: index, label: "update")
         optimizer.step(lr: lr)
         for p in localParameters { p.dropGrad() }
-        if retainActivationsForTesting { retained = [xhat, dh, invStd] }
         // h is not needed any more: it becomes the hand-off in place.
         Dropout.apply(h, p: dropout, seed: dropoutSeed)
         return (h, stats)
@@ -141,7 +183,8 @@ public final class LinearBlock {
 
     // MARK: backprop mode
 
-    /// Forward keeping what the backward needs (input, x-hat, h, BN statistics).
+    /// Forward keeping what the backward needs (input, x-hat, h, BN statistics); the hand-off
+    /// is a copy of h with dropout, since the backward needs h itself.
     public func forwardBackprop(_ x: Tensor, dropoutSeed: UInt64) -> Tensor {
         ledger.enter(.forward, layer: index, label: "forward")
         let (xhat, h, invStd) = linearAndNorm(x)
@@ -154,14 +197,14 @@ public final class LinearBlock {
     }
 
     /// Backward from dL/d(hand-off), which is overwritten; leaves gradients in the block's
-    /// parameters and returns dL/dx (nil for the first block, whose input needs none).
+    /// parameters and returns dL/dx (nil for the first block, whose input needs none). The
+    /// block's saved tensors are freed on the way (see `backward`).
     public func backwardBackprop(_ dHandOff: Tensor, wantInputGrad: Bool) -> Tensor? {
-        guard let s = saved else { preconditionFailure("block \(index): backward without forward") }
-        ledger.enter(.backward, layer: index, label: "backward")
-        Dropout.apply(dHandOff, p: dropout, seed: s.dropoutSeed)
-        let dx = backwardThroughBlock(dh: dHandOff, x: s.input, xhat: s.xhat, h: s.h, invStd: s.invStd, wantInputGrad: wantInputGrad)
+        guard var state = saved else { preconditionFailure("block \(index): backward without forward") }
         saved = nil
-        return dx
+        ledger.enter(.backward, layer: index, label: "backward")
+        Dropout.apply(dHandOff, p: dropout, seed: state.dropoutSeed)
+        return backward(dh: dHandOff, state: &state, wantInputGrad: wantInputGrad)
     }
 
     // MARK: evaluation

@@ -94,7 +94,13 @@ public final class LocalHeads {
 
     /// Computes the local loss on `h` (B, features) (pre-dropout), accumulates dL/dh into `dh`
     /// and leaves the head parameters' gradients in place for the block's optimizer step.
-    /// Every temporary is freed before returning.
+    ///
+    /// Every temporary is freed at a fixed point, the same in debug and release builds: each
+    /// lives in a `do` scope that ends with its last use, or in an optional that is set to nil
+    /// there. The order (which `MemoryPlanner` mirrors): pred logits with the pred gradients,
+    /// freed after dh is updated; the sim target (its one-hot and normalisation scratch freed as
+    /// soon as it is built); the sim head output, freed once normalised; the B x B matrix and
+    /// the target, freed once the gradient is through; the sim gradient, freed after dh.
     public func apply(h: Tensor, labels: UnsafePointer<Int32>, dh: Tensor, beta: Float) -> (pred: HeadResult, sim: HeadResult) {
         let w = loss.weights(beta: beta)
         var pred = HeadResult(), sim = HeadResult()
@@ -110,42 +116,53 @@ public final class LocalHeads {
             LinearKernel.backward(dy: logits, x: h, weight: predWeight.value, weightGrad: predWeight.makeGrad(),
                                   biasGrad: predBias.makeGrad(), inputGrad: nil)
             BLAS.gemm(logits, predWeight.value, into: dh, beta: 1)
+            withExtendedLifetime(logits) {}
         }
         if let decoderWeight, let decoderBias, let feedback, let projection {
             // Feedback alignment: logits (B, 128) = h Wd^T + bd against (onehot P^T > 0);
             // the gradient reaches h through the fixed B, not Wd^T.
             let logits = Tensor([batch, LocalHeads.projectionSize], .activations, layer: layer, label: "bpf.logits", ledger: ledger, zeroed: false)
             LinearKernel.forward(x: h, weight: decoderWeight.value, bias: decoderBias.value, into: logits)
-            let targets = projectedLabels(labels, batch: batch, projection: projection)
-            let pp = targets.pointer
-            for i in 0..<targets.count { pp[i] = pp[i] > 0 ? 1 : 0 }
-            pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
+            do {
+                let targets = projectedLabels(labels, batch: batch, projection: projection)
+                let pp = targets.pointer
+                for i in 0..<targets.count { pp[i] = pp[i] > 0 ? 1 : 0 }
+                pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
+                withExtendedLifetime(targets) {}
+            }
             LinearKernel.backward(dy: logits, x: h, weight: decoderWeight.value, weightGrad: decoderWeight.makeGrad(),
                                   biasGrad: decoderBias.makeGrad(), inputGrad: nil)
             BLAS.gemm(logits, feedback, into: dh, beta: 1)
+            withExtendedLifetime(logits) {}
         }
         if loss.usesSim {
-            let target: Tensor
+            var target: Tensor?
             if let projection {
                 let y = projectedLabels(labels, batch: batch, projection: projection)
                 target = similarity(of: y, label: "sim.target")
+                withExtendedLifetime(y) {}
             } else {
                 let y = Tensor([batch, classes], .lossTemp, layer: layer, label: "sim.onehot", ledger: ledger)
                 for r in 0..<batch { y.pointer[r * classes + Int(labels[r])] = 1 }
                 target = similarity(of: y, label: "sim.target")
+                withExtendedLifetime(y) {}
             }
             if let simWeight {
                 // s (B, F) = h Ws^T; L = mse(S(s), S(Y)); dWs = ds^T h; dh += ds Ws
-                let s = Tensor([batch, features], .activations, layer: layer, label: "sim.features", ledger: ledger, zeroed: false)
-                BLAS.gemm(h, simWeight.value, into: s, transposeB: true)
-                let ds = simLossGrad(features: s, target: target, scale: w.sim, result: &sim)
+                var s: Tensor? = Tensor([batch, features], .activations, layer: layer, label: "sim.features", ledger: ledger, zeroed: false)
+                BLAS.gemm(h, simWeight.value, into: s!, transposeB: true)
+                let ds = simLossGrad(features: &s, target: &target, scale: w.sim, result: &sim)
                 BLAS.gemm(ds, h, into: simWeight.makeGrad(), transposeA: true)
                 BLAS.gemm(ds, simWeight.value, into: dh, beta: 1)
+                withExtendedLifetime(ds) {}
             } else {
-                // sim-bpf on a Linear block: S(h) itself against S(P onehot).
-                let ds = simLossGrad(features: h, target: target, scale: w.sim, result: &sim)
+                // sim-bpf on a Linear block: S(h) itself against S(P onehot). Dropping this
+                // reference to h frees nothing: the block holds h.
+                var features: Tensor? = h
+                let ds = simLossGrad(features: &features, target: &target, scale: w.sim, result: &sim)
                 let d = dh.pointer, g = ds.pointer
                 for i in 0..<dh.count { d[i] += g[i] }
+                withExtendedLifetime(ds) {}
             }
         }
         return (pred, sim)
@@ -170,19 +187,25 @@ public final class LocalHeads {
         let t = Tensor([batch, batch], .lossTemp, layer: layer, label: label, ledger: ledger, zeroed: false)
         Similarity.forward(y, normalized: u, norms: norms, raw: t)
         Similarity.clamp(t, into: t)
+        withExtendedLifetime((u, norms)) {}
         return t
     }
 
     /// The sim loss of `features` (B, D) against `target`, and dL/d(features) (B, D).
-    private func simLossGrad(features s: Tensor, target: Tensor, scale: Float, result: inout HeadResult) -> Tensor {
-        let batch = s.rowCount
-        let u = Tensor(s.shape, .activations, layer: layer, label: "sim.normalized", ledger: ledger, zeroed: false)
+    /// Releases `features` once it is normalised (the backward reads only the normalised rows
+    /// and their norms) and `target` once the loss is taken.
+    private func simLossGrad(features: inout Tensor?, target: inout Tensor?, scale: Float, result: inout HeadResult) -> Tensor {
+        let shape = features!.shape, batch = shape[0]
+        let u = Tensor(shape, .activations, layer: layer, label: "sim.normalized", ledger: ledger, zeroed: false)
         let norms = Tensor([batch], .activations, layer: layer, label: "sim.norms", ledger: ledger, zeroed: false)
         let r = Tensor([batch, batch], .lossTemp, layer: layer, label: "sim.matrix", ledger: ledger, zeroed: false)
-        Similarity.forward(s, normalized: u, norms: norms, raw: r)
-        result.loss = Similarity.meanSquaredError(raw: r, target: target, grad: r, scale: scale)
-        let ds = Tensor(s.shape, .activationGrads, layer: layer, label: "sim.grad", ledger: ledger, zeroed: false)
+        Similarity.forward(features!, normalized: u, norms: norms, raw: r)
+        features = nil
+        result.loss = Similarity.meanSquaredError(raw: r, target: target!, grad: r, scale: scale)
+        target = nil
+        let ds = Tensor(shape, .activationGrads, layer: layer, label: "sim.grad", ledger: ledger, zeroed: false)
         Similarity.backward(rawGrad: r, normalized: u, norms: norms, inputGrad: ds)
+        withExtendedLifetime((u, norms, r)) {}
         return ds
     }
 }

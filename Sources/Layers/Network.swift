@@ -62,37 +62,48 @@ public final class Network {
     /// One training step on a batch. `images` (B, C, H, W) and `labels` (B).
     /// Local mode: each block trains itself in turn and hands on only dropout(h).
     /// Backprop mode: forward keeping activations, output loss, backward through all, one step.
+    ///
+    /// Lifetimes are explicit (optionals set to nil, scopes ending at a last use) so that debug
+    /// and release builds book and free the same bytes in the same order: block k's input
+    /// hand-off is freed as soon as block k returns; nothing of the step outlives it.
     public func trainStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
         let w = spec.loss.weights(beta: spec.beta)
         if spec.loss.isLocal {
-            var x = images
+            var x: Tensor? = images
             var blockStats: [BlockStepStats] = []
             blockStats.reserveCapacity(blocks.count)
             for b in blocks {
-                let r = b.trainLocal(x, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
-                x = r.handOff
+                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
+                x = r.handOff  // releases block k's input hand-off
                 blockStats.append(r.stats)
             }
-            let r = output.train(x, labels: labels, scale: w.output, wantInputGrad: false)
+            let r = output.train(x!, labels: labels, scale: w.output, wantInputGrad: false)
+            x = nil  // the last hand-off
             ledger.enter(.update, layer: output.index, label: "update")
             output.optimizer!.step(lr: lr)
             for p in output.parameters { p.dropGrad() }
             ledger.enter(.idle)
             return StepStats(outputLoss: r.loss, correct: r.correct, blocks: blockStats)
         } else {
-            var x = images
-            for b in blocks { x = b.forwardBackprop(x, dropoutSeed: dropoutSeed(step: step, layer: b.index)) }
-            let r = output.train(x, labels: labels, scale: 1, wantInputGrad: true)
-            x = images  // drop the last hand-off: the output layer's backward is done with it
-            var grad = r.inputGrad
+            var x: Tensor? = images
+            for b in blocks { x = b.forwardBackprop(x!, dropoutSeed: dropoutSeed(step: step, layer: b.index)) }
+            var grad: Tensor?
+            var outputLoss: Float = 0, correct = 0
+            do {
+                let r = output.train(x!, labels: labels, scale: 1, wantInputGrad: true)
+                outputLoss = r.loss
+                correct = r.correct
+                grad = r.inputGrad
+            }
+            x = nil  // the last hand-off: the output layer's backward is done with it
             for b in blocks.reversed() {
-                grad = b.backwardBackprop(grad!, wantInputGrad: b.index > 0)
+                grad = b.backwardBackprop(grad!, wantInputGrad: b.index > 0)  // frees the incoming gradient
             }
             ledger.enter(.update, layer: nil, label: "update")
             globalOptimizer!.step(lr: lr)
             for p in allParameters { p.dropGrad() }
             ledger.enter(.idle)
-            return StepStats(outputLoss: r.loss, correct: r.correct, blocks: [])
+            return StepStats(outputLoss: outputLoss, correct: correct, blocks: [])
         }
     }
 

@@ -45,9 +45,13 @@ public final class OutputLayer {
         let r = CrossEntropy.lossAndGrad(logits: logits, labels: labels, grad: logits, scale: scale)
         ledger.enter(.backward, layer: index, label: "backward")
         let batch = x.rowCount
+        // Booked in this order (MemoryPlanner mirrors it): dx, then the gradients; the logits
+        // are freed when this returns, after their last use here.
         let dx = wantInputGrad ? Tensor([batch, inFeatures], .activationGrads, layer: index, label: "dx", ledger: ledger, zeroed: false) : nil
+        let weightGrad = weight.makeGrad(), biasGrad = bias.makeGrad()
         LinearKernel.backward(dy: logits, x: x.reshaped([batch, inFeatures]), weight: weight.value,
-                              weightGrad: weight.makeGrad(), biasGrad: bias.makeGrad(), inputGrad: dx)
+                              weightGrad: weightGrad, biasGrad: biasGrad, inputGrad: dx)
+        withExtendedLifetime(logits) {}
         return (r.loss, r.correct, dx)
     }
 }

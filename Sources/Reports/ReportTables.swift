@@ -106,7 +106,29 @@ public struct ReportTables {
             let activations = Headline.ratio(other.activationPeak, local.activationPeak)
             lines.append("\(other.name) peak / \(local.name) peak = \(ByteFormat.ratio(ratio)) (activations \(ByteFormat.ratio(activations)))")
         }
+        lines.append(verdict())
         return lines
+    }
+
+    /// Which mode needs less, said plainly, with the two forces at the peaks: what local's heads
+    /// add (their weights and the optimizer state of every trained tensor beyond backprop's) and
+    /// what local's step saves (everything else at the peak: activations, gradients, temporaries).
+    public func verdict() -> String {
+        let local = comparison.local, backprop = comparison.backprop
+        func held(_ mode: ModeProfile) -> Int {
+            mode.peak.byCategory[.weights] + mode.peak.byCategory[.headWeights] + mode.peak.byCategory[.optimizerState]
+        }
+        let headsAdd = held(local) - held(backprop)
+        let stepSaves = (backprop.peak.total - held(backprop)) - (local.peak.total - held(local))
+        let activationsSave = backprop.activationPeak - local.activationPeak
+        let difference = local.peak.total - backprop.peak.total
+        let step = stepSaves >= 0 ? "the step saves \(ByteFormat.human(stepSaves))" : "the step needs \(ByteFormat.human(-stepSaves)) more as well"
+        let forces = "heads add \(ByteFormat.human(headsAdd)) of weights and optimizer state, \(step) "
+            + "(activations alone save \(ByteFormat.human(activationsSave)))"
+        if difference > 0 {
+            return "\(local.name) mode needs MORE memory than \(backprop.name) for this model (+\(ByteFormat.human(difference))): \(forces)"
+        }
+        return "\(local.name) mode needs \(ByteFormat.human(-difference)) less than \(backprop.name): \(forces)"
     }
 
     /// "mlp 3x1024, batch 128, steps: local 10, backprop 10"

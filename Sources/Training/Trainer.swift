@@ -39,6 +39,12 @@ public final class Trainer {
         dataset = try ShardDataset(directory: config.data)
         trainSource = try dataset.split(config.trainSplit)
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
+        if let budget = config.memoryBudget {
+            // Before anything big is allocated: the planner needs only the shapes.
+            let plan = MemoryPlanner.plan(spec, batchSize: config.batchSize, optimizer: config.optimizer)
+            log(MemoryBudget.describe(plan) + "; the loader's shard blocks come on top")
+            try MemoryBudget.check(spec, batchSize: config.batchSize, optimizer: config.optimizer, budget: budget)
+        }
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger)
         loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true), ledger: ledger)
         runFolder = try RunFolder(path: config.run)

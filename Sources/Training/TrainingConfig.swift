@@ -36,6 +36,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var loaderThreads: Int = 1
     /// Write the memory report here after the run (nil: none).
     public var memoryReport: String?
+    /// Refuse to start when the planner's predicted ledger peak exceeds this many bytes (nil: no check).
+    public var memoryBudget: Int?
 
     public init() {}
 
@@ -71,6 +73,7 @@ extension TrainingConfig {
         c.epochs = 0
         c.run = ""
         c.memoryReport = nil
+        c.memoryBudget = nil
         c.testLimit = nil
         c.threads = nil
         c.loaderThreads = 0

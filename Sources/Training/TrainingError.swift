@@ -5,6 +5,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case runFolder(path: String, problem: String)
     case checkpoint(path: String, problem: String)
     case data(String)
+    /// The planner's predicted ledger peak does not fit `--memory-budget`; the message has the numbers.
+    case overMemoryBudget(String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "checkpoint \(path): \(problem)"
         case let .data(problem):
             return problem
+        case let .overMemoryBudget(message):
+            return message
         }
     }
 }

@@ -67,6 +67,9 @@ struct TrainCommand: ParsableCommand {
     var testLimit: Int?
     @Option(help: "Checkpoint every N steps inside an epoch (0: only at epoch ends).")
     var checkpointEvery: Int = 100
+    @Option(help: ArgumentHelp("Refuse to start if the planner's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB).",
+                               valueName: "size"))
+    var memoryBudget: String?
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -77,6 +80,9 @@ struct TrainCommand: ParsableCommand {
         guard ModelSpec.Kind(rawValue: model) != nil else { throw ValidationError("--model \(model) is not one of: mlp") }
         if let nonlin, Nonlinearity(rawValue: nonlin) == nil { throw ValidationError("--nonlin must be relu or leakyrelu") }
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
+        if let memoryBudget, MemoryBudget.parse(memoryBudget) == nil {
+            throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
+        }
         guard parsedMilestones != nil else { throw ValidationError("--milestones must be comma-separated epochs, e.g. 100,150") }
     }
 
@@ -113,6 +119,7 @@ struct TrainCommand: ParsableCommand {
         c.trainLimit = trainLimit
         c.testLimit = testLimit
         c.checkpointEvery = checkpointEvery
+        c.memoryBudget = memoryBudget.flatMap(MemoryBudget.parse)
         return c
     }
 

@@ -1,0 +1,75 @@
+import Foundation
+import Layers
+import MemoryLedger
+import Randomness
+import Reports
+import Shards
+import Tensors
+
+/// Runs a few training steps of one mode on a fresh ledger and captures its `ModeProfile`, with
+/// the per-layer table: the planner's figures next to the measured peak of each layer's window
+/// (see `StepWindows`). Meant to run alone in a fresh process (`layerwise profile-mode`), so the
+/// process figures belong to this mode only.
+public enum ModeProfiler {
+    /// - Parameter mode: "local" or "backprop".
+    public static func run(_ request: ProfileRequest, mode: String) throws -> ModeProfile {
+        let startRSS = ProcessMemory.read().currentRSS
+        BLAS.setThreads(request.threads ?? ProcessInfoCores.count)
+        let ledger = Ledger()
+        var spec = request.spec(mode: mode)
+        let batch = request.batchSize
+
+        // The data: real batches from shards, or seeded inputs of the right shape. Either way the
+        // network reads them from one tensor booked as `input` (the loader's own buffers, when
+        // there are any, are booked as `loader`).
+        var loader: BatchLoader?
+        if let data = request.data {
+            let dataset = try ShardDataset(directory: data)
+            let source = try dataset.split("train")
+            spec = try Trainer.resolvedSpec(spec, schema: source.schema)
+            var config = TrainingConfig()
+            config.batchSize = batch
+            config.seed = request.seed
+            config.data = data
+            loader = try BatchLoader(source: source, config: Trainer.loaderConfig(config, training: true), ledger: ledger)
+        }
+        let images = Tensor([batch] + spec.inputShape, .input, label: "batch", ledger: ledger, zeroed: false)
+        var labels = [Int32](repeating: 0, count: batch)
+        var rng = Xoshiro256(seed: Xoshiro256.derive(request.seed, 0x9F0F))
+        let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer, ledger: ledger)
+
+        for step in 0..<request.steps {
+            ledger.enter(.load)
+            if let loader {
+                guard let b = try loader.nextBatch(), b.count == batch else {
+                    throw TrainingError.data("the dataset has fewer than \(request.steps) full batches of \(batch)")
+                }
+                images.pointer.update(from: b.images.pointer, count: images.count)
+                for i in 0..<batch { labels[i] = b.labels.pointer[i] }
+            } else {
+                for i in 0..<images.count { images.pointer[i] = rng.uniform(-1, 1) }
+                for i in 0..<batch { labels[i] = Int32(rng.next(below: spec.classes)) }
+            }
+            let stats = labels.withUnsafeBufferPointer {
+                network.trainStep(images: images, labels: $0.baseAddress!, lr: 5e-4, step: step)
+            }
+            guard stats.outputLoss.isFinite else {
+                throw TrainingError.nonFiniteLoss(layer: "output layer", step: step, epoch: 0, value: stats.outputLoss)
+            }
+        }
+        let history = ledger.history()
+        let windows = StepWindows.measure(events: history.events, final: ledger.current())
+        let plan = MemoryPlanner.plan(spec, batchSize: batch, optimizer: request.optimizer)
+        let rows = plan.layers.map { layer -> LayerRow in
+            let window = windows[layer.index]
+            return LayerRow(index: layer.index, name: layer.name, params: layer.params, headParams: layer.headParams,
+                            optimizerStateBytes: layer.optimizerStateBytes, workingSetBytes: layer.workingSetBytes,
+                            measuredPeakBytes: window?.peakTransient,
+                            survivingBytes: spec.loss.isLocal ? window?.survivingBytes : nil)
+        }
+        let process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)
+        withExtendedLifetime((network, images, loader)) {}
+        return ModeProfile(ledger: ledger, name: mode, model: request.modelDescription, batchSize: batch,
+                           steps: request.steps, layers: rows, process: process)
+    }
+}

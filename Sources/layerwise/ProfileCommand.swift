@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Layers
+import Reports
+import Tensors
+import Training
+
+struct ProfileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile",
+        abstract: "Measure the same model and batch in local and backprop mode, each in a fresh process, and write memory reports.",
+        discussion: """
+        Writes summary.txt, memory.json, memory.html (open offline) and trace.json (ui.perfetto.dev) \
+        into --out, and prints the summary. Without --data the inputs are generated from a seeded \
+        generator in the model's input shape (1x28x28, 10 classes).
+        """)
+
+    @Option(help: "Model: mlp.")
+    var model: String = "mlp"
+    @Option(name: [.customLong("loss"), .customLong("loss-sup")],
+            help: "The local loss: pred, sim, predsim, pred-bpf, sim-bpf or predsim-bpf (backprop is always the other mode).")
+    var loss: String = "predsim"
+    @Option(help: "Hidden blocks of the mlp.")
+    var numLayers: Int = 3
+    @Option(help: "Units per hidden block.")
+    var numHidden: Int = 1024
+    @Option(help: "Batch size.")
+    var batchSize: Int = 128
+    @Option(help: "Training steps per mode.")
+    var steps: Int = 3
+    @Option(help: "adam or sgd.")
+    var optim: String = "adam"
+    @Option(help: "Dataset folder (shards); default: generated inputs.")
+    var data: String?
+    @Option(help: "Seed of initialisation, inputs and dropout.")
+    var seed: UInt64 = 1
+    @Option(help: "BLAS threads (default: all cores).")
+    var threads: Int?
+    @Option(help: "Report folder.")
+    var out: String = "reports/mlp"
+    @Option(help: ArgumentHelp("Refuse to run if either mode's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB).",
+                               valueName: "size"))
+    var memoryBudget: String?
+    @Option(help: ArgumentHelp("Only write the profile request as JSON to this file, for `profile-mode` (tools/memory-cap.sh).",
+                               valueName: "file"))
+    var saveRequest: String?
+
+    func validate() throws {
+        guard let kind = LossKind(rawValue: loss), kind.isLocal else {
+            throw ValidationError("--loss must be a local loss: \(LossKind.allCases.filter(\.isLocal).map(\.rawValue).joined(separator: ", "))")
+        }
+        guard ModelSpec.Kind(rawValue: model) != nil else { throw ValidationError("--model \(model) is not one of: mlp") }
+        guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
+        guard batchSize > 0, steps > 0, numLayers > 0, numHidden > 0 else {
+            throw ValidationError("--batch-size, --steps, --num-layers and --num-hidden must be positive")
+        }
+        if let memoryBudget, MemoryBudget.parse(memoryBudget) == nil {
+            throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
+        }
+    }
+
+    func makeRequest() -> ProfileRequest {
+        var r = ProfileRequest()
+        let kind = LossKind(rawValue: loss)!
+        r.model.kind = ModelSpec.Kind(rawValue: model)!
+        r.model.loss = kind
+        r.model.beta = kind.defaultBeta
+        r.model.nonlinearity = Nonlinearity(rawValue: kind.defaultNonlinearity)!
+        r.model.numLayers = numLayers
+        r.model.numHidden = numHidden
+        r.optimizer.kind = OptimizerKind(rawValue: optim)!
+        r.batchSize = batchSize
+        r.steps = steps
+        r.data = data
+        r.seed = seed
+        r.threads = threads
+        return r
+    }
+
+    func run() throws {
+        if let saveRequest {
+            try JSONEncoder().encode(makeRequest()).write(to: URL(fileURLWithPath: saveRequest), options: .atomic)
+            return
+        }
+        let runner = MemoryProfileRun(request: makeRequest(), executable: MemoryProfileRun.currentExecutable)
+        for plan in runner.plans { print(MemoryBudget.describe(plan)) }
+        if let budget = memoryBudget.flatMap(MemoryBudget.parse) { try runner.checkBudget(budget) }
+        let comparison = try runner.run()
+        try ReportWriter(directory: out, options: .stamped()).write(comparison)
+        print(TerminalSummary(comparison).render())
+        for line in runner.plannerCheck(comparison) { print(line) }
+        print("reports written to \(out)/: \(ReportWriter.fileNames.joined(separator: ", "))")
+    }
+}
+
+/// The child half of `profile`: one mode, in this (fresh) process, its profile written as JSON.
+struct ProfileModeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile-mode",
+        abstract: "Run one mode of a profile request and write its ModeProfile as JSON (used by `profile` and tools/memory-cap.sh).",
+        shouldDisplay: false)
+
+    @Option(help: "ProfileRequest JSON written by `profile`.")
+    var request: String
+    @Option(help: "local or backprop.")
+    var mode: String
+    @Option(help: "Where to write the ModeProfile JSON.")
+    var result: String
+
+    func validate() throws {
+        guard MemoryProfileRun.modes.contains(mode) else { throw ValidationError("--mode must be local or backprop") }
+    }
+
+    func run() throws {
+        let request = try JSONDecoder().decode(ProfileRequest.self, from: Data(contentsOf: URL(fileURLWithPath: request)))
+        let profile = try ModeProfiler.run(request, mode: mode)
+        try JSONEncoder().encode(profile).write(to: URL(fileURLWithPath: result), options: .atomic)
+        print("\(mode): ledger peak \(profile.peak.total) bytes, activation peak \(profile.activationPeak) bytes, "
+              + "peak RSS \(profile.process.peakRSS) bytes")
+    }
+}
