@@ -2,7 +2,10 @@ import Tensors
 
 /// The architecture and training signal of a model: everything needed to rebuild it.
 public struct ModelSpec: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable, CaseIterable { case mlp }
+    public enum Kind: String, Codable, Sendable, CaseIterable { case mlp, vgg8b, vgg11b }
+
+    /// One entry of a VGG layer list: a conv block of this many channels, or a max pool.
+    public enum ConvLayer: Equatable, Sendable { case conv(Int), maxPool }
 
     public var kind: Kind = .mlp
     /// Input shape (C, H, W) as the loader delivers it.
@@ -14,15 +17,81 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var beta: Float = 0.99
     public var dropout: Float = 0.025
     public var nonlinearity: Nonlinearity = .leakyRelu
+    /// VGG: conv widths are multiplied by this.
+    public var featMult: Float = 1
+    /// VGG: the pred head average-pools h until C h' w' <= this.
+    public var dimInDecoder: Int = 1024
 
     public init() {}
+
+    /// The paper's conv layer lists (before `featMult`).
+    public static func layerList(_ kind: Kind) -> [ConvLayer] {
+        switch kind {
+        case .mlp: return []
+        case .vgg8b: return [.conv(128), .conv(256), .maxPool, .conv(256), .conv(512), .maxPool, .conv(512), .maxPool, .conv(512), .maxPool]
+        case .vgg11b:
+            return [.conv(128), .conv(128), .conv(128), .conv(256), .maxPool, .conv(256), .conv(512), .maxPool,
+                    .conv(512), .conv(512), .maxPool, .conv(512), .maxPool]
+        }
+    }
+
+    /// The conv blocks: (in channels, out channels, height, width, max pool after).
+    public var convBlocks: [(inChannels: Int, outChannels: Int, height: Int, width: Int, poolAfter: Bool)] {
+        var out: [(Int, Int, Int, Int, Bool)] = []
+        var c = inputShape[0], h = inputShape[1], w = inputShape[2]
+        for layer in ModelSpec.layerList(kind) {
+            switch layer {
+            case .conv(let width):
+                let oc = max(1, Int((Float(width) * featMult).rounded(.down)))
+                out.append((c, oc, h, w, false))
+                c = oc
+            case .maxPool:
+                out[out.count - 1].4 = true
+                h /= 2
+                w /= 2
+            }
+        }
+        return out
+    }
+
+    /// Features entering the first Linear block: the input (mlp) or the last conv hand-off.
+    public var linearInputFeatures: Int {
+        guard let last = convBlocks.last else { return inputFeatures }
+        return last.outChannels * (last.poolAfter ? last.height / 2 : last.height) * (last.poolAfter ? last.width / 2 : last.width)
+    }
+
+    /// Hidden Linear blocks: `numLayers` for the mlp, one classifier block for the VGG family.
+    public var linearBlockCount: Int { kind == .mlp ? numLayers : 1 }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, inputShape, classes, numLayers, numHidden, loss, beta, dropout, nonlinearity, featMult, dimInDecoder
+    }
+
+    /// Fields added after the first checkpoints (featMult, dimInDecoder) take their defaults
+    /// when absent, so older run folders still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        inputShape = try c.decode([Int].self, forKey: .inputShape)
+        classes = try c.decode(Int.self, forKey: .classes)
+        numLayers = try c.decode(Int.self, forKey: .numLayers)
+        numHidden = try c.decode(Int.self, forKey: .numHidden)
+        loss = try c.decode(LossKind.self, forKey: .loss)
+        beta = try c.decode(Float.self, forKey: .beta)
+        dropout = try c.decode(Float.self, forKey: .dropout)
+        nonlinearity = try c.decode(Nonlinearity.self, forKey: .nonlinearity)
+        featMult = try c.decodeIfPresent(Float.self, forKey: .featMult) ?? 1
+        dimInDecoder = try c.decodeIfPresent(Int.self, forKey: .dimInDecoder) ?? 1024
+    }
 
     public var inputFeatures: Int { inputShape.reduce(1, *) }
 
     /// Trainable parameters without local heads (the paper's #params).
     public var parameterCount: Int {
-        var total = 0, inFeatures = inputFeatures
-        for _ in 0..<numLayers {
+        var total = 0
+        for b in convBlocks { total += b.outChannels * b.inChannels * 9 + b.outChannels + 2 * b.outChannels }
+        var inFeatures = linearInputFeatures
+        for _ in 0..<linearBlockCount {
             total += numHidden * inFeatures + numHidden + 2 * numHidden
             inFeatures = numHidden
         }
@@ -32,14 +101,23 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// Head parameters (trained, but not counted in #params), for the local losses.
     public var headParameterCount: Int {
         guard loss.isLocal else { return 0 }
+        let outputs = loss.isBackpropFree ? LocalHeads.projectionSize : classes
         var perBlock = 0
-        if loss.usesPred { perBlock += loss.isBackpropFree ? LocalHeads.projectionSize * numHidden + LocalHeads.projectionSize : classes * numHidden + classes }
+        if loss.usesPred { perBlock += outputs * numHidden + outputs }
         if loss.usesSim && !loss.isBackpropFree { perBlock += numHidden * numHidden }
-        return perBlock * numLayers
+        var total = perBlock * linearBlockCount
+        for b in convBlocks {
+            let pooling = PredHeadPooling(channels: b.outChannels, height: b.height, width: b.width, dimInDecoder: dimInDecoder)
+            let features = b.outChannels * pooling.outHeight * pooling.outWidth
+            if loss.usesPred { total += outputs * features + outputs }
+            if loss.usesSim && !loss.isBackpropFree { total += b.outChannels * b.outChannels * 9 }
+        }
+        return total
     }
 
     public var description: String {
-        "\(kind.rawValue) \(numLayers)x\(numHidden), loss \(loss.rawValue)" + (loss.mixes ? " (beta \(beta))" : "")
+        (kind == .mlp ? "mlp \(numLayers)x\(numHidden)" : "\(kind.rawValue)" + (featMult == 1 ? "" : " x\(featMult)") + " + \(numHidden)")
+            + ", loss \(loss.rawValue)" + (loss.mixes ? " (beta \(beta))" : "")
             + ", \(nonlinearity.rawValue), dropout \(dropout)"
     }
 }

@@ -13,6 +13,9 @@ public struct StepStats: Sendable {
 /// global backprop in the same engine.
 public final class Network {
     public let spec: ModelSpec
+    /// Conv blocks (VGG family), in order, before the Linear blocks; empty for the mlp.
+    public let convBlocks: [ConvBlock]
+    /// Hidden Linear blocks: the mlp's blocks, or the VGG's classifier block.
     public let blocks: [LinearBlock]
     public let output: OutputLayer
     /// The single optimizer of backprop mode (nil in local mode).
@@ -27,33 +30,45 @@ public final class Network {
         self.seed = seed
         self.ledger = ledger
         var rng = Xoshiro256(seed: Xoshiro256.derive(seed, 0x1417))
+        convBlocks = spec.convBlocks.enumerated().map { i, b in
+            ConvBlock(index: i, geometry: ConvGeometry(inChannels: b.inChannels, outChannels: b.outChannels, height: b.height, width: b.width),
+                      poolAfter: b.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
+                      nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger)
+        }
         var blocks: [LinearBlock] = []
-        var inFeatures = spec.inputFeatures
-        for i in 0..<spec.numLayers {
-            blocks.append(LinearBlock(index: i, inFeatures: inFeatures, outFeatures: spec.numHidden, classes: spec.classes,
+        var inFeatures = spec.linearInputFeatures
+        for i in 0..<spec.linearBlockCount {
+            blocks.append(LinearBlock(index: convBlocks.count + i, inFeatures: inFeatures, outFeatures: spec.numHidden, classes: spec.classes,
                                       loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
                                       dropout: spec.dropout, rng: &rng, ledger: ledger))
             inFeatures = spec.numHidden
         }
         self.blocks = blocks
-        output = OutputLayer(index: spec.numLayers, inFeatures: inFeatures, classes: spec.classes,
+        output = OutputLayer(index: convBlocks.count + blocks.count, inFeatures: inFeatures, classes: spec.classes,
                              zeroWeights: spec.loss.isLocal, rng: &rng, ledger: ledger)
         if spec.loss.isLocal {
+            for b in convBlocks { b.optimizer = Optimizer(b.localParameters, settings: settings, ledger: ledger) }
             for b in blocks { b.optimizer = Optimizer(b.localParameters, settings: settings, ledger: ledger) }
             output.optimizer = Optimizer(output.parameters, settings: settings, ledger: ledger)
         } else {
-            globalOptimizer = Optimizer(blocks.flatMap(\.parameters) + output.parameters, settings: settings, ledger: ledger)
+            globalOptimizer = Optimizer(convBlocks.flatMap(\.parameters) + blocks.flatMap(\.parameters) + output.parameters,
+                                        settings: settings, ledger: ledger)
         }
     }
 
     /// Every optimizer, in a fixed order (blocks, then output; or the single global one).
     public var optimizers: [Optimizer] {
         if let globalOptimizer { return [globalOptimizer] }
-        return blocks.compactMap(\.optimizer) + [output.optimizer!]
+        return convBlocks.compactMap(\.optimizer) + blocks.compactMap(\.optimizer) + [output.optimizer!]
     }
 
     /// All trainable parameters including heads.
-    public var allParameters: [Parameter] { blocks.flatMap(\.localParameters) + output.parameters }
+    public var allParameters: [Parameter] {
+        convBlocks.flatMap(\.localParameters) + blocks.flatMap(\.localParameters) + output.parameters
+    }
+
+    /// Hidden blocks of every kind (conv, then Linear).
+    public var hiddenBlockCount: Int { convBlocks.count + blocks.count }
 
     public func dropoutSeed(step: Int, layer: Int) -> UInt64 {
         Xoshiro256.derive(seed, 0xD209, UInt64(step), UInt64(layer))
@@ -71,7 +86,12 @@ public final class Network {
         if spec.loss.isLocal {
             var x: Tensor? = images
             var blockStats: [BlockStepStats] = []
-            blockStats.reserveCapacity(blocks.count)
+            blockStats.reserveCapacity(hiddenBlockCount)
+            for b in convBlocks {
+                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
+                x = r.handOff
+                blockStats.append(r.stats)
+            }
             for b in blocks {
                 let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
                 x = r.handOff  // releases block k's input hand-off
@@ -86,6 +106,7 @@ public final class Network {
             return StepStats(outputLoss: r.loss, correct: r.correct, blocks: blockStats)
         } else {
             var x: Tensor? = images
+            for b in convBlocks { x = b.forwardBackprop(x!, dropoutSeed: dropoutSeed(step: step, layer: b.index)) }
             for b in blocks { x = b.forwardBackprop(x!, dropoutSeed: dropoutSeed(step: step, layer: b.index)) }
             var grad: Tensor?
             var outputLoss: Float = 0, correct = 0
@@ -99,6 +120,9 @@ public final class Network {
             for b in blocks.reversed() {
                 grad = b.backwardBackprop(grad!, wantInputGrad: b.index > 0)  // frees the incoming gradient
             }
+            for b in convBlocks.reversed() {
+                grad = b.backwardBackprop(grad!, wantInputGrad: b.index > 0)
+            }
             ledger.enter(.update, layer: nil, label: "update")
             globalOptimizer!.step(lr: lr)
             for p in allParameters { p.dropGrad() }
@@ -110,6 +134,7 @@ public final class Network {
     /// Inference on a batch: returns the number of correct predictions. Heads are not run.
     public func evaluate(images: Tensor, labels: UnsafePointer<Int32>) -> Int {
         var x = images
+        for b in convBlocks { x = b.forwardEval(x) }
         for b in blocks { x = b.forwardEval(x) }
         let logits = output.logits(x, phase: .evaluate)
         var correct = 0

@@ -3,7 +3,8 @@ import Layers
 import Tensors
 
 /// Checkpoints as safetensors files. Tensor names:
-/// - `blocks.{k}.linear.weight|bias`, `blocks.{k}.bn.weight|bias|running_mean|running_var`,
+/// - `blocks.{k}.conv.weight|bias` (conv blocks) or `blocks.{k}.linear.weight|bias`,
+///   `blocks.{k}.bn.weight|bias|running_mean|running_var`,
 ///   `output.weight|bias`: the model (what `eval` needs);
 /// - `blocks.{k}.pred.weight|bias`, `blocks.{k}.sim.weight`, `blocks.{k}.bpf.decoder.weight|bias`,
 ///   `blocks.{k}.bpf.projection|feedback`: local heads and their fixed random matrices;
@@ -17,6 +18,12 @@ public enum Checkpoint {
 
     static func namedTensors(_ network: Network) -> [(String, Tensor)] {
         var out: [(String, Tensor)] = []
+        for b in network.convBlocks {
+            for p in b.localParameters { out.append((p.name, p.value)) }
+            out.append(("blocks.\(b.index).bn.running_mean", b.runningMean))
+            out.append(("blocks.\(b.index).bn.running_var", b.runningVar))
+            if let heads = b.heads { out += heads.fixedTensors }
+        }
         for b in network.blocks {
             for p in b.localParameters { out.append((p.name, p.value)) }
             out.append(("blocks.\(b.index).bn.running_mean", b.runningMean))
@@ -118,5 +125,6 @@ extension ModelSpec {
     func inferenceEquivalent(to other: ModelSpec) -> Bool {
         kind == other.kind && inputShape == other.inputShape && classes == other.classes
             && numLayers == other.numLayers && numHidden == other.numHidden && nonlinearity == other.nonlinearity
+            && featMult == other.featMult
     }
 }

@@ -40,6 +40,9 @@ public final class Trainer {
         trainSource = try dataset.split(config.trainSplit)
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
         if let budget = config.memoryBudget {
+            guard spec.kind == .mlp else {
+                throw TrainingError.invalidConfig("--memory-budget: the memory planner covers the mlp only; \(spec.kind.rawValue) is not planned yet (use `layerwise profile` to measure it)")
+            }
             // Before anything big is allocated: the planner needs only the shapes.
             let plan = MemoryPlanner.plan(spec, batchSize: config.batchSize, optimizer: config.optimizer)
             log(MemoryBudget.describe(plan) + "; the loader's shard blocks come on top")
@@ -108,7 +111,7 @@ public final class Trainer {
             if let kill = killAtGlobalStep, state.globalStep >= kill { throw Killed() }
             let stats = network.trainStep(images: images, labels: batch.labels.pointer, lr: lr, step: state.globalStep)
             try checkFinite(stats, epoch: epoch)
-            state.accumulate(stats, count: count, layers: network.blocks.count)
+            state.accumulate(stats, count: count, layers: network.hiddenBlockCount)
             state.globalStep += 1
             state.cursor.recordsConsumed += count
             samples += count

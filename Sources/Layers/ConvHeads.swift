@@ -1,0 +1,181 @@
+import MemoryLedger
+import Randomness
+import Tensors
+
+/// The local heads of a conv block on h (B, C, H, W) (DESIGN.md section 2):
+/// - pred: average-pool h until C h' w' <= dimInDecoder (`PredHeadPooling`), flatten,
+///   Linear -> classes (weight zero), softmax cross-entropy;
+/// - sim: a learned 3x3 conv C -> C (pad 1, no bias), then the per-channel spatial standard
+///   deviation giving (B, C) (flattened instead when C <= 3 or the map is 1x1), similarity
+///   matching against S(Y);
+/// - bpf variants: pred-bpf decodes the pooled h to 128 outputs with feedback alignment
+///   (sigmoid BCE against P onehot > 0); sim-bpf pools h as for pred, then takes the std.
+public final class ConvHeads {
+    public let loss: LossKind
+    public let channels: Int, height: Int, width: Int
+    public let classes: Int
+    public let layer: Int
+    public let pooling: PredHeadPooling
+    public let predWeight: Parameter?
+    public let predBias: Parameter?
+    public let simWeight: Parameter?
+    public let decoderWeight: Parameter?
+    public let decoderBias: Parameter?
+    public let feedback: Tensor?
+    public let projection: Tensor?
+    private let simWorkspace: ConvWorkspace?
+    private let ledger: Ledger
+
+    public init(loss: LossKind, channels: Int, height: Int, width: Int, classes: Int, dimInDecoder: Int,
+                layer: Int, rng: inout Xoshiro256, ledger: Ledger) {
+        self.loss = loss
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.classes = classes
+        self.layer = layer
+        self.ledger = ledger
+        pooling = PredHeadPooling(channels: channels, height: height, width: width, dimInDecoder: dimInDecoder)
+        let features = pooling.outputFeatures
+        let prefix = "blocks.\(layer)"
+        let bound = 1 / Float(features).squareRoot()
+        if loss.usesPred && !loss.isBackpropFree {
+            predWeight = Parameter(name: "\(prefix).pred.weight", shape: [classes, features], category: .headWeights, layer: layer, label: "pred.weight", ledger: ledger)
+            let b = Parameter(name: "\(prefix).pred.bias", shape: [classes], category: .headWeights, layer: layer, label: "pred.bias", ledger: ledger)
+            b.initUniform(bound: bound, rng: &rng)
+            predBias = b
+        } else {
+            predWeight = nil; predBias = nil
+        }
+        if loss.usesSim && !loss.isBackpropFree {
+            let w = Parameter(name: "\(prefix).sim.weight", shape: [channels, channels, 3, 3], category: .headWeights, layer: layer, label: "sim.weight", ledger: ledger)
+            w.initUniform(bound: 1 / Float(channels * 9).squareRoot(), rng: &rng)
+            simWeight = w
+            simWorkspace = ConvWorkspace(ConvGeometry(inChannels: channels, outChannels: channels, height: height, width: width),
+                                         layer: layer, ledger: ledger)
+        } else {
+            simWeight = nil; simWorkspace = nil
+        }
+        if loss.isBackpropFree {
+            let size = LocalHeads.projectionSize
+            let p = Tensor([size, classes], .headWeights, layer: layer, label: "bpf.projection", ledger: ledger)
+            let pb = 1 / Float(classes).squareRoot()
+            for i in 0..<p.count { p.pointer[i] = rng.uniform(-pb, pb) }
+            projection = p
+        } else {
+            projection = nil
+        }
+        if loss.usesPred && loss.isBackpropFree {
+            let size = LocalHeads.projectionSize
+            decoderWeight = Parameter(name: "\(prefix).bpf.decoder.weight", shape: [size, features], category: .headWeights, layer: layer, label: "bpf.decoder.weight", ledger: ledger)
+            let b = Parameter(name: "\(prefix).bpf.decoder.bias", shape: [size], category: .headWeights, layer: layer, label: "bpf.decoder.bias", ledger: ledger)
+            b.initUniform(bound: bound, rng: &rng)
+            decoderBias = b
+            let fb = Tensor([size, features], .headWeights, layer: layer, label: "bpf.feedback", ledger: ledger)
+            for i in 0..<fb.count { fb.pointer[i] = rng.uniform(-bound, bound) }
+            feedback = fb
+        } else {
+            decoderWeight = nil; decoderBias = nil; feedback = nil
+        }
+    }
+
+    public var parameters: [Parameter] { [predWeight, predBias, simWeight, decoderWeight, decoderBias].compactMap { $0 } }
+
+    public var fixedTensors: [(name: String, tensor: Tensor)] {
+        var out: [(String, Tensor)] = []
+        if let projection { out.append(("blocks.\(layer).bpf.projection", projection)) }
+        if let feedback { out.append(("blocks.\(layer).bpf.feedback", feedback)) }
+        return out
+    }
+
+    /// The std step applies when there is more than one position and more than 3 channels.
+    static func usesStd(channels: Int, height: Int, width: Int) -> Bool { channels > 3 && height * width > 1 }
+
+    /// Local loss on h (B, C, H, W); accumulates dL/dh into `dh` and leaves head gradients.
+    public func apply(h: Tensor, labels: UnsafePointer<Int32>, dh: Tensor, beta: Float) -> (pred: HeadResult, sim: HeadResult) {
+        let w = loss.weights(beta: beta)
+        let batch = h.rowCount
+        var pred = HeadResult(), sim = HeadResult()
+        if loss.usesPred || (loss.usesSim && loss.isBackpropFree) {
+            // The pooled h that pred, pred-bpf and sim-bpf read: (B, C, h', w'), or h itself.
+            let pooled = pool(h)
+            let dPooled = pooling.pools ? Tensor(pooled.shape, .activationGrads, layer: layer, label: "pred.pooled.grad", ledger: ledger) : dh
+            let flat = pooled.reshaped([batch, pooling.outputFeatures])
+            let dFlat = dPooled.reshaped([batch, pooling.outputFeatures])
+            if let predWeight, let predBias {
+                let logits = Tensor([batch, classes], .activations, layer: layer, label: "pred.logits", ledger: ledger, zeroed: false)
+                LinearKernel.forward(x: flat, weight: predWeight.value, bias: predBias.value, into: logits)
+                let r = CrossEntropy.lossAndGrad(logits: logits, labels: labels, grad: logits, scale: w.pred)
+                pred = HeadResult(loss: w.pred * r.loss, correct: r.correct)
+                LinearKernel.backward(dy: logits, x: flat, weight: predWeight.value, weightGrad: predWeight.makeGrad(),
+                                      biasGrad: predBias.makeGrad(), inputGrad: nil)
+                BLAS.gemm(logits, predWeight.value, into: dFlat, beta: 1)
+            }
+            if let decoderWeight, let decoderBias, let feedback, let projection {
+                let size = LocalHeads.projectionSize
+                let logits = Tensor([batch, size], .activations, layer: layer, label: "bpf.logits", ledger: ledger, zeroed: false)
+                LinearKernel.forward(x: flat, weight: decoderWeight.value, bias: decoderBias.value, into: logits)
+                let targets = SimilarityLoss.projectedLabels(labels, batch: batch, classes: classes, projection: projection, layer: layer, ledger: ledger)
+                for i in 0..<targets.count { targets.pointer[i] = targets.pointer[i] > 0 ? 1 : 0 }
+                pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
+                LinearKernel.backward(dy: logits, x: flat, weight: decoderWeight.value, weightGrad: decoderWeight.makeGrad(),
+                                      biasGrad: decoderBias.makeGrad(), inputGrad: nil)
+                BLAS.gemm(logits, feedback, into: dFlat, beta: 1)
+            }
+            if loss.usesSim && loss.isBackpropFree {
+                let target = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: projection, layer: layer, ledger: ledger)
+                simThroughStd(pooled, target: target, scale: w.sim, into: dPooled, accumulate: true, result: &sim)
+            }
+            if pooling.pools {
+                AvgPoolKernel.backward(dy: dPooled, into: dh, geometry: poolGeometry, accumulate: true)
+            }
+        }
+        if let simWeight, let simWorkspace {
+            // s = conv3x3(h) (B, C, H, W); features = std over H, W (B, C)
+            let s = Tensor(h.shape, .activations, layer: layer, label: "sim.conv", ledger: ledger, zeroed: false)
+            Conv2dKernel.forward(x: h, weight: simWeight.value, bias: nil, into: s, workspace: simWorkspace)
+            let target = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
+            let ds = Tensor(h.shape, .activationGrads, layer: layer, label: "sim.conv.grad", ledger: ledger, zeroed: false)
+            simThroughStd(s, target: target, scale: w.sim, into: ds, accumulate: false, result: &sim)
+            Conv2dKernel.backwardWeights(dy: ds, x: h, weightGrad: simWeight.makeGrad(), biasGrad: nil, workspace: simWorkspace)
+            Conv2dKernel.backwardData(dy: ds, weight: simWeight.value, into: dh, workspace: simWorkspace, accumulate: true)
+        }
+        return (pred, sim)
+    }
+
+    private var poolGeometry: AvgPoolGeometry {
+        AvgPoolGeometry(channels: channels, height: height, width: width, kernelHeight: pooling.kernelHeight,
+                        kernelWidth: pooling.kernelWidth, padHeight: pooling.padHeight, padWidth: pooling.padWidth)
+    }
+
+    private func pool(_ h: Tensor) -> Tensor {
+        guard pooling.pools else { return h }
+        let g = poolGeometry
+        let out = Tensor(g.outputShape(batch: h.rowCount), .activations, layer: layer, label: "pred.pooled", ledger: ledger, zeroed: false)
+        AvgPoolKernel.forward(x: h, into: out, geometry: g)
+        return out
+    }
+
+    /// Sim loss on x (B, C, H, W) through the per-channel spatial std (or flattened), writing
+    /// dL/dx into `dx` (added to what it holds when `accumulate`).
+    private func simThroughStd(_ x: Tensor, target: Tensor, scale: Float, into dx: Tensor, accumulate: Bool, result: inout HeadResult) {
+        let batch = x.rowCount, c = x.shape[1], hh = x.shape[2], ww = x.shape[3]
+        if ConvHeads.usesStd(channels: c, height: hh, width: ww) {
+            let std = Tensor([batch, c], .activations, layer: layer, label: "sim.std", ledger: ledger, zeroed: false)
+            SpatialStdKernel.forward(x: x, into: std)
+            let (loss, dstd) = SimilarityLoss.lossAndGrad(features: std, target: target, scale: scale, layer: layer, ledger: ledger)
+            result.loss = loss
+            SpatialStdKernel.backward(ds: dstd, x: x, s: std, into: dx, accumulate: accumulate)
+        } else {
+            let (loss, dflat) = SimilarityLoss.lossAndGrad(features: x, target: target, scale: scale, layer: layer, ledger: ledger)
+            result.loss = loss
+            let d = dx.pointer, g = dflat.pointer
+            for i in 0..<dx.count { d[i] = accumulate ? d[i] + g[i] : g[i] }
+        }
+    }
+}
+
+extension PredHeadPooling {
+    /// Features the head's decoder reads: C h' w'.
+    var outputFeatures: Int { channels * outHeight * outWidth }
+}
