@@ -39,7 +39,7 @@ struct ShardsBenchCommand: ParsableCommand {
     @Argument(help: "Dataset folder.")
     var directory: String
 
-    @Option(help: "Split to read (default: the first).")
+    @Option(help: "Split to read (default: train if there is one, else the first).")
     var split: String?
 
     @Option(help: "Decode threads to compare with one (default: all cores).")

@@ -39,7 +39,7 @@ extension ShardBenchmark {
             lines.append("  memory bound (K + prefetch) x block + tables = (\(bound.poolBlocks) + \(bound.prefetchBlocks)) x \(formatBytes(bound.blockBytes)) + \(formatBytes(bound.tableBytes)) = \(formatBytes(bound.totalBytes)) (\(bound.totalBytes) bytes); observed peak \(results.map(\.peakLedgerBytes).max() ?? 0) bytes")
             lines.append("    tables: record order \(formatBytes(bound.recordOrderBytes)), two batch buffers \(formatBytes(bound.batchBytes)), pixel table \(formatBytes(bound.pixelTableBytes))")
             if let slowest = results.first {
-                var line = "  loader delivers \(formatFixed(deliveryRatio, 1))x training's consumption (\(formatFixed(trainRecordsPerSecond, 0)) samples/s) with \(slowest.threads) decode thread\(slowest.threads == 1 ? "" : "s")"
+                var line = "  loader delivers \(formatFixed(deliveryRatio, 1))x training's consumption (\(formatGrouped(trainRecordsPerSecond)) samples/s) with \(slowest.threads) decode thread\(slowest.threads == 1 ? "" : "s")"
                 if results.count > 1, let fastest = results.last {
                     line += "; \(formatFixed(fastest.recordsPerSecond / trainRecordsPerSecond, 1))x with \(fastest.threads)"
                 }
@@ -76,4 +76,15 @@ extension ShardBenchmark {
         return LoaderReport(config: config, results: results, bound: try LoaderMemoryBound(source: split, config: config),
                             trainRecordsPerSecond: configuration.trainRecordsPerSecond)
     }
+}
+
+/// 7700 as "7,700": a whole number with thousands separators.
+func formatGrouped(_ value: Double) -> String {
+    let digits = formatFixed(value.magnitude, 0)
+    var grouped = ""
+    for (i, digit) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { grouped.append(",") }
+        grouped.append(digit)
+    }
+    return (value < 0 && digits != "0" ? "-" : "") + grouped
 }

@@ -5,6 +5,7 @@ import Foundation
 /// dataset's own records.
 public enum ShardBenchmark {
     public struct Configuration: Sendable {
+        /// The split to measure (nil: `train` if the dataset has one, else the first).
         public var split: String?
         /// Decode threads to compare with one.
         public var threads: Int
@@ -92,7 +93,9 @@ public enum ShardBenchmark {
 
     public static func run(directory: String, configuration: Configuration) throws -> Report {
         let dataset = try ShardDataset(directory: directory)
-        guard let name = configuration.split ?? dataset.splitNames.first else {
+        // Training reads `train`, so that is the split to measure unless another is named.
+        let defaultSplit = dataset.splitNames.contains("train") ? "train" : dataset.splitNames.first
+        guard let name = configuration.split ?? defaultSplit else {
             throw ShardError.splitNotFound(split: configuration.split ?? "", available: [])
         }
         let split = try dataset.split(name)
