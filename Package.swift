@@ -43,6 +43,9 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "MemoryLedger"]),
+        // Runs the built `layerwise` executable as a user would (build it first:
+        // `swift build --build-tests`); Foundation only, no module of ours.
+        .testTarget(name: "CLITests", dependencies: []),
     ],
     swiftLanguageModes: [.v5]
 )

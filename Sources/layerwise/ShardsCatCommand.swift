@@ -34,12 +34,12 @@ struct ShardsCatCommand: ParsableCommand {
 struct ShardsBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure decompression MB/s on 1 and N threads, and compression ratio at a few levels and block sizes.")
+        abstract: "Measure decompression MB/s on 1 and N threads, loader records/s and memory, and compression ratio at a few levels and block sizes.")
 
     @Argument(help: "Dataset folder.")
     var directory: String
 
-    @Option(help: "Split to read (default: the first).")
+    @Option(help: "Split to read (default: train if there is one, else the first).")
     var split: String?
 
     @Option(help: "Decode threads to compare with one (default: all cores).")
@@ -54,12 +54,33 @@ struct ShardsBenchCommand: ParsableCommand {
     @Option(help: "Bytes of decoded records to compress at each setting.")
     var sample: ByteSize = ByteSize(bytes: 16 << 20)
 
-    @Option(help: "Seconds per decode measurement (median of 3).")
+    @Option(help: "Seconds per decode measurement (median of 3), and per loader run (median of 3).")
     var seconds: Double = 1
 
+    @Option(parsing: .upToNextOption, help: "Loader decode thread counts to measure (none: skip the loader).")
+    var loaderThreads: [Int] = [1, 2]
+
+    @Option(help: "Loader batch size.")
+    var batchSize: Int = 128
+
+    @Flag(help: "Run the loader without the Fashion-MNIST augmentation (crop with 2-pixel padding, flip).")
+    var noAugment = false
+
+    @Option(help: "Samples per second training consumes, to compare the loader with (default: the fastest mode measured on this machine).")
+    var trainRate: Double = 7_700
+
+    func validate() throws {
+        if seconds <= 0 { throw ValidationError("--seconds must be positive.") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1.") }
+        if trainRate <= 0 { throw ValidationError("--train-rate must be positive.") }
+        if loaderThreads.contains(where: { $0 < 0 || $0 > 64 }) { throw ValidationError("--loader-threads must be in 0...64.") }
+    }
+
     func run() throws {
+        let loader = LoaderConfig(batchSize: batchSize, seed: 1, augment: noAugment ? nil : .fashionMNIST)
         let config = ShardBenchmark.Configuration(split: split, threads: threads ?? System.coreCount, levels: levels,
-                                                  blockSizes: blockSizes.map(\.bytes), sampleBytes: sample.bytes, minimumSeconds: seconds)
+                                                  blockSizes: blockSizes.map(\.bytes), sampleBytes: sample.bytes, minimumSeconds: seconds,
+                                                  loader: loader, loaderThreads: loaderThreads, trainRecordsPerSecond: trainRate)
         print(try ShardBenchmark.run(directory: directory, configuration: config))
     }
 }

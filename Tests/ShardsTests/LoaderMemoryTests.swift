@@ -34,6 +34,8 @@ final class LoaderMemoryTests: XCTestCase {
             let slots = 4 + (threads > 0 ? 3 : 0)
             let expected = slots * blockBytes + 2 * (32 * 36 * 4) + 2 * (32 * 4) + 4 * 50 * 4 + 256 * 4
             XCTAssertEqual(large, expected, "threads \(threads)")
+            let bound = try LoaderMemoryBound(source: LoaderFixtures.uniformSource(blocks: 200, recordsPerBlock: 50), config: config)
+            XCTAssertEqual(bound.totalBytes, expected, "the bound `shards bench` prints, threads \(threads)")
 
             // Computing mean and std first uses one temporary block that is gone before the slots exist.
             config.mean = nil

@@ -1,9 +1,11 @@
 import Dispatch
 import Foundation
 
-/// Decompression throughput and compression ratios measured on a dataset's own records.
+/// Decompression throughput, loader throughput and memory, and compression ratios measured on a
+/// dataset's own records.
 public enum ShardBenchmark {
     public struct Configuration: Sendable {
+        /// The split to measure (nil: `train` if the dataset has one, else the first).
         public var split: String?
         /// Decode threads to compare with one.
         public var threads: Int
@@ -12,16 +14,30 @@ public enum ShardBenchmark {
         /// Bytes of decoded records to compress at each (level, block size).
         public var sampleBytes: Int
         /// Each decode measurement repeats full passes until this many seconds; median of 3.
+        /// Each loader run lasts this long; median of 3 runs per thread count.
         public var minimumSeconds: Double
+        /// The loader as the trainer makes it (pool, prefetch, batch size, augmentation); its
+        /// `threads` is replaced by each of `loaderThreads`. Mean and std, when not given, are
+        /// computed once before the runs.
+        public var loader: LoaderConfig
+        /// Decode thread counts to run the loader with; empty skips the loader.
+        public var loaderThreads: [Int]
+        /// Samples per second training consumes, to compare the loader with.
+        public var trainRecordsPerSecond: Double
 
         public init(split: String? = nil, threads: Int = 2, levels: [Int] = [1, 3, 9], blockSizes: [Int] = [64 << 10, 256 << 10, 1 << 20],
-                    sampleBytes: Int = 16 << 20, minimumSeconds: Double = 1) {
+                    sampleBytes: Int = 16 << 20, minimumSeconds: Double = 1,
+                    loader: LoaderConfig = LoaderConfig(batchSize: 128, seed: 1, augment: .fashionMNIST),
+                    loaderThreads: [Int] = [1, 2], trainRecordsPerSecond: Double = 7_700) {
             self.split = split
             self.threads = threads
             self.levels = levels
             self.blockSizes = blockSizes
             self.sampleBytes = sampleBytes
             self.minimumSeconds = minimumSeconds
+            self.loader = loader
+            self.loaderThreads = loaderThreads
+            self.trainRecordsPerSecond = trainRecordsPerSecond
         }
     }
 
@@ -52,6 +68,8 @@ public enum ShardBenchmark {
         public var crcMegabytesPerSecond: Double
         public var compression: [CompressionResult]
         public var sampleBytes: Int
+        /// Nil when no loader thread counts were asked for.
+        public var loader: LoaderReport?
 
         public var description: String {
             var lines = ["split \(split): \(records) records, stored compression ratio \(formatFixed(storedRatio, 3))", "", "decode (frame CRC32C + zstd checksum, median of 3):"]
@@ -59,6 +77,10 @@ public enum ShardBenchmark {
                 lines.append("  \(d.threads) thread\(d.threads == 1 ? " " : "s") \(formatFixed(d.megabytesPerSecond, 0).padded(7)) MB/s  \(formatFixed(d.recordsPerSecond / 1e6, 2)) M records/s  (cores busy \(formatFixed(d.cpuUtilization, 2)))")
             }
             lines.append("  (of which frame CRC32C alone runs at \(formatFixed(crcMegabytesPerSecond, 0)) MB/s of compressed bytes)")
+            if let loader {
+                lines.append("")
+                lines += loader.lines
+            }
             lines.append("")
             lines.append("compression of \(formatBytes(sampleBytes)) of records (1 thread):")
             lines.append("  level  block      ratio   MB/s")
@@ -71,7 +93,9 @@ public enum ShardBenchmark {
 
     public static func run(directory: String, configuration: Configuration) throws -> Report {
         let dataset = try ShardDataset(directory: directory)
-        guard let name = configuration.split ?? dataset.splitNames.first else {
+        // Training reads `train`, so that is the split to measure unless another is named.
+        let defaultSplit = dataset.splitNames.contains("train") ? "train" : dataset.splitNames.first
+        guard let name = configuration.split ?? defaultSplit else {
             throw ShardError.splitNotFound(split: configuration.split ?? "", available: [])
         }
         let split = try dataset.split(name)
@@ -87,8 +111,10 @@ public enum ShardBenchmark {
                 compression.append(try measureCompression(sample, recordSize: split.schema.recordSize, blockBytes: blockBytes, level: level))
             }
         }
+        let loader = configuration.loaderThreads.isEmpty ? nil : try measureLoader(split, configuration: configuration)
         return Report(split: name, records: split.recordCount, storedRatio: stored > 0 ? Double(raw) / Double(stored) : 0,
-                      decode: decode, crcMegabytesPerSecond: crc, compression: compression, sampleBytes: sample.count)
+                      decode: decode, crcMegabytesPerSecond: crc, compression: compression, sampleBytes: sample.count,
+                      loader: loader)
     }
 
     static func now() -> Double {
