@@ -2,7 +2,10 @@ import MemoryLedger
 
 /// The scratch memory of `Conv2dKernel` for one layer shape, booked in the ledger as
 /// `.workspace`. Create it once per layer (it depends on the geometry, never on the batch) and
-/// pass it to every forward and backward call; the passes allocate nothing.
+/// pass it to every forward and backward call; the passes allocate nothing. Convs that never run
+/// at the same time (a block's conv and its sim head's conv) can share one allocation:
+/// `ConvWorkspace(blockConv, alsoServing: [simConv])` and `.serving(simConv)`; it books
+/// `bytes(covering:)`, the larger of the bounds.
 ///
 /// The kernel works on G images at a time (`imagesPerGemm`): G = 1 for feature maps of at least
 /// `groupingThreshold` positions, otherwise enough images that one GEMM has >= `groupingTarget`
@@ -36,21 +39,42 @@ public final class ConvWorkspace {
     public let imagesPerGemm: Int
     /// (C k k, G H' W'): the im2col matrices of G images side by side.
     public let columns: Tensor
-    /// (OC, G H' W') when G > 1, else nil.
+    /// (OC, G H' W') when G > 1, else nil. Follows `columns` in the same allocation.
     public let staging: Tensor?
+    /// The one ledger allocation behind `columns` and `staging`, shared with `serving(_:)` views.
+    public let storage: TrackedBuffer<Float>
 
-    /// - Parameter imagesPerGemm: G; nil picks `defaultImagesPerGemm(geometry)`.
-    public init(_ geometry: ConvGeometry, imagesPerGemm: Int? = nil, layer: Int? = nil, ledger: Ledger = .shared) {
+    /// A workspace for `geometry`, large enough to also serve `others` through `serving(_:)`
+    /// (for example a block's conv and its sim head's conv, which never run at the same time):
+    /// one allocation of `bytes(covering:)` bytes instead of one per conv.
+    /// - Parameter imagesPerGemm: G for `geometry`; nil picks `defaultImagesPerGemm(geometry)`.
+    public convenience init(_ geometry: ConvGeometry, imagesPerGemm: Int? = nil, alsoServing others: [ConvGeometry] = [],
+                layer: Int? = nil, ledger: Ledger = .shared) {
         let group = imagesPerGemm ?? ConvWorkspace.defaultImagesPerGemm(geometry)
         precondition(group >= 1, "images per GEMM must be positive, got \(group)")
+        let bytes = max(ConvWorkspace.bytes(geometry, imagesPerGemm: group), ConvWorkspace.bytes(covering: others))
+        let storage = TrackedBuffer<Float>(count: bytes / MemoryLayout<Float>.stride, category: .workspace, layer: layer,
+                                           label: "conv workspace", ledger: ledger)
+        self.init(storage: storage, geometry: geometry, imagesPerGemm: group)
+    }
+
+    private init(storage: TrackedBuffer<Float>, geometry: ConvGeometry, imagesPerGemm group: Int) {
+        self.storage = storage
         self.geometry = geometry
-        self.imagesPerGemm = group
-        columns = Tensor([geometry.patchSize, group * geometry.outSpatial], .workspace, layer: layer,
-                         label: "conv im2col", ledger: ledger, zeroed: false)
+        imagesPerGemm = group
+        let width = group * geometry.outSpatial
+        columns = Tensor(storage: storage, offset: 0, shape: [geometry.patchSize, width])
         staging = group > 1
-            ? Tensor([geometry.outChannels, group * geometry.outSpatial], .workspace, layer: layer,
-                     label: "conv staging", ledger: ledger, zeroed: false)
+            ? Tensor(storage: storage, offset: columns.count, shape: [geometry.outChannels, width])
             : nil
+    }
+
+    /// A workspace for `other` over this one's memory (no allocation), with the default G for
+    /// `other`. Its passes overwrite this workspace's contents: use one view at a time.
+    public func serving(_ other: ConvGeometry) -> ConvWorkspace {
+        precondition(ConvWorkspace.bytes(other) <= storage.byteCount,
+                     "workspace of \(storage.byteCount) bytes cannot serve \(other) (\(ConvWorkspace.bytes(other)) bytes)")
+        return ConvWorkspace(storage: storage, geometry: other, imagesPerGemm: ConvWorkspace.defaultImagesPerGemm(other))
     }
 
     /// G for `geometry`: 1 if H' W' >= `groupingThreshold`, else ceil(`groupingTarget` / H' W').
@@ -67,6 +91,11 @@ public final class ConvWorkspace {
         return MemoryLayout<Float>.stride * rows * group * geometry.outSpatial
     }
 
-    /// Bytes booked by this workspace (equal to `bytes(geometry, imagesPerGemm:)`).
-    public var byteCount: Int { columns.byteCount + (staging?.byteCount ?? 0) }
+    /// Bytes of one workspace serving all of `geometries` (default G each): the largest of them.
+    public static func bytes(covering geometries: [ConvGeometry]) -> Int {
+        geometries.map { bytes($0) }.max() ?? 0
+    }
+
+    /// Bytes booked by this workspace's allocation (shared by its views).
+    public var byteCount: Int { storage.byteCount }
 }

@@ -1,0 +1,28 @@
+import MemoryLedger
+import Tensors
+import XCTest
+
+final class ConvWorkspaceTests: XCTestCase {
+    /// A block's conv and its sim head's conv share one allocation, the larger of the two
+    /// bounds, and the shared view computes the same as a workspace of its own.
+    func testOneWorkspaceServesTwoConvsWithOneAllocation() {
+        let block = ConvGeometry(inChannels: 2, outChannels: 3, height: 5, width: 7)
+        let sim = ConvGeometry(inChannels: 3, outChannels: 3, height: 5, width: 7)
+        let ledger = Ledger()
+        let shared = ConvWorkspace(block, alsoServing: [sim], ledger: ledger)
+        let view = shared.serving(sim)
+        XCTAssertEqual(ledger.current().bytes(.workspace), ConvWorkspace.bytes(covering: [block, sim]))
+        XCTAssertEqual(ConvWorkspace.bytes(covering: [block, sim]), max(ConvWorkspace.bytes(block), ConvWorkspace.bytes(sim)))
+        XCTAssertEqual(ledger.operationCounts.allocations, 1)
+        XCTAssertTrue(view.storage === shared.storage)
+
+        var rng = ConvCheck.Random(seed: 5)
+        let x = ConvCheck.tensor(sim.inputShape(batch: 3), rng.uniform(3 * 3 * 35))
+        let w = ConvCheck.tensor(sim.weightShape, rng.uniform(3 * 27))
+        let viaView = Tensor(sim.outputShape(batch: 3), .activations, label: "y")
+        let viaOwn = Tensor(sim.outputShape(batch: 3), .activations, label: "y")
+        Conv2dKernel.forward(x: x, weight: w, bias: nil, into: viaView, workspace: view)
+        Conv2dKernel.forward(x: x, weight: w, bias: nil, into: viaOwn, workspace: ConvWorkspace(sim))
+        XCTAssertEqual(viaView.array, viaOwn.array)
+    }
+}
