@@ -102,14 +102,23 @@ public enum TrainingBenchmark {
         return out
     }
 
-    /// Multiply-adds x 2 of the GEMMs of one training sample (forward, backward, heads).
+    /// Multiply-adds x 2 of the GEMMs and convolutions of one training sample (forward,
+    /// backward, heads).
     public static func flopPerSample(_ spec: ModelSpec) -> Double {
         var total = 0.0
-        var inFeatures = Double(spec.inputFeatures)
+        for (i, b) in spec.convBlocks.enumerated() {
+            let conv = 2.0 * Double(b.inChannels * 9 * b.outChannels * b.height * b.width)
+            // forward, backward-weights, and backward-data except for the first block in local mode
+            total += conv * (spec.loss.isLocal || i == 0 ? 2 : 3)
+            if spec.loss.isLocal && spec.loss.usesSim && !spec.loss.isBackpropFree {
+                total += 3 * 2.0 * Double(b.outChannels * 9 * b.outChannels * b.height * b.width)
+            }
+        }
+        var inFeatures = Double(spec.linearInputFeatures)
         let h = Double(spec.numHidden), k = Double(spec.classes)
-        for i in 0..<spec.numLayers {
+        for i in 0..<spec.linearBlockCount {
             // forward x W^T, dW = dz^T x, and dx in backprop mode (not for the first block)
-            total += 2 * inFeatures * h * (spec.loss.isLocal || i == 0 ? 2 : 3)
+            total += 2 * inFeatures * h * (spec.loss.isLocal || (i == 0 && spec.convBlocks.isEmpty) ? 2 : 3)
             if spec.loss.isLocal {
                 if spec.loss.usesPred { total += 2 * h * (spec.loss.isBackpropFree ? 128 : k) * 3 }
                 if spec.loss.usesSim && !spec.loss.isBackpropFree { total += 2 * h * h * 3 }
