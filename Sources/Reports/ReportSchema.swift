@@ -1,3 +1,4 @@
+import Foundation
 /// The version tag written into every `memory.json`.
 ///
 /// The major number after the slash changes when a field is removed or changes meaning; new
@@ -22,7 +23,7 @@ public enum ReportError: Error, CustomStringConvertible, Equatable {
         case .unsupportedSchema(let found):
             return "memory report schema \"\(found)\" is not supported (this build reads \"\(ReportSchema.version)\")"
         case .writeFailed(let path, let code):
-            return "could not write \(path) (errno \(code))"
+            return "could not write \(path): \(String(cString: strerror(code)))"
         }
     }
 }

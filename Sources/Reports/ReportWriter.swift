@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 
 /// Writes every report of a comparison into one directory: `summary.txt`, `memory.json`,
@@ -41,7 +42,11 @@ public struct ReportWriter {
     /// Creates the directory if needed and writes all reports; returns the paths written.
     @discardableResult
     public func write(_ comparison: MemoryComparison) throws -> [String] {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ReportError.writeFailed(path: directory, errno: ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { Int32($0.code) } ?? EIO)
+        }
         var document = MemoryDocument(comparison: comparison, generatedAt: options.generatedAt)
         if let points = options.jsonPointsPerMode { document = document.downsampled(maxPoints: points) }
         let contents: [Data] = [
@@ -53,7 +58,11 @@ public struct ReportWriter {
         var written: [String] = []
         for (name, data) in zip(ReportWriter.fileNames, contents) {
             let path = directory + "/" + name
-            try AtomicFile.write(data, to: path)
+            do {
+                try data.withUnsafeBytes { try AtomicFile.write($0, to: path) }
+            } catch let FileSystemError.io(file, _, code) {
+                throw ReportError.writeFailed(path: file, errno: code)
+            }
             written.append(path)
         }
         return written

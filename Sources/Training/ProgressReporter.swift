@@ -20,7 +20,7 @@ public final class ProgressReporter {
     /// Updates the bar for `done` of `total` with a trailing status text.
     public func update(title: String, done: Int, total: Int, status: String) {
         guard enabled else { return }
-        let now = ProgressReporter.seconds()
+        let now = BenchmarkClock.now()
         if isTerminal {
             let width = 24
             let filled = total > 0 ? min(width, done * width / total) : 0
@@ -48,11 +48,5 @@ public final class ProgressReporter {
                 offset += n
             }
         }
-    }
-
-    public static func seconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }

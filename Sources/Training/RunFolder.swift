@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 
 /// A run folder: `config.json`, `metrics.jsonl` (one JSON object per epoch) and
@@ -60,8 +61,12 @@ public struct RunFolder: Sendable {
 }
 
 extension AtomicFile {
-    /// Writes `data` to `path` atomically (see `AtomicFile`).
+    /// Writes `data` to `path` atomically; failures name the file.
     static func write(_ data: Data, to path: String) throws {
-        try AtomicFile(path: path).write { sink in try data.withUnsafeBytes { try sink.write($0) } }
+        do {
+            try data.withUnsafeBytes { try AtomicFile.write($0, to: path) }
+        } catch {
+            throw TrainingError.runFolder(path: path, problem: "could not be written (\(error))")
+        }
     }
 }

@@ -103,7 +103,7 @@ public final class Trainer {
         let stepsPerEpoch = (recordsPerEpoch + config.batchSize - 1) / config.batchSize
         ledger.resetPeaks()
         ProcessMemory.resetPeak()
-        let started = ProgressReporter.seconds()
+        let started = BenchmarkClock.now()
         var samples = 0
         while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try loader.nextBatch() {
             let count = min(batch.count, recordsPerEpoch - state.cursor.recordsConsumed)
@@ -115,7 +115,7 @@ public final class Trainer {
             state.globalStep += 1
             state.cursor.recordsConsumed += count
             samples += count
-            let rate = Double(samples) / max(ProgressReporter.seconds() - started, 1e-9)
+            let rate = Double(samples) / max(BenchmarkClock.now() - started, 1e-9)
             progress.update(title: "epoch \(epoch + 1)/\(config.epochs)", done: state.stepInEpoch, total: stepsPerEpoch,
                             status: String(format: "loss %.4f err %.2f%% %.0f samples/s", state.meanOutputLoss, state.trainError, rate))
             if config.checkpointEvery > 0 && state.stepInEpoch % config.checkpointEvery == 0 && state.cursor.recordsConsumed < recordsPerEpoch {
@@ -123,7 +123,7 @@ public final class Trainer {
             }
         }
         progress.finish()
-        let seconds = ProgressReporter.seconds() - started
+        let seconds = BenchmarkClock.now() - started
         let peak = ledger.peak()
         let testError = try evaluate(split: config.testSplit, limit: config.testLimit)
         var metrics = state.epochMetrics(epoch: epoch, lr: lr, seconds: seconds + state.secondsBefore, testError: testError, peak: peak)

@@ -1,3 +1,4 @@
+import FileSystem
 /// The safetensors checkpoint format: an 8-byte little-endian header length N, N bytes of JSON
 /// header (padded with spaces so the data starts 8-byte aligned), then the raw little-endian
 /// bytes of every tensor, back to back. The header maps each name to
@@ -12,9 +13,13 @@ public enum SafeTensors {
     /// names, bytes that do not match dtype x shape) before touching the file system.
     public static func write(_ tensors: [SafeTensorsEntry], metadata: [String: String] = [:], to path: String) throws {
         let (header, ordered) = try makeHeader(tensors, metadata: metadata, file: path)
-        try AtomicFile(path: path).write { sink in
-            try header.withUnsafeBytes { try sink.write($0) }
-            for tensor in ordered { try tensor.withBytes { try sink.write($0) } }
+        do {
+            try AtomicFile(path: path).write { sink in
+                try header.withUnsafeBytes { try sink.write($0) }
+                for tensor in ordered { try tensor.withBytes { try sink.write($0) } }
+            }
+        } catch let FileSystemError.io(file, operation, code) {
+            throw SafeTensorsError.io(file: file, operation: operation, errno: code)
         }
     }
 
