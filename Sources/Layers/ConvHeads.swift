@@ -6,7 +6,7 @@ import Tensors
 /// - pred: average-pool h until C h' w' <= dimInDecoder (`PredHeadPooling`), flatten,
 ///   Linear -> classes (weight zero), softmax cross-entropy;
 /// - sim: a learned 3x3 conv C -> C (pad 1, no bias), then the per-channel spatial standard
-///   deviation giving (B, C) (flattened instead when C <= 3 or the map is 1x1), similarity
+///   deviation giving (B, C) (flattened instead when C <= 3 or H == 1), similarity
 ///   matching against S(Y);
 /// - bpf variants: pred-bpf decodes the pooled h to 128 outputs with feedback alignment
 ///   (sigmoid BCE against P onehot > 0); sim-bpf pools h as for pred, then takes the std.
@@ -88,8 +88,11 @@ public final class ConvHeads {
         return out
     }
 
-    /// The std step applies when there is more than one position and more than 3 channels.
-    static func usesStd(channels: Int, height: Int, width: Int) -> Bool { channels > 3 && height * width > 1 }
+    /// The std step applies when there are more than 3 channels and more than one row: the
+    /// reference's `similarity_matrix` tests `x.size(1) > 3 and x.size(2) > 1` (the height, not
+    /// H W), so a one-row map such as vgg8b's last block pooled for sim-bpf (512x1x2) is
+    /// flattened, not reduced to a std over its 2 cells. H > 1 also gives the std N >= 2.
+    static func usesStd(channels: Int, height: Int, width: Int) -> Bool { channels > 3 && height > 1 }
 
     /// Local loss on h (B, C, H, W); accumulates dL/dh into `dh` and leaves head gradients.
     public func apply(h: Tensor, labels: UnsafePointer<Int32>, dh: Tensor, beta: Float) -> (pred: HeadResult, sim: HeadResult) {
