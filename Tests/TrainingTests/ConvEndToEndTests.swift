@@ -66,18 +66,21 @@ final class ConvEndToEndTests: XCTestCase {
 
     /// Ten classes: an untrained or broken model sits near 90% test error. Measured in a debug
     /// build (deterministic at seed 1 with one BLAS thread): predsim 50.4% test error (first
-    /// block's pred head 18.2% on the training batches), backprop 33.4%; about 12 s and 5 s.
-    /// The floors, 70% and 55%, leave 20 points for other BLAS builds and legitimate changes
-    /// while a model that does not learn (or a local run whose output layer never trains) stays
-    /// far above them. The local run learns more slowly than backprop here: its output layer
-    /// starts at zero and trains on the last block's hand-off, which improves only as the
-    /// blocks below it do.
+    /// block's pred head 18.2% on the training batches), backprop 33.4%; 9-12 s and 5-6 s.
+    /// The floors, 70% and 55%, leave about 20 points for other BLAS builds and legitimate
+    /// changes while a model that does not learn (or a local run whose output layer never
+    /// trains) stays far above them. The local run learns more slowly than backprop here: its
+    /// output layer starts at zero and trains on the last block's hand-off, which improves only
+    /// as the blocks below it do.
+    /// Long variant, measured: predsim 37.6% (first block 25.9%), backprop 21.8%, 97 s and 38 s;
+    /// floors 55% and 40%.
     func testNarrowVgg8bLearnsLocallyAndByBackprop() throws {
         let local = try run(.predsim)
-        XCTAssertLessThan(local.error, 70, "predsim test error \(local.error)%")
+        let localFloor = long ? 55.0 : 70.0, backpropFloor = long ? 40.0 : 55.0
+        XCTAssertLessThan(local.error, localFloor, "predsim test error \(local.error)%")
         let firstBlock = try XCTUnwrap(local.firstBlockError)
         XCTAssertLessThan(firstBlock, 45, "the first conv block's local pred head: \(firstBlock)% error")
         let backprop = try run(.backprop)
-        XCTAssertLessThan(backprop.error, 55, "backprop test error \(backprop.error)%")
+        XCTAssertLessThan(backprop.error, backpropFloor, "backprop test error \(backprop.error)%")
     }
 }
