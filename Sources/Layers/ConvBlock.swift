@@ -151,10 +151,12 @@ public final class ConvBlock {
     public func backwardBackprop(_ dHandOff: Tensor, wantInputGrad: Bool) -> Tensor? {
         guard let s = saved else { preconditionFailure("block \(index): backward without forward") }
         ledger.enter(.backward, layer: index, label: "backward")
-        var dh = dHandOff
+        // The gradient arrives in the receiver's layout: (B, C H' W') from a Linear block's dx.
+        let dOut = dHandOff.reshaped([s.h.shape[0]] + outputShape)
+        var dh = dOut
         if poolAfter, let argmax = s.argmax {
             dh = Tensor(s.h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger, zeroed: false)
-            MaxPoolKernel.backward(dy: dHandOff, argmax: argmax, into: dh)
+            MaxPoolKernel.backward(dy: dOut, argmax: argmax, into: dh)
         }
         Dropout.apply(dh, p: dropout, seed: s.dropoutSeed, channelSize: spatial)
         let dx = backwardThroughBlock(dh: dh, x: s.input, xhat: s.xhat, h: s.h, invStd: s.invStd, wantInputGrad: wantInputGrad)

@@ -6,7 +6,7 @@ import Tensors
 /// - pred: average-pool h until C h' w' <= dimInDecoder (`PredHeadPooling`), flatten,
 ///   Linear -> classes (weight zero), softmax cross-entropy;
 /// - sim: a learned 3x3 conv C -> C (pad 1, no bias), then the per-channel spatial standard
-///   deviation giving (B, C) (flattened instead when C <= 3 or the map is 1x1), similarity
+///   deviation giving (B, C) (flattened instead when C <= 3 or H == 1), similarity
 ///   matching against S(Y);
 /// - bpf variants: pred-bpf decodes the pooled h to 128 outputs with feedback alignment
 ///   (sigmoid BCE against P onehot > 0); sim-bpf pools h as for pred, then takes the std.
@@ -88,8 +88,11 @@ public final class ConvHeads {
         return out
     }
 
-    /// The std step applies when there is more than one position and more than 3 channels.
-    static func usesStd(channels: Int, height: Int, width: Int) -> Bool { channels > 3 && height * width > 1 }
+    /// The std step applies when there are more than 3 channels and more than one row: the
+    /// reference's `similarity_matrix` tests `x.size(1) > 3 and x.size(2) > 1` (the height, not
+    /// H W), so a one-row map such as vgg8b's last block pooled for sim-bpf (512x1x2) is
+    /// flattened, not reduced to a std over its 2 cells. H > 1 also gives the std N >= 2.
+    static func usesStd(channels: Int, height: Int, width: Int) -> Bool { channels > 3 && height > 1 }
 
     /// Local loss on h (B, C, H, W); accumulates dL/dh into `dh` and leaves head gradients.
     public func apply(h: Tensor, labels: UnsafePointer<Int32>, dh: Tensor, beta: Float) -> (pred: HeadResult, sim: HeadResult) {
@@ -123,8 +126,8 @@ public final class ConvHeads {
                 BLAS.gemm(logits, feedback, into: dFlat, beta: 1)
             }
             if loss.usesSim && loss.isBackpropFree {
-                let target = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: projection, layer: layer, ledger: ledger)
-                simThroughStd(pooled, target: target, scale: w.sim, into: dPooled, accumulate: true, result: &sim)
+                var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: projection, layer: layer, ledger: ledger)
+                simThroughStd(pooled, target: &target, scale: w.sim, into: dPooled, accumulate: true, result: &sim)
             }
             if pooling.pools {
                 AvgPoolKernel.backward(dy: dPooled, into: dh, geometry: poolGeometry, accumulate: true)
@@ -134,9 +137,9 @@ public final class ConvHeads {
             // s = conv3x3(h) (B, C, H, W); features = std over H, W (B, C)
             let s = Tensor(h.shape, .activations, layer: layer, label: "sim.conv", ledger: ledger, zeroed: false)
             Conv2dKernel.forward(x: h, weight: simWeight.value, bias: nil, into: s, workspace: simWorkspace)
-            let target = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
+            var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
             let ds = Tensor(h.shape, .activationGrads, layer: layer, label: "sim.conv.grad", ledger: ledger, zeroed: false)
-            simThroughStd(s, target: target, scale: w.sim, into: ds, accumulate: false, result: &sim)
+            simThroughStd(s, target: &target, scale: w.sim, into: ds, accumulate: false, result: &sim)
             Conv2dKernel.backwardWeights(dy: ds, x: h, weightGrad: simWeight.makeGrad(), biasGrad: nil, workspace: simWorkspace)
             Conv2dKernel.backwardData(dy: ds, weight: simWeight.value, into: dh, workspace: simWorkspace, accumulate: true)
         }
@@ -157,17 +160,20 @@ public final class ConvHeads {
     }
 
     /// Sim loss on x (B, C, H, W) through the per-channel spatial std (or flattened), writing
-    /// dL/dx into `dx` (added to what it holds when `accumulate`).
-    private func simThroughStd(_ x: Tensor, target: Tensor, scale: Float, into dx: Tensor, accumulate: Bool, result: inout HeadResult) {
+    /// dL/dx into `dx` (added to what it holds when `accumulate`). Drops `target` once the loss
+    /// is taken.
+    private func simThroughStd(_ x: Tensor, target: inout Tensor?, scale: Float, into dx: Tensor, accumulate: Bool, result: inout HeadResult) {
         let batch = x.rowCount, c = x.shape[1], hh = x.shape[2], ww = x.shape[3]
         if ConvHeads.usesStd(channels: c, height: hh, width: ww) {
             let std = Tensor([batch, c], .activations, layer: layer, label: "sim.std", ledger: ledger, zeroed: false)
             SpatialStdKernel.forward(x: x, into: std)
-            let (loss, dstd) = SimilarityLoss.lossAndGrad(features: std, target: target, scale: scale, layer: layer, ledger: ledger)
+            var features: Tensor? = std  // std itself stays: its backward reads it
+            let (loss, dstd) = SimilarityLoss.lossAndGrad(features: &features, target: &target, scale: scale, layer: layer, ledger: ledger)
             result.loss = loss
             SpatialStdKernel.backward(ds: dstd, x: x, s: std, into: dx, accumulate: accumulate)
         } else {
-            let (loss, dflat) = SimilarityLoss.lossAndGrad(features: x, target: target, scale: scale, layer: layer, ledger: ledger)
+            var features: Tensor? = x  // the caller holds x
+            let (loss, dflat) = SimilarityLoss.lossAndGrad(features: &features, target: &target, scale: scale, layer: layer, ledger: ledger)
             result.loss = loss
             let d = dx.pointer, g = dflat.pointer
             for i in 0..<dx.count { d[i] = accumulate ? d[i] + g[i] : g[i] }

@@ -124,7 +124,8 @@ public final class LocalHeads {
             let logits = Tensor([batch, LocalHeads.projectionSize], .activations, layer: layer, label: "bpf.logits", ledger: ledger, zeroed: false)
             LinearKernel.forward(x: h, weight: decoderWeight.value, bias: decoderBias.value, into: logits)
             do {
-                let targets = projectedLabels(labels, batch: batch, projection: projection)
+                let targets = SimilarityLoss.projectedLabels(labels, batch: batch, classes: classes, projection: projection,
+                                                             layer: layer, ledger: ledger)
                 let pp = targets.pointer
                 for i in 0..<targets.count { pp[i] = pp[i] > 0 ? 1 : 0 }
                 pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
@@ -136,22 +137,17 @@ public final class LocalHeads {
             withExtendedLifetime(logits) {}
         }
         if loss.usesSim {
-            var target: Tensor?
-            if let projection {
-                let y = projectedLabels(labels, batch: batch, projection: projection)
-                target = similarity(of: y, label: "sim.target")
-                withExtendedLifetime(y) {}
-            } else {
-                let y = Tensor([batch, classes], .lossTemp, layer: layer, label: "sim.onehot", ledger: ledger)
-                for r in 0..<batch { y.pointer[r * classes + Int(labels[r])] = 1 }
-                target = similarity(of: y, label: "sim.target")
-                withExtendedLifetime(y) {}
-            }
+            // S(Y) (B, B), or S(Y P^T) for sim-bpf: the one-hot (or projected) labels and the
+            // normalisation scratch are freed inside, once the target is built.
+            var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: projection,
+                                                        layer: layer, ledger: ledger)
             if let simWeight {
                 // s (B, F) = h Ws^T; L = mse(S(s), S(Y)); dWs = ds^T h; dh += ds Ws
+                // s is held only here, so lossAndGrad frees it once it is normalised.
                 var s: Tensor? = Tensor([batch, features], .activations, layer: layer, label: "sim.features", ledger: ledger, zeroed: false)
                 BLAS.gemm(h, simWeight.value, into: s!, transposeB: true)
-                let ds = simLossGrad(features: &s, target: &target, scale: w.sim, result: &sim)
+                let (l, ds) = SimilarityLoss.lossAndGrad(features: &s, target: &target, scale: w.sim, layer: layer, ledger: ledger)
+                sim.loss = l
                 BLAS.gemm(ds, h, into: simWeight.makeGrad(), transposeA: true)
                 BLAS.gemm(ds, simWeight.value, into: dh, beta: 1)
                 withExtendedLifetime(ds) {}
@@ -159,53 +155,13 @@ public final class LocalHeads {
                 // sim-bpf on a Linear block: S(h) itself against S(P onehot). Dropping this
                 // reference to h frees nothing: the block holds h.
                 var features: Tensor? = h
-                let ds = simLossGrad(features: &features, target: &target, scale: w.sim, result: &sim)
+                let (l, ds) = SimilarityLoss.lossAndGrad(features: &features, target: &target, scale: w.sim, layer: layer, ledger: ledger)
+                sim.loss = l
                 let d = dh.pointer, g = ds.pointer
                 for i in 0..<dh.count { d[i] += g[i] }
                 withExtendedLifetime(ds) {}
             }
         }
         return (pred, sim)
-    }
-
-    /// Y P^T (B, 128) for one-hot Y: row r is column labels[r] of P.
-    private func projectedLabels(_ labels: UnsafePointer<Int32>, batch: Int, projection: Tensor) -> Tensor {
-        let size = LocalHeads.projectionSize
-        let y = Tensor([batch, size], .lossTemp, layer: layer, label: "bpf.target", ledger: ledger, zeroed: false)
-        for r in 0..<batch {
-            let c = Int(labels[r])
-            for j in 0..<size { y.pointer[r * size + j] = projection.pointer[j * classes + c] }
-        }
-        return y
-    }
-
-    /// clamp(S(y)) as a (B, B) target.
-    private func similarity(of y: Tensor, label: StaticString) -> Tensor {
-        let batch = y.rowCount
-        let u = Tensor(y.shape, .lossTemp, layer: layer, label: "sim.target.normalized", ledger: ledger, zeroed: false)
-        let norms = Tensor([batch], .lossTemp, layer: layer, label: "sim.target.norms", ledger: ledger, zeroed: false)
-        let t = Tensor([batch, batch], .lossTemp, layer: layer, label: label, ledger: ledger, zeroed: false)
-        Similarity.forward(y, normalized: u, norms: norms, raw: t)
-        Similarity.clamp(t, into: t)
-        withExtendedLifetime((u, norms)) {}
-        return t
-    }
-
-    /// The sim loss of `features` (B, D) against `target`, and dL/d(features) (B, D).
-    /// Releases `features` once it is normalised (the backward reads only the normalised rows
-    /// and their norms) and `target` once the loss is taken.
-    private func simLossGrad(features: inout Tensor?, target: inout Tensor?, scale: Float, result: inout HeadResult) -> Tensor {
-        let shape = features!.shape, batch = shape[0]
-        let u = Tensor(shape, .activations, layer: layer, label: "sim.normalized", ledger: ledger, zeroed: false)
-        let norms = Tensor([batch], .activations, layer: layer, label: "sim.norms", ledger: ledger, zeroed: false)
-        let r = Tensor([batch, batch], .lossTemp, layer: layer, label: "sim.matrix", ledger: ledger, zeroed: false)
-        Similarity.forward(features!, normalized: u, norms: norms, raw: r)
-        features = nil
-        result.loss = Similarity.meanSquaredError(raw: r, target: target!, grad: r, scale: scale)
-        target = nil
-        let ds = Tensor(shape, .activationGrads, layer: layer, label: "sim.grad", ledger: ledger, zeroed: false)
-        Similarity.backward(rawGrad: r, normalized: u, norms: norms, inputGrad: ds)
-        withExtendedLifetime((u, norms, r)) {}
-        return ds
     }
 }

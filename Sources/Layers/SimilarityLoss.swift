@@ -36,17 +36,32 @@ enum SimilarityLoss {
         return y
     }
 
-    /// The sim loss of `features` (B, D) against `target` and dL/d(features) (B, D).
-    static func lossAndGrad(features s: Tensor, target: Tensor, scale: Float, layer: Int, ledger: Ledger) -> (loss: Float, grad: Tensor) {
-        let batch = s.rowCount
-        let flat = s.reshaped([batch, s.rowSize])
-        let u = Tensor(flat.shape, .activations, layer: layer, label: "sim.normalized", ledger: ledger, zeroed: false)
+    /// The sim loss of `features` (B, ...) flattened to (B, D) against `target`, and
+    /// dL/d(features) as (B, D).
+    ///
+    /// Takes the caller's references to `features` and `target` and drops them at their last
+    /// use: `features` once it is normalised (the backward reads only the normalised rows and
+    /// their norms), `target` once the loss is taken. A tensor the caller still holds elsewhere
+    /// (h itself, the std that its backward reads) stays alive; one held only here (the Linear
+    /// sim head's output) is freed before the gradient is allocated, which `MemoryPlanner`
+    /// mirrors. The normalised rows, norms and B x B matrix are freed when this returns.
+    static func lossAndGrad(features: inout Tensor?, target: inout Tensor?, scale: Float, layer: Int,
+                            ledger: Ledger) -> (loss: Float, grad: Tensor) {
+        let batch = features!.rowCount
+        let shape = [batch, features!.count / batch]
+        let u = Tensor(shape, .activations, layer: layer, label: "sim.normalized", ledger: ledger, zeroed: false)
         let norms = Tensor([batch], .activations, layer: layer, label: "sim.norms", ledger: ledger, zeroed: false)
         let r = Tensor([batch, batch], .lossTemp, layer: layer, label: "sim.matrix", ledger: ledger, zeroed: false)
-        Similarity.forward(flat, normalized: u, norms: norms, raw: r)
-        let loss = Similarity.meanSquaredError(raw: r, target: target, grad: r, scale: scale)
-        let ds = Tensor(flat.shape, .activationGrads, layer: layer, label: "sim.grad", ledger: ledger, zeroed: false)
+        do {
+            let flat = features!.reshaped(shape)  // a view: it shares (and holds) the storage
+            Similarity.forward(flat, normalized: u, norms: norms, raw: r)
+        }
+        features = nil
+        let loss = Similarity.meanSquaredError(raw: r, target: target!, grad: r, scale: scale)
+        target = nil
+        let ds = Tensor(shape, .activationGrads, layer: layer, label: "sim.grad", ledger: ledger, zeroed: false)
         Similarity.backward(rawGrad: r, normalized: u, norms: norms, inputGrad: ds)
+        withExtendedLifetime((u, norms, r)) {}
         return (loss, ds)
     }
 }
