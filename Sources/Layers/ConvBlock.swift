@@ -151,10 +151,13 @@ public final class ConvBlock {
     public func backwardBackprop(_ dHandOff: Tensor, wantInputGrad: Bool) -> Tensor? {
         guard let s = saved else { preconditionFailure("block \(index): backward without forward") }
         ledger.enter(.backward, layer: index, label: "backward")
-        var dh = dHandOff
+        // The next block may hand back a flat (B, C h' w') gradient (the classifier's Linear
+        // block): view it in the hand-off's (B, C, h', w') shape. A view, no bytes booked.
+        let dy = dHandOff.reshaped([dHandOff.rowCount] + outputShape)
+        var dh = dy
         if poolAfter, let argmax = s.argmax {
             dh = Tensor(s.h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger, zeroed: false)
-            MaxPoolKernel.backward(dy: dHandOff, argmax: argmax, into: dh)
+            MaxPoolKernel.backward(dy: dy, argmax: argmax, into: dh)
         }
         Dropout.apply(dh, p: dropout, seed: s.dropoutSeed, channelSize: spatial)
         let dx = backwardThroughBlock(dh: dh, x: s.input, xhat: s.xhat, h: s.h, invStd: s.invStd, wantInputGrad: wantInputGrad)
