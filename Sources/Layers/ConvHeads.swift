@@ -135,7 +135,11 @@ public final class ConvHeads {
             let s = Tensor(h.shape, .activations, layer: layer, label: "sim.conv", ledger: ledger, zeroed: false)
             Conv2dKernel.forward(x: h, weight: simWeight.value, bias: nil, into: s, workspace: simWorkspace)
             let target = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
-            let ds = Tensor(h.shape, .activationGrads, layer: layer, label: "sim.conv.grad", ledger: ledger, zeroed: false)
+            // dL/ds overwrites s in place (free at last use, DESIGN.md section 3 item 1): the std
+            // backward reads a plane's values (its mean) before writing that plane's gradient, and
+            // the flattened path copies the gradient after the loss is done with s. Same numbers as
+            // a separate buffer, one (B, C, H, W) tensor less: 98 MiB at vgg8b's block 1, batch 128.
+            let ds = s
             simThroughStd(s, target: target, scale: w.sim, into: ds, accumulate: false, result: &sim)
             Conv2dKernel.backwardWeights(dy: ds, x: h, weightGrad: simWeight.makeGrad(), biasGrad: nil, workspace: simWorkspace)
             Conv2dKernel.backwardData(dy: ds, weight: simWeight.value, into: dh, workspace: simWorkspace, accumulate: true)

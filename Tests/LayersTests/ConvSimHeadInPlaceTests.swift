@@ -1,0 +1,61 @@
+import MemoryLedger
+import NumericTestSupport
+import Randomness
+import Tensors
+import XCTest
+@testable import Layers
+
+/// The conv sim head writes dL/ds over s (free at last use). Its results must be the very bits a
+/// separate gradient buffer gives: the same loss, weight gradient and dh, for the std path and
+/// the flattened path (C <= 3).
+final class ConvSimHeadInPlaceTests: XCTestCase {
+    let labels: [Int32] = [0, 1, 0, 2, 1, 2]
+
+    func check(channels: Int, side: Int) {
+        let batch = labels.count, ledger = Ledger()
+        var rng = Xoshiro256(seed: 11)
+        let heads = ConvHeads(loss: .sim, channels: channels, height: side, width: side, classes: 3, dimInDecoder: 64,
+                              layer: 0, rng: &rng, ledger: ledger)
+        var random = TestRandom(seed: 12)
+        let h = Tensor([batch, channels, side, side], .activations, label: "h", ledger: ledger)
+        h.copy(from: random.uniform(h.count).map { Float($0) })
+        let dh = Tensor(h.shape, .activationGrads, label: "dh", ledger: ledger)
+        let result = labels.withUnsafeBufferPointer { heads.apply(h: h, labels: $0.baseAddress!, dh: dh, beta: 0.99) }
+
+        // Reference: the same kernels with ds in its own buffer.
+        let weight = heads.simWeight!.value
+        let workspace = ConvWorkspace(ConvGeometry(inChannels: channels, outChannels: channels, height: side, width: side), ledger: ledger)
+        let s = Tensor(h.shape, .activations, label: "s", ledger: ledger)
+        Conv2dKernel.forward(x: h, weight: weight, bias: nil, into: s, workspace: workspace)
+        let target = labels.withUnsafeBufferPointer {
+            SimilarityLoss.target(labels: $0.baseAddress!, batch: batch, classes: 3, projection: nil, layer: 0, ledger: ledger)
+        }
+        let scale = LossKind.sim.weights(beta: 0.99).sim
+        let ds = Tensor(h.shape, .activationGrads, label: "ds", ledger: ledger)
+        let loss: Float
+        if ConvHeads.usesStd(channels: channels, height: side, width: side) {
+            let std = Tensor([batch, channels], .activations, label: "std", ledger: ledger)
+            SpatialStdKernel.forward(x: s, into: std)
+            let (l, dstd) = SimilarityLoss.lossAndGrad(features: std, target: target, scale: scale, layer: 0, ledger: ledger)
+            loss = l
+            SpatialStdKernel.backward(ds: dstd, x: s, s: std, into: ds)
+        } else {
+            let (l, dflat) = SimilarityLoss.lossAndGrad(features: s, target: target, scale: scale, layer: 0, ledger: ledger)
+            loss = l
+            ds.copy(from: dflat.array)
+        }
+        let weightGrad = Tensor(weight.shape, .gradients, label: "dw", ledger: ledger)
+        Conv2dKernel.backwardWeights(dy: ds, x: h, weightGrad: weightGrad, biasGrad: nil, workspace: workspace)
+        let dhReference = Tensor(h.shape, .activationGrads, label: "dh ref", ledger: ledger)
+        Conv2dKernel.backwardData(dy: ds, weight: weight, into: dhReference, workspace: workspace, accumulate: true)
+
+        XCTAssertEqual(result.sim.loss, loss)
+        XCTAssertEqual(heads.simWeight!.grad!.array, weightGrad.array)
+        XCTAssertEqual(dh.array, dhReference.array)
+        XCTAssertTrue(dh.array.contains { $0 != 0 })
+    }
+
+    func testInPlaceSimGradientGivesTheSameBitsThroughTheStd() { check(channels: 4, side: 5) }
+
+    func testInPlaceSimGradientGivesTheSameBitsWhenFlattened() { check(channels: 3, side: 4) }
+}
