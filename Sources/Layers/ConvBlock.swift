@@ -22,8 +22,9 @@ public final class ConvBlock {
     public let runningVar: Tensor
     public let heads: ConvHeads?
     public var optimizer: Optimizer?
-    /// The convolution's scratch, booked as `workspace` for the block's life; its size does not
-    /// depend on the batch (`ConvWorkspace.bytes`).
+    /// The convolution's scratch, booked as `workspace`; its size does not depend on the batch
+    /// (`ConvWorkspace.bytes`). Its own allocation, or a view of one the network shares between
+    /// every conv (blocks and sim heads run one at a time in both modes).
     public let workspace: ConvWorkspace
     private let ledger: Ledger
 
@@ -39,7 +40,7 @@ public final class ConvBlock {
 
     public init(index: Int, geometry: ConvGeometry, poolAfter: Bool, classes: Int, dimInDecoder: Int,
                 loss: LossKind, beta: Float, nonlinearity: Nonlinearity, dropout: Float,
-                rng: inout Xoshiro256, ledger: Ledger) {
+                rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil) {
         self.index = index
         self.geometry = geometry
         self.poolAfter = poolAfter
@@ -61,10 +62,10 @@ public final class ConvBlock {
         runningMean = Tensor([oc], .weights, layer: index, label: "bn.running_mean", ledger: ledger)
         runningVar = Tensor([oc], .weights, layer: index, label: "bn.running_var", ledger: ledger)
         runningVar.fill(1)
-        workspace = ConvWorkspace(geometry, layer: index, ledger: ledger)
+        workspace = sharedWorkspace?.serving(geometry) ?? ConvWorkspace(geometry, layer: index, ledger: ledger)
         heads = loss.isLocal
             ? ConvHeads(loss: loss, channels: oc, height: geometry.outHeight, width: geometry.outWidth, classes: classes,
-                        dimInDecoder: dimInDecoder, layer: index, rng: &rng, ledger: ledger)
+                        dimInDecoder: dimInDecoder, layer: index, rng: &rng, ledger: ledger, sharedWorkspace: sharedWorkspace)
             : nil
     }
 

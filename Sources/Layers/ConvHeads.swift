@@ -27,7 +27,7 @@ public final class ConvHeads {
     private let ledger: Ledger
 
     public init(loss: LossKind, channels: Int, height: Int, width: Int, classes: Int, dimInDecoder: Int,
-                layer: Int, rng: inout Xoshiro256, ledger: Ledger) {
+                layer: Int, rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil) {
         self.loss = loss
         self.channels = channels
         self.height = height
@@ -51,8 +51,8 @@ public final class ConvHeads {
             let w = Parameter(name: "\(prefix).sim.weight", shape: [channels, channels, 3, 3], category: .headWeights, layer: layer, label: "sim.weight", ledger: ledger)
             w.initUniform(bound: 1 / Float(channels * 9).squareRoot(), rng: &rng)
             simWeight = w
-            simWorkspace = ConvWorkspace(ConvGeometry(inChannels: channels, outChannels: channels, height: height, width: width),
-                                         layer: layer, ledger: ledger)
+            let simGeometry = ConvGeometry(inChannels: channels, outChannels: channels, height: height, width: width)
+            simWorkspace = sharedWorkspace?.serving(simGeometry) ?? ConvWorkspace(simGeometry, layer: layer, ledger: ledger)
         } else {
             simWeight = nil; simWorkspace = nil
         }
