@@ -5,14 +5,16 @@ import Tensors
 import XCTest
 @testable import Layers
 
-/// The conv sim head writes dL/ds over s (free at last use). Its results must be the very bits a
-/// separate gradient buffer gives: the same loss, weight gradient and dh, for the std path and
-/// the flattened path (C <= 3).
-final class ConvSimHeadInPlaceTests: XCTestCase {
-    let labels: [Int32] = [0, 1, 0, 2, 1, 2]
+/// The conv sim head makes s a chunk of images at a time and writes dL/ds over s (free at last
+/// use). Its results must be the very bits of the whole-batch computation with a separate
+/// gradient buffer: the same loss, weight gradient and dh, for the std path (one chunk, several
+/// chunks with a short last one, grouped GEMMs) and the flattened path (C <= 3).
+final class ConvSimHeadChunkTests: XCTestCase {
+    var labels: [Int32] = [0, 1, 0, 2, 1, 2]
 
-    func check(channels: Int, side: Int) {
-        let batch = labels.count, ledger = Ledger()
+    func check(channels: Int, side: Int, batch: Int = 6) {
+        labels = (0..<batch).map { Int32(($0 * 7 + $0 / 3) % 3) }
+        let ledger = Ledger()
         var rng = Xoshiro256(seed: 11)
         let heads = ConvHeads(loss: .sim, channels: channels, height: side, width: side, classes: 3, dimInDecoder: 64,
                               layer: 0, rng: &rng, ledger: ledger)
@@ -56,6 +58,12 @@ final class ConvSimHeadInPlaceTests: XCTestCase {
     }
 
     func testInPlaceSimGradientGivesTheSameBitsThroughTheStd() { check(channels: 4, side: 5) }
+
+    /// 12x12 maps (one image per GEMM), 40 images: chunks of 16, 16 and 8.
+    func testChunkedSimHeadGivesTheSameBitsAsTheWholeBatch() { check(channels: 4, side: 12, batch: 40) }
+
+    /// 3x3 maps group 45 images per GEMM: 50 images are chunks of 45 and 5.
+    func testChunksFollowTheGroupedGemms() { check(channels: 5, side: 3, batch: 50) }
 
     func testInPlaceSimGradientGivesTheSameBitsWhenFlattened() { check(channels: 3, side: 4) }
 }
