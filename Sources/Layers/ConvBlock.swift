@@ -122,15 +122,25 @@ public final class ConvBlock {
     public func trainLocal(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64) -> (handOff: Tensor, stats: BlockStepStats) {
         guard let heads, let optimizer else { preconditionFailure("block \(index) is not set up for local training") }
         ledger.enter(.forward, layer: index, label: "forward")
-        let (xhat, h, invStd) = convAndNorm(x)
+        // Explicit lifetimes: x-hat, invStd and dh go as soon as the backward is done, before the
+        // update; only h (becoming the hand-off) outlives it.
+        let h: Tensor
+        var normalized: (xhat: Tensor, invStd: Tensor)?
+        do {
+            let f = convAndNorm(x)
+            h = f.h
+            normalized = (f.xhat, f.invStd)
+        }
         nonlinearity.forward(h)
         ledger.enter(.localLoss, layer: index, label: "localLoss")
-        let dh = Tensor(h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger)
-        let (pred, sim) = heads.apply(h: h, labels: labels, dh: dh, beta: beta)
+        var dh: Tensor? = Tensor(h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger)
+        let (pred, sim) = heads.apply(h: h, labels: labels, dh: dh!, beta: beta)
         var stats = BlockStepStats(predLoss: pred.loss, simLoss: sim.loss)
         if let correct = pred.correct { stats.wrong = x.rowCount - correct }
         ledger.enter(.backward, layer: index, label: "backward")
-        _ = withExtendedLifetime(xhat) { backwardThroughBlock(dh: dh, x: x, xhat: xhat, h: h, invStd: invStd, wantInputGrad: false) }
+        _ = backwardThroughBlock(dh: dh!, x: x, xhat: normalized!.xhat, h: h, invStd: normalized!.invStd, wantInputGrad: false)
+        normalized = nil
+        dh = nil
         ledger.enter(.update, layer: index, label: "update")
         optimizer.step(lr: lr)
         for p in localParameters { p.dropGrad() }

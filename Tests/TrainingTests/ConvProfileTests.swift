@@ -2,6 +2,7 @@ import Foundation
 import Layers
 import MemoryLedger
 import Reports
+import Tensors
 import XCTest
 @testable import Training
 
@@ -54,6 +55,31 @@ final class ConvProfileTests: XCTestCase {
         let summary = TerminalSummary(comparison).render()
         XCTAssertTrue(summary.contains("vgg8b x0.015625 + 16"), summary)
         XCTAssertEqual(MemoryProfileRun(request: r, executable: "/bin/false").plannerCheck(comparison).count, 1)
+    }
+
+    /// Free at last use in a conv block: when its update begins, x-hat, invStd, dh and every
+    /// head temporary are gone; only the block's input hand-off and h are live.
+    func testConvBlockUpdateSeesOnlyItsInputAndH() {
+        let r = request()
+        let ledger = Ledger()
+        let network = Network(spec: r.spec(mode: "local"), seed: 2, optimizer: r.optimizer, ledger: ledger)
+        let images = Tensor([r.batchSize] + r.model.inputShape, .input, label: "batch", ledger: ledger)
+        let labels = (0..<r.batchSize).map { Int32($0 % 10) }
+        ledger.clearEvents()
+        _ = labels.withUnsafeBufferPointer { network.trainStep(images: images, labels: $0.baseAddress!, lr: 1e-3, step: 0) }
+        let events = ledger.history().events
+        let timeline = Timeline(events: events, final: ledger.current())
+        var checked = 0
+        for (i, event) in events.enumerated() where event.kind == .marker && event.phase == .update && event.layer < network.convBlocks.count {
+            let block = network.convBlocks[event.layer]
+            let hBytes = r.batchSize * block.geometry.outChannels * block.geometry.outSpatial * MemoryLayout<Float>.stride
+            let inputBytes = event.layer == 0 ? 0 : r.batchSize * network.convBlocks[event.layer - 1].outputShape.reduce(1, *) * MemoryLayout<Float>.stride
+            XCTAssertEqual(timeline.categories[.activationGrads][i], 0, "block \(event.layer)")
+            XCTAssertEqual(timeline.categories[.lossTemp][i], 0, "block \(event.layer)")
+            XCTAssertEqual(timeline.categories[.activations][i], inputBytes + hBytes, "block \(event.layer)")
+            checked += 1
+        }
+        XCTAssertEqual(checked, network.convBlocks.count)
     }
 
     func testBudgetOnAConvModelIsRefusedAsUnplanned() {
