@@ -8,6 +8,7 @@ into one standalone SVG and converts it with rsvg-convert (Debian: librsvg2-bin)
 """
 import html
 import re
+import textwrap
 import subprocess
 import sys
 import tempfile
@@ -32,10 +33,14 @@ def main():
                 f'font-weight="{weight}" fill="#222">{s}</text>\n')
 
     parts, y = [], 24
-    parts.append(text(10, y, "Layerwise memory profile: " + (run.group(1) if run else ""), 15, "bold"))
+    columns = int((width - 20) / 7)  # characters of 12px DejaVu Sans per line, roughly
+    for i, line in enumerate(textwrap.wrap(run.group(1) if run else "", int((width - 20) / 8.5))):
+        y += 0 if i == 0 else 19
+        parts.append(text(10, y, line, 14, "bold"))
     for line in headlines[:2]:  # the ratio line and the verdict
-        y += 20
-        parts.append(text(10, y, line, 12))
+        for piece in textwrap.wrap(line, columns):
+            y += 17
+            parts.append(text(10, y, piece, 12))
     y += 14
     x = 10
     for color, name in legend:
