@@ -42,7 +42,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
         .testTarget(name: "ShardsTests", dependencies: ["Shards", "MemoryLedger"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger", "Reports"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "MemoryLedger"]),
         // Runs the built `layerwise` executable as a user would (build it first:
         // `swift build --build-tests`); Foundation only, no module of ours.

@@ -22,8 +22,9 @@ public final class ConvBlock {
     public let runningVar: Tensor
     public let heads: ConvHeads?
     public var optimizer: Optimizer?
-    /// The convolution's scratch, booked as `workspace` for the block's life; its size does not
-    /// depend on the batch (`ConvWorkspace.bytes`).
+    /// The convolution's scratch, booked as `workspace`; its size does not depend on the batch
+    /// (`ConvWorkspace.bytes`). Its own allocation, or a view of one the network shares between
+    /// every conv (blocks and sim heads run one at a time in both modes).
     public let workspace: ConvWorkspace
     private let ledger: Ledger
 
@@ -39,7 +40,7 @@ public final class ConvBlock {
 
     public init(index: Int, geometry: ConvGeometry, poolAfter: Bool, classes: Int, dimInDecoder: Int,
                 loss: LossKind, beta: Float, nonlinearity: Nonlinearity, dropout: Float,
-                rng: inout Xoshiro256, ledger: Ledger) {
+                rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil) {
         self.index = index
         self.geometry = geometry
         self.poolAfter = poolAfter
@@ -61,10 +62,10 @@ public final class ConvBlock {
         runningMean = Tensor([oc], .weights, layer: index, label: "bn.running_mean", ledger: ledger)
         runningVar = Tensor([oc], .weights, layer: index, label: "bn.running_var", ledger: ledger)
         runningVar.fill(1)
-        workspace = ConvWorkspace(geometry, layer: index, ledger: ledger)
+        workspace = sharedWorkspace?.serving(geometry) ?? ConvWorkspace(geometry, layer: index, ledger: ledger)
         heads = loss.isLocal
             ? ConvHeads(loss: loss, channels: oc, height: geometry.outHeight, width: geometry.outWidth, classes: classes,
-                        dimInDecoder: dimInDecoder, layer: index, rng: &rng, ledger: ledger)
+                        dimInDecoder: dimInDecoder, layer: index, rng: &rng, ledger: ledger, sharedWorkspace: sharedWorkspace)
             : nil
     }
 
@@ -121,15 +122,25 @@ public final class ConvBlock {
     public func trainLocal(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64) -> (handOff: Tensor, stats: BlockStepStats) {
         guard let heads, let optimizer else { preconditionFailure("block \(index) is not set up for local training") }
         ledger.enter(.forward, layer: index, label: "forward")
-        let (xhat, h, invStd) = convAndNorm(x)
+        // Explicit lifetimes: x-hat, invStd and dh go as soon as the backward is done, before the
+        // update; only h (becoming the hand-off) outlives it.
+        let h: Tensor
+        var normalized: (xhat: Tensor, invStd: Tensor)?
+        do {
+            let f = convAndNorm(x)
+            h = f.h
+            normalized = (f.xhat, f.invStd)
+        }
         nonlinearity.forward(h)
         ledger.enter(.localLoss, layer: index, label: "localLoss")
-        let dh = Tensor(h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger)
-        let (pred, sim) = heads.apply(h: h, labels: labels, dh: dh, beta: beta)
+        var dh: Tensor? = Tensor(h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger)
+        let (pred, sim) = heads.apply(h: h, labels: labels, dh: dh!, beta: beta)
         var stats = BlockStepStats(predLoss: pred.loss, simLoss: sim.loss)
         if let correct = pred.correct { stats.wrong = x.rowCount - correct }
         ledger.enter(.backward, layer: index, label: "backward")
-        _ = withExtendedLifetime(xhat) { backwardThroughBlock(dh: dh, x: x, xhat: xhat, h: h, invStd: invStd, wantInputGrad: false) }
+        _ = backwardThroughBlock(dh: dh!, x: x, xhat: normalized!.xhat, h: h, invStd: normalized!.invStd, wantInputGrad: false)
+        normalized = nil
+        dh = nil
         ledger.enter(.update, layer: index, label: "update")
         optimizer.step(lr: lr)
         for p in localParameters { p.dropGrad() }
@@ -151,12 +162,13 @@ public final class ConvBlock {
     public func backwardBackprop(_ dHandOff: Tensor, wantInputGrad: Bool) -> Tensor? {
         guard let s = saved else { preconditionFailure("block \(index): backward without forward") }
         ledger.enter(.backward, layer: index, label: "backward")
-        // The gradient arrives in the receiver's layout: (B, C H' W') from a Linear block's dx.
-        let dOut = dHandOff.reshaped([s.h.shape[0]] + outputShape)
-        var dh = dOut
+        // The next block may hand back a flat (B, C h' w') gradient (the classifier's Linear
+        // block): view it in the hand-off's (B, C, h', w') shape. A view, no bytes booked.
+        let dy = dHandOff.reshaped([dHandOff.rowCount] + outputShape)
+        var dh = dy
         if poolAfter, let argmax = s.argmax {
             dh = Tensor(s.h.shape, .activationGrads, layer: index, label: "dh", ledger: ledger, zeroed: false)
-            MaxPoolKernel.backward(dy: dOut, argmax: argmax, into: dh)
+            MaxPoolKernel.backward(dy: dy, argmax: argmax, into: dh)
         }
         Dropout.apply(dh, p: dropout, seed: s.dropoutSeed, channelSize: spatial)
         let dx = backwardThroughBlock(dh: dh, x: s.input, xhat: s.xhat, h: s.h, invStd: s.invStd, wantInputGrad: wantInputGrad)

@@ -27,7 +27,7 @@ public final class ConvHeads {
     private let ledger: Ledger
 
     public init(loss: LossKind, channels: Int, height: Int, width: Int, classes: Int, dimInDecoder: Int,
-                layer: Int, rng: inout Xoshiro256, ledger: Ledger) {
+                layer: Int, rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil) {
         self.loss = loss
         self.channels = channels
         self.height = height
@@ -51,8 +51,8 @@ public final class ConvHeads {
             let w = Parameter(name: "\(prefix).sim.weight", shape: [channels, channels, 3, 3], category: .headWeights, layer: layer, label: "sim.weight", ledger: ledger)
             w.initUniform(bound: 1 / Float(channels * 9).squareRoot(), rng: &rng)
             simWeight = w
-            simWorkspace = ConvWorkspace(ConvGeometry(inChannels: channels, outChannels: channels, height: height, width: width),
-                                         layer: layer, ledger: ledger)
+            let simGeometry = ConvGeometry(inChannels: channels, outChannels: channels, height: height, width: width)
+            simWorkspace = sharedWorkspace?.serving(simGeometry) ?? ConvWorkspace(simGeometry, layer: layer, ledger: ledger)
         } else {
             simWeight = nil; simWorkspace = nil
         }
@@ -134,16 +134,62 @@ public final class ConvHeads {
             }
         }
         if let simWeight, let simWorkspace {
-            // s = conv3x3(h) (B, C, H, W); features = std over H, W (B, C)
-            let s = Tensor(h.shape, .activations, layer: layer, label: "sim.conv", ledger: ledger, zeroed: false)
-            Conv2dKernel.forward(x: h, weight: simWeight.value, bias: nil, into: s, workspace: simWorkspace)
-            var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
-            let ds = Tensor(h.shape, .activationGrads, layer: layer, label: "sim.conv.grad", ledger: ledger, zeroed: false)
-            simThroughStd(s, target: &target, scale: w.sim, into: ds, accumulate: false, result: &sim)
-            Conv2dKernel.backwardWeights(dy: ds, x: h, weightGrad: simWeight.makeGrad(), biasGrad: nil, workspace: simWorkspace)
-            Conv2dKernel.backwardData(dy: ds, weight: simWeight.value, into: dh, workspace: simWorkspace, accumulate: true)
+            if ConvHeads.usesStd(channels: channels, height: height, width: width) {
+                simChunked(h, weight: simWeight, workspace: simWorkspace, labels: labels, scale: w.sim, dh: dh, result: &sim)
+            } else {
+                // s = conv3x3(h) (B, C, H, W), flattened: the whole batch at once (C <= 3 or 1x1: small)
+                let s = Tensor(h.shape, .activations, layer: layer, label: "sim.conv", ledger: ledger, zeroed: false)
+                Conv2dKernel.forward(x: h, weight: simWeight.value, bias: nil, into: s, workspace: simWorkspace)
+                var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
+                // dL/ds overwrites s in place: the flattened path copies the gradient after the
+                // loss is done with s.
+                simThroughStd(s, target: &target, scale: w.sim, into: s, accumulate: false, result: &sim)
+                Conv2dKernel.backwardWeights(dy: s, x: h, weightGrad: simWeight.makeGrad(), biasGrad: nil, workspace: simWorkspace)
+                Conv2dKernel.backwardData(dy: s, weight: simWeight.value, into: dh, workspace: simWorkspace, accumulate: true)
+            }
         }
         return (pred, sim)
+    }
+
+    /// Images per chunk of the sim head (rounded to a multiple of the conv's images per GEMM).
+    static let simChunkImages = 16
+
+    /// The sim head with its conv output s (B, C, H, W) never whole (free at last use, DESIGN.md
+    /// section 3 item 1): the loss depends on s only through its spatial std (B, C), so s is
+    /// made a chunk of images at a time and reduced to its std at once; after the loss, each
+    /// chunk's s is recomputed and differentiated, dL/ds overwriting s in place (the std backward
+    /// reads a plane's values before writing that plane's gradient). Chunks are multiples of the
+    /// conv's images per GEMM, so every GEMM is the full batch's, in the same order: the loss,
+    /// the weight gradient and dh are the same bits as with a whole-batch s
+    /// (`ConvSimHeadChunkTests`). Costs one more sim-head conv forward per step; saves a
+    /// (B, C, H, W) activation and its gradient: 2 x 98 MiB at vgg8b's block 1, batch 128.
+    private func simChunked(_ h: Tensor, weight: Parameter, workspace: ConvWorkspace, labels: UnsafePointer<Int32>,
+                            scale: Float, dh: Tensor, result: inout HeadResult) {
+        let batch = h.rowCount
+        let group = workspace.imagesPerGemm
+        let chunk = min(batch, max(group, ConvHeads.simChunkImages / group * group))
+        let chunks = stride(from: 0, to: batch, by: chunk).map { $0..<min($0 + chunk, batch) }
+        var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
+        // std (B, C): the spatial std of s = conv3x3(h), one chunk of s at a time
+        let std = Tensor([batch, channels], .activations, layer: layer, label: "sim.std", ledger: ledger, zeroed: false)
+        let s = Tensor([chunk, channels, height, width], .activations, layer: layer, label: "sim.conv chunk", ledger: ledger, zeroed: false)
+        for range in chunks {
+            let sc = s.rows(0..<range.count)
+            Conv2dKernel.forward(x: h.rows(range), weight: weight.value, bias: nil, into: sc, workspace: workspace)
+            SpatialStdKernel.forward(x: sc, into: std.rows(range))
+        }
+        var features: Tensor? = std  // the loss drops its reference; std stays for the backward
+        let (loss, dstd) = SimilarityLoss.lossAndGrad(features: &features, target: &target, scale: scale, layer: layer, ledger: ledger)
+        result.loss = loss
+        let weightGrad = weight.makeGrad()
+        for range in chunks {
+            let sc = s.rows(0..<range.count), hc = h.rows(range)
+            Conv2dKernel.forward(x: hc, weight: weight.value, bias: nil, into: sc, workspace: workspace)  // recompute
+            SpatialStdKernel.backward(ds: dstd.rows(range), x: sc, s: std.rows(range), into: sc)
+            Conv2dKernel.backwardWeights(dy: sc, x: hc, weightGrad: weightGrad, biasGrad: nil, workspace: workspace,
+                                         accumulate: range.lowerBound > 0)
+            Conv2dKernel.backwardData(dy: sc, weight: weight.value, into: dh.rows(range), workspace: workspace, accumulate: true)
+        }
     }
 
     private var poolGeometry: AvgPoolGeometry {

@@ -15,6 +15,8 @@ public final class Network {
     public let spec: ModelSpec
     /// Conv blocks (VGG family), in order, before the Linear blocks; empty for the mlp.
     public let convBlocks: [ConvBlock]
+    /// The conv scratch every conv block and sim head uses a view of (nil for the mlp).
+    public let convWorkspace: ConvWorkspace?
     /// Hidden Linear blocks: the mlp's blocks, or the VGG's classifier block.
     public let blocks: [LinearBlock]
     public let output: OutputLayer
@@ -30,10 +32,21 @@ public final class Network {
         self.seed = seed
         self.ledger = ledger
         var rng = Xoshiro256(seed: Xoshiro256.derive(seed, 0x1417))
+        // One conv workspace for the whole network: blocks (and their sim heads) run one at a time
+        // in both modes, so one allocation of the largest bound serves every conv. At vgg8b,
+        // batch 128: 8.6 MiB instead of 23.4 (backprop) or 55.5 MiB (predsim, with the sim heads).
+        let geometries = spec.convBlocks.map { ConvGeometry(inChannels: $0.inChannels, outChannels: $0.outChannels, height: $0.height, width: $0.width) }
+        let simGeometries = spec.loss.usesSim && !spec.loss.isBackpropFree
+            ? geometries.map { ConvGeometry(inChannels: $0.outChannels, outChannels: $0.outChannels, height: $0.height, width: $0.width) }
+            : []
+        let workspace = geometries.first.map {
+            ConvWorkspace($0, alsoServing: Array(geometries.dropFirst()) + simGeometries, ledger: ledger)
+        }
+        convWorkspace = workspace
         convBlocks = spec.convBlocks.enumerated().map { i, b in
-            ConvBlock(index: i, geometry: ConvGeometry(inChannels: b.inChannels, outChannels: b.outChannels, height: b.height, width: b.width),
+            ConvBlock(index: i, geometry: geometries[i],
                       poolAfter: b.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
-                      nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger)
+                      nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger, sharedWorkspace: workspace)
         }
         var blocks: [LinearBlock] = []
         var inFeatures = spec.linearInputFeatures

@@ -1,5 +1,9 @@
 /// The profiles of the same model and batch in local and backprop modes (and optionally more,
 /// such as backprop with checkpointing), with the headline derived from them.
+///
+/// A report of one run alone (`layerwise train --memory-report`) is a single-mode comparison
+/// (`init(single:)`): `local` holds that run whatever its mode, `modes` lists it alone and the
+/// headline has no ratios.
 public struct MemoryComparison: Equatable, Sendable, Codable {
     public var local: ModeProfile
     public var backprop: ModeProfile
@@ -7,6 +11,9 @@ public struct MemoryComparison: Equatable, Sendable, Codable {
     public var others: [ModeProfile]
     /// Derived from `local` and `backprop` when the comparison is made.
     public var headline: Headline
+    /// True for a report of one run (`init(single:)`); nil or false for a comparison. Optional
+    /// so that documents written before it still read.
+    public var singleMode: Bool?
 
     public init(local: ModeProfile, backprop: ModeProfile, others: [ModeProfile] = []) {
         self.local = local
@@ -15,8 +22,23 @@ public struct MemoryComparison: Equatable, Sendable, Codable {
         self.headline = Headline(local: local, backprop: backprop)
     }
 
-    /// All modes in report order: local, backprop, then the others.
-    public var modes: [ModeProfile] { [local, backprop] + others }
+    /// One run alone: `profile` is `local` and `backprop` both; only `modes` and the reports
+    /// know it is one.
+    public init(single profile: ModeProfile) {
+        local = profile
+        backprop = profile
+        others = []
+        singleMode = true
+        headline = Headline(local: profile, backprop: profile)
+        headline.peakRatio = nil
+        headline.activationRatio = nil
+    }
+
+    public var isSingleMode: Bool { singleMode == true }
+
+    /// All modes in report order: local, backprop, then the others (the one run of a
+    /// single-mode report).
+    public var modes: [ModeProfile] { isSingleMode ? [local] : [local, backprop] + others }
 }
 
 /// The numbers the report leads with.

@@ -97,6 +97,12 @@ public struct ReportTables {
 
     /// The first lines of every report: what was run, and the ratios.
     public func headlines() -> [String] {
+        if comparison.isSingleMode {
+            let run = comparison.local
+            return ["\(run.name): ledger peak \(ByteFormat.human(run.peak.total)), activation peak \(ByteFormat.human(run.activationPeak)); "
+                    + "process peak RSS \(ByteFormat.human(run.process.peakRSS))",
+                    "One mode only: `layerwise profile` runs the same model and batch in local and backprop mode side by side."]
+        }
         let local = comparison.local, backprop = comparison.backprop, h = comparison.headline
         let rss = comparison.modes.map { "\($0.name) \(ByteFormat.human($0.process.peakRSS))" }.joined(separator: ", ")
         var lines = ["\(backprop.name) peak / \(local.name) peak = \(ByteFormat.ratio(h.peakRatio))"

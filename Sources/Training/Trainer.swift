@@ -1,5 +1,6 @@
 import Foundation
 import Layers
+import Reports
 import MemoryLedger
 import Shards
 import Tensors
@@ -103,6 +104,7 @@ public final class Trainer {
         let stepsPerEpoch = (recordsPerEpoch + config.batchSize - 1) / config.batchSize
         ledger.resetPeaks()
         ProcessMemory.resetPeak()
+        var memoryReport = startMemoryReport()
         let started = BenchmarkClock.now()
         var samples = 0
         while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try loader.nextBatch() {
@@ -115,6 +117,10 @@ public final class Trainer {
             state.globalStep += 1
             state.cursor.recordsConsumed += count
             samples += count
+            if let report = memoryReport, state.globalStep - report.firstStep >= Trainer.memoryReportSteps {
+                try writeMemoryReport(report, steps: state.globalStep - report.firstStep)
+                memoryReport = nil
+            }
             let rate = Double(samples) / max(BenchmarkClock.now() - started, 1e-9)
             progress.update(title: "epoch \(epoch + 1)/\(config.epochs)", done: state.stepInEpoch, total: stepsPerEpoch,
                             status: String(format: "loss %.4f err %.2f%% %.0f samples/s", state.meanOutputLoss, state.trainError, rate))
@@ -123,6 +129,9 @@ public final class Trainer {
             }
         }
         progress.finish()
+        if let report = memoryReport {  // an epoch shorter than the report's steps
+            try writeMemoryReport(report, steps: state.globalStep - report.firstStep)
+        }
         let seconds = BenchmarkClock.now() - started
         let peak = ledger.peak()
         let testError = try evaluate(split: config.testSplit, limit: config.testLimit)
@@ -133,6 +142,44 @@ public final class Trainer {
         try Checkpoint.save(network: network, state: state, to: runFolder.checkpointPath)
         log(metrics.summaryLine(epochs: config.epochs))
         return metrics
+    }
+
+    // MARK: --memory-report
+
+    /// Training steps the `--memory-report` covers: the first ones this process runs.
+    public static let memoryReportSteps = 3
+    private var memoryReportWritten = false
+
+    private struct MemoryReportStart {
+        var firstStep: Int
+        var startRSS: Int
+    }
+
+    /// Starts recording the ledger's history for the report, once per process (nil when no report
+    /// is asked for or it is written already).
+    private func startMemoryReport() -> MemoryReportStart? {
+        guard config.memoryReport != nil, !memoryReportWritten else { return nil }
+        ledger.clearEvents()
+        ledger.setRecording(true)
+        return MemoryReportStart(firstStep: state.globalStep, startRSS: ProcessMemory.read().currentRSS)
+    }
+
+    /// Writes the reports of the steps since `start` into `config.memoryReport`, as one mode
+    /// (`MemoryComparison(single:)`): the same files `layerwise profile` writes.
+    private func writeMemoryReport(_ start: MemoryReportStart, steps: Int) throws {
+        guard let directory = config.memoryReport else { return }
+        memoryReportWritten = true
+        let spec = network.spec
+        let windows = StepWindows.measure(events: ledger.history().events, final: ledger.current())
+        let rows = MemoryPlanner.covers(spec)
+            ? ModeProfiler.plannedRows(spec, batch: config.batchSize, optimizer: config.optimizer, windows: windows)
+            : ModeProfiler.measuredRows(network, windows: windows)
+        let process = ProcessFigures(ProcessMemory.read(), startRSS: start.startRSS)
+        let profile = ModeProfile(ledger: ledger, name: spec.loss.isLocal ? "local (\(spec.loss.rawValue))" : "backprop",
+                                  model: spec.description + " (training run)", batchSize: config.batchSize, steps: steps,
+                                  layers: rows, process: process)
+        try ReportWriter(directory: directory, options: .stamped()).write(MemoryComparison(single: profile))
+        log("memory report of the first \(steps) steps written to \(directory)/: \(ReportWriter.fileNames.joined(separator: ", "))")
     }
 
     private func checkFinite(_ stats: StepStats, epoch: Int) throws {

@@ -12,17 +12,24 @@ struct ProfileCommand: ParsableCommand {
         discussion: """
         Writes summary.txt, memory.json, memory.html (open offline) and trace.json (ui.perfetto.dev) \
         into --out, and prints the summary. Without --data the inputs are generated from a seeded \
-        generator in the model's input shape (1x28x28, 10 classes).
+        generator in the model's input shape (1x28x28, 10 classes). The memory planner (W_k, \
+        --memory-budget) covers the mlp; conv models (vgg8b, vgg11b) are measured only.
         """)
 
-    @Option(help: "Model: mlp.")
+    @Option(help: "Model: mlp, vgg8b or vgg11b.")
     var model: String = "mlp"
+    @Option(help: "VGG: multiply the conv widths by this.")
+    var featMult: Float = 1
+    @Option(help: "VGG: the pred head pools h until C x h' x w' <= this.")
+    var dimInDecoder: Int = 1024
+    @Option(help: "Dropout after each block (default 0.025 for the mlp, 0.1 for VGG).")
+    var dropout: Float?
     @Option(name: [.customLong("loss"), .customLong("loss-sup")],
             help: "The local loss: pred, sim, predsim, pred-bpf, sim-bpf or predsim-bpf (backprop is always the other mode).")
     var loss: String = "predsim"
     @Option(help: "Hidden blocks of the mlp.")
     var numLayers: Int = 3
-    @Option(help: "Units per hidden block.")
+    @Option(help: "Units per hidden Linear block (the VGG's classifier block too).")
     var numHidden: Int = 1024
     @Option(help: "Batch size.")
     var batchSize: Int = 128
@@ -49,13 +56,18 @@ struct ProfileCommand: ParsableCommand {
         guard let kind = LossKind(rawValue: loss), kind.isLocal else {
             throw ValidationError("--loss must be a local loss: \(LossKind.allCases.filter(\.isLocal).map(\.rawValue).joined(separator: ", "))")
         }
-        guard ModelSpec.Kind(rawValue: model) != nil else { throw ValidationError("--model \(model) is not one of: mlp") }
+        guard ModelSpec.Kind(rawValue: model) != nil else { throw ValidationError("--model \(model) is not one of: mlp, vgg8b, vgg11b") }
+        guard featMult > 0 else { throw ValidationError("--feat-mult must be positive") }
+        guard dimInDecoder > 0 else { throw ValidationError("--dim-in-decoder must be positive") }
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
         guard batchSize > 0, steps > 0, numLayers > 0, numHidden > 0 else {
             throw ValidationError("--batch-size, --steps, --num-layers and --num-hidden must be positive")
         }
         if let memoryBudget, MemoryBudget.parse(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
+        }
+        if memoryBudget != nil, model != ModelSpec.Kind.mlp.rawValue {
+            throw ValidationError("--memory-budget: the memory planner covers the mlp only; \(model) is measured, not planned")
         }
     }
 
@@ -68,6 +80,9 @@ struct ProfileCommand: ParsableCommand {
         r.model.nonlinearity = Nonlinearity(rawValue: kind.defaultNonlinearity)!
         r.model.numLayers = numLayers
         r.model.numHidden = numHidden
+        r.model.featMult = featMult
+        r.model.dimInDecoder = dimInDecoder
+        r.model.dropout = dropout ?? (r.model.kind == .mlp ? 0.025 : 0.1)
         r.optimizer.kind = OptimizerKind(rawValue: optim)!
         r.batchSize = batchSize
         r.steps = steps

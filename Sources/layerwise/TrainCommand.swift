@@ -74,6 +74,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Refuse to start if the planner's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB).",
                                valueName: "size"))
     var memoryBudget: String?
+    @Option(help: ArgumentHelp("Write memory reports (summary.txt, memory.json, memory.html, trace.json) of the first \(Trainer.memoryReportSteps) training steps into this folder.",
+                               valueName: "dir"))
+    var memoryReport: String?
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -128,6 +131,7 @@ struct TrainCommand: ParsableCommand {
         c.testLimit = testLimit
         c.checkpointEvery = checkpointEvery
         c.memoryBudget = memoryBudget.flatMap(MemoryBudget.parse)
+        c.memoryReport = memoryReport
         return c
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import MemoryLedger
+import Reports
 import Tensors
 import XCTest
 @testable import Training
@@ -130,4 +131,38 @@ final class ResumeAndFailureTests: XCTestCase {
 import Shards
 enum ShardsSchema {
     static func of(_ directory: String) throws -> RecordSchema { try ShardDataset(directory: directory).schema }
+}
+
+/// `layerwise train --memory-report DIR`: the reports of the first steps of a real run.
+final class TrainMemoryReportTests: XCTestCase {
+    func testTrainWritesAOneModeMemoryReportOfItsFirstSteps() throws {
+        try XCTSkipUnless(FashionMNISTSlice.available, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        let directory = FashionMNISTSlice.temporaryDirectory("memreport")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FashionMNISTSlice.make(in: directory, train: 300, test: 100)
+        var c = TrainingConfig()
+        c.data = directory + "/fashion-mnist"
+        c.run = directory + "/run"
+        c.model.numLayers = 2
+        c.model.numHidden = 32
+        c.epochs = 1
+        c.batchSize = 64
+        c.threads = 1
+        c.memoryReport = directory + "/report"
+        var lines: [String] = []
+        let trainer = try Trainer(config: c, ledger: Ledger(), showProgress: false, log: { lines.append($0) })
+        try trainer.run()
+        XCTAssertTrue(lines.contains { $0.contains("memory report of the first \(Trainer.memoryReportSteps) steps") }, "\(lines)")
+        for name in ReportWriter.fileNames {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: c.memoryReport! + "/" + name), name)
+        }
+        let document = try MemoryDocument.decode(Data(contentsOf: URL(fileURLWithPath: c.memoryReport! + "/memory.json")))
+        let run = document.comparison.local
+        XCTAssertEqual(document.comparison.modes.count, 1)
+        XCTAssertEqual(run.steps, Trainer.memoryReportSteps)
+        XCTAssertEqual(run.layers.count, 3)
+        // The mlp is planned: every layer's measured window equals the planner's W_k.
+        for row in run.layers { XCTAssertEqual(row.measuredPeakBytes, row.workingSetBytes, row.name) }
+        XCTAssertGreaterThan(run.activationPeak, 0)
+    }
 }

@@ -72,8 +72,14 @@ public struct MemoryPlan: Equatable, Sendable, Codable {
 /// The prediction is a replay of the step's allocations in code order (`AllocationReplay`),
 /// so the maximum over the step is exact whatever layer or instant it falls on.
 public enum MemoryPlanner {
+    /// Whether the planner models `spec`'s layers: the mlp today. Conv blocks (vgg8b, vgg11b)
+    /// are not replayed yet; `layerwise profile` measures them without a prediction.
+    public static func covers(_ spec: ModelSpec) -> Bool { spec.kind == .mlp }
+
     /// The plan for `spec` in its own mode (local for a local loss, backprop for `.backprop`).
+    /// - Precondition: `covers(spec)`.
     public static func plan(_ spec: ModelSpec, batchSize: Int, optimizer: OptimizerSettings = OptimizerSettings()) -> MemoryPlan {
+        precondition(covers(spec), "the memory planner covers the mlp only, not \(spec.kind.rawValue)")
         let shapes = LayerShape.layers(of: spec)
         let moments = optimizer.kind == .adam ? 2 : 1
         let b = batchSize

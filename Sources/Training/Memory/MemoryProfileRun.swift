@@ -18,13 +18,18 @@ public struct MemoryProfileRun {
 
     public static let modes = ["local", "backprop"]
 
-    /// The planner's prediction for each mode, in `modes` order.
+    /// The planner's prediction for each mode, in `modes` order; empty when the planner does not
+    /// cover the model (`MemoryPlanner.covers`).
     public var plans: [MemoryPlan] {
-        MemoryProfileRun.modes.map { MemoryPlanner.plan(request.spec(mode: $0), batchSize: request.batchSize, optimizer: request.optimizer) }
+        guard MemoryPlanner.covers(request.model) else { return [] }
+        return MemoryProfileRun.modes.map { MemoryPlanner.plan(request.spec(mode: $0), batchSize: request.batchSize, optimizer: request.optimizer) }
     }
 
     /// Refuses (throws `overMemoryBudget`) when either mode's predicted peak exceeds `budget`.
     public func checkBudget(_ budget: Int) throws {
+        guard MemoryPlanner.covers(request.model) else {
+            throw TrainingError.invalidConfig("--memory-budget: the memory planner covers the mlp only; \(request.model.kind.rawValue) is not planned yet (run `layerwise profile` without it to measure)")
+        }
         for mode in MemoryProfileRun.modes {
             try MemoryBudget.check(request.spec(mode: mode), batchSize: request.batchSize, optimizer: request.optimizer, budget: budget)
         }
@@ -52,7 +57,10 @@ public struct MemoryProfileRun {
 
     /// "planner: local predicted 49.9 MiB, measured 49.9 MiB (exact)" for each mode.
     public func plannerCheck(_ comparison: MemoryComparison) -> [String] {
-        zip(plans, [comparison.local, comparison.backprop]).map { plan, profile in
+        guard MemoryPlanner.covers(request.model) else {
+            return ["planner: no prediction for \(request.model.kind.rawValue) (the planner covers the mlp only); the figures above are measured"]
+        }
+        return zip(plans, [comparison.local, comparison.backprop]).map { plan, profile in
             let measured = profile.peak.total - profile.peak.byCategory[.loader]
             let verdict = measured == plan.peak ? "exact" : "differs by \(ByteFormat.exact(measured - plan.peak)) bytes"
             return "planner, \(MemoryBudget.name(plan)): predicted \(ByteFormat.exact(plan.peak)) bytes, "

@@ -27,8 +27,14 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
         return s
     }
 
-    /// "mlp 3x1024 predsim" (local) / "mlp 3x1024" for the report's run line.
+    /// "mlp 3x1024, local loss predsim" or "vgg8b x0.5 + 1024, dim_in_decoder 1024, local loss predsim", for the report's run line.
     public var modelDescription: String {
-        "\(model.kind.rawValue) \(model.numLayers)x\(model.numHidden), local loss \(model.loss.rawValue)"
+        switch model.kind {
+        case .mlp:
+            return "mlp \(model.numLayers)x\(model.numHidden), local loss \(model.loss.rawValue)"
+        case .vgg8b, .vgg11b:
+            let mult = model.featMult == 1 ? "" : " x\(model.featMult)"
+            return "\(model.kind.rawValue)\(mult) + \(model.numHidden), dim_in_decoder \(model.dimInDecoder), local loss \(model.loss.rawValue)"
+        }
     }
 }

@@ -23,8 +23,10 @@ public struct LayerWindow: Equatable, Sendable {
 /// Cuts a ledger history into per-layer windows and measures each.
 public enum StepWindows {
     /// - Parameters:
-    ///   - events: `Ledger.history().events`, complete (nothing dropped) and starting at an
-    ///     instant where no transient bytes were live (a fresh ledger, or between steps).
+    ///   - events: `Ledger.history().events`, complete (nothing dropped), starting at a fresh
+    ///     ledger or between steps. Transient-category bytes live at the first phase marker
+    ///     (conv workspaces, booked as `workspace` for the network's life) are the baseline:
+    ///     every figure is measured above it, so a window counts only what the step books.
     ///   - final: `Ledger.current()` when the history was read.
     /// - Returns: one window per layer that entered a phase, by layer index.
     public static func measure(events: [LedgerEvent], final: LedgerSnapshot) -> [Int: LayerWindow] {
@@ -37,13 +39,21 @@ public enum StepWindows {
         var windows: [Int: LayerWindow] = [:]
         var layerTransient: [Int: Int] = [:]
         var current = -1
+        var baseline = 0
+        var layerBaseline: [Int: Int] = [:]
+        var sawMarker = false
         func close(at i: Int) {
             guard current >= 0, i >= 0 else { return }
-            windows[current]?.survivingBytes = layerTransient[current] ?? 0
-            windows[current]?.transientAtEnd = transient(at: i)
+            windows[current]?.survivingBytes = (layerTransient[current] ?? 0) - (layerBaseline[current] ?? 0)
+            windows[current]?.transientAtEnd = transient(at: i) - baseline
             windows[current]?.activationsAtEnd = activations[i]
         }
         for (i, event) in events.enumerated() {
+            if event.kind == .marker, !sawMarker {
+                sawMarker = true
+                baseline = transient(at: i)  // a marker books no bytes
+                layerBaseline = layerTransient
+            }
             if event.kind == .marker, event.layer != current {
                 close(at: i - 1)
                 current = event.layer
@@ -56,7 +66,7 @@ public enum StepWindows {
                 layerTransient[event.layer, default: 0] += event.delta
             }
             if current >= 0 {
-                windows[current]!.peakTransient = max(windows[current]!.peakTransient, transient(at: i))
+                windows[current]!.peakTransient = max(windows[current]!.peakTransient, transient(at: i) - baseline)
                 windows[current]!.peakActivations = max(windows[current]!.peakActivations, activations[i])
             }
         }

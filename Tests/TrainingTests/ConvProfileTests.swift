@@ -1,0 +1,108 @@
+import Foundation
+import Layers
+import MemoryLedger
+import Reports
+import Tensors
+import XCTest
+@testable import Training
+
+/// `layerwise profile` for conv models, without the planner: a narrow vgg8b runs one step in
+/// each mode; the rows are measured (no W_k), local keeps only each block's hand-off after its
+/// update, and local's activation peak is below backprop's. Also the one-mode report that
+/// `train --memory-report` writes.
+final class ConvProfileTests: XCTestCase {
+    /// vgg8b at feat-mult 1/64: conv widths 2, 4, 4, 8, 8, 8 on 28x28, classifier block of 16.
+    func request(batch: Int = 8) -> ProfileRequest {
+        var r = ProfileRequest()
+        r.model.kind = .vgg8b
+        r.model.featMult = 1.0 / 64
+        r.model.numHidden = 16
+        r.model.dimInDecoder = 64
+        r.model.dropout = 0.1
+        r.model.loss = .predsim
+        r.batchSize = batch
+        r.steps = 1
+        r.threads = 1
+        return r
+    }
+
+    func testConvProfileRowsAreMeasuredAndOnlyTheHandOffSurvivesEachLocalBlock() throws {
+        let r = request()
+        XCTAssertFalse(MemoryPlanner.covers(r.model))
+        XCTAssertTrue(MemoryProfileRun(request: r, executable: "/bin/false").plans.isEmpty)
+        let local = try ModeProfiler.run(r, mode: "local")
+        let backprop = try ModeProfiler.run(r, mode: "backprop")
+        let blocks = r.model.convBlocks
+        XCTAssertEqual(local.layers.count, blocks.count + 2)  // conv blocks, classifier block, output
+        XCTAssertEqual(backprop.layers.count, blocks.count + 2)
+        for (k, block) in blocks.enumerated() {
+            let row = local.layers[k]
+            XCTAssertTrue(row.name.hasPrefix("conv \(block.outChannels) 3x3"), row.name)
+            XCTAssertNil(row.workingSetBytes)
+            XCTAssertGreaterThan(row.headParams, 0)
+            XCTAssertGreaterThan(row.optimizerStateBytes, 0)
+            let side = block.poolAfter ? block.height / 2 : block.height
+            let handOff = r.batchSize * block.outChannels * side * side * MemoryLayout<Float>.stride
+            XCTAssertEqual(row.survivingBytes, handOff, "block \(k): only its hand-off survives its update")
+            XCTAssertGreaterThan(row.measuredPeakBytes ?? 0, handOff)
+            XCTAssertNil(backprop.layers[k].survivingBytes)
+            XCTAssertEqual(backprop.layers[k].headParams, 0)
+        }
+        // The parameter column adds up to the paper's #params.
+        XCTAssertEqual(backprop.layers.map(\.params).reduce(0, +), r.model.parameterCount)
+        XCTAssertLessThan(local.activationPeak, backprop.activationPeak)
+        let comparison = MemoryComparison(local: local, backprop: backprop)
+        let summary = TerminalSummary(comparison).render()
+        XCTAssertTrue(summary.contains("vgg8b x0.015625 + 16"), summary)
+        XCTAssertEqual(MemoryProfileRun(request: r, executable: "/bin/false").plannerCheck(comparison).count, 1)
+    }
+
+    /// Free at last use in a conv block: when its update begins, x-hat, invStd, dh and every
+    /// head temporary are gone; only the block's input hand-off and h are live.
+    func testConvBlockUpdateSeesOnlyItsInputAndH() {
+        let r = request()
+        let ledger = Ledger()
+        let network = Network(spec: r.spec(mode: "local"), seed: 2, optimizer: r.optimizer, ledger: ledger)
+        let images = Tensor([r.batchSize] + r.model.inputShape, .input, label: "batch", ledger: ledger)
+        let labels = (0..<r.batchSize).map { Int32($0 % 10) }
+        ledger.clearEvents()
+        _ = labels.withUnsafeBufferPointer { network.trainStep(images: images, labels: $0.baseAddress!, lr: 1e-3, step: 0) }
+        let events = ledger.history().events
+        let timeline = Timeline(events: events, final: ledger.current())
+        var checked = 0
+        for (i, event) in events.enumerated() where event.kind == .marker && event.phase == .update && event.layer < network.convBlocks.count {
+            let block = network.convBlocks[event.layer]
+            let hBytes = r.batchSize * block.geometry.outChannels * block.geometry.outSpatial * MemoryLayout<Float>.stride
+            let inputBytes = event.layer == 0 ? 0 : r.batchSize * network.convBlocks[event.layer - 1].outputShape.reduce(1, *) * MemoryLayout<Float>.stride
+            XCTAssertEqual(timeline.categories[.activationGrads][i], 0, "block \(event.layer)")
+            XCTAssertEqual(timeline.categories[.lossTemp][i], 0, "block \(event.layer)")
+            XCTAssertEqual(timeline.categories[.activations][i], inputBytes + hBytes, "block \(event.layer)")
+            checked += 1
+        }
+        XCTAssertEqual(checked, network.convBlocks.count)
+    }
+
+    func testBudgetOnAConvModelIsRefusedAsUnplanned() {
+        XCTAssertThrowsError(try MemoryProfileRun(request: request(), executable: "/bin/false").checkBudget(1 << 30)) { error in
+            XCTAssertTrue("\(error)".contains("mlp only"), "\(error)")
+        }
+    }
+
+    func testSingleModeReportWritesEveryFileWithOneMode() throws {
+        let profile = try ModeProfiler.run(request(batch: 4), mode: "local")
+        let comparison = MemoryComparison(single: profile)
+        XCTAssertEqual(comparison.modes.count, 1)
+        XCTAssertNil(comparison.headline.peakRatio)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("single-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try ReportWriter(directory: directory).write(comparison)
+        let summary = try String(contentsOfFile: directory + "/summary.txt", encoding: .utf8)
+        XCTAssertTrue(summary.contains("One mode only"), summary)
+        XCTAssertFalse(summary.contains("Per layer, backprop"), summary)
+        let document = try MemoryDocument.decode(Data(contentsOf: URL(fileURLWithPath: directory + "/memory.json")))
+        XCTAssertEqual(document.comparison.modes.count, 1)
+        let html = try String(contentsOfFile: directory + "/memory.html", encoding: .utf8)
+        XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 1, "one timeline chart")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/trace.json"))
+    }
+}
