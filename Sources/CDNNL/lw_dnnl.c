@@ -246,16 +246,20 @@ lw_conv *lw_conv_create(lw_conv_pass pass, int batch, int in_channels, int out_c
     c->out_image = out_channels * oh * ow;
     c->weights_count = out_channels * in_channels * kernel * kernel;
     lw_set_threads(threads);
-    // Layout of the workspace: [scratchpad | operand buffers of part 0 | of part 1]; the
+    // Layout of the workspace: [scratchpad | operand buffers of the part running]; the
     // scratchpad (the largest any primitive asks for) is placed once the parts are known.
-    size_t cursor = 0, scratch = 0;
+    // The tail chunk runs after every full chunk, so its buffers reuse the same bytes: the
+    // workspace is the larger of the two parts, not their sum, and stops growing with the batch
+    // once the batch reaches one chunk.
+    size_t cursor = 0, tail_cursor = 0, scratch = 0;
     int tail = batch % c->chunk;
     c->part_count = tail ? 2 : 1;
     LW_TRY(lw_part_init(c, &c->parts[0], c->chunk, height, width, kernel, padding, layout, &cursor, &scratch, c->implementation),
            "convolution primitive (full chunk)");
     if (tail)
-        LW_TRY(lw_part_init(c, &c->parts[1], tail, height, width, kernel, padding, layout, &cursor, &scratch, NULL),
+        LW_TRY(lw_part_init(c, &c->parts[1], tail, height, width, kernel, padding, layout, &tail_cursor, &scratch, NULL),
                "convolution primitive (tail chunk)");
+    if (tail_cursor > cursor) cursor = tail_cursor;
     c->scratchpad_bytes = LW_ALIGN(scratch);
     c->workspace_bytes = c->scratchpad_bytes + cursor;
     {
