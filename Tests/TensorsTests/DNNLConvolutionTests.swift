@@ -36,12 +36,15 @@ final class DNNLConvolutionTests: XCTestCase {
         return (dx, dw, db)
     }
 
-    /// Odd small shapes oneDNN computes (C >= 4): same padding, 1x1, valid, 5x5 with padding 2.
+    /// Odd small shapes: same padding, 1x1, valid, 5x5 with padding 2, one input channel (x stays
+    /// nchw) and a 1x1 image.
     static let geometries = [
         ConvGeometry(inChannels: 5, outChannels: 7, height: 5, width: 7, kernel: 3, padding: 1),
         ConvGeometry(inChannels: 4, outChannels: 6, height: 6, width: 5, kernel: 1, padding: 0),
         ConvGeometry(inChannels: 6, outChannels: 3, height: 5, width: 7, kernel: 3, padding: 0),
         ConvGeometry(inChannels: 17, outChannels: 20, height: 4, width: 3, kernel: 5, padding: 2),
+        ConvGeometry(inChannels: 1, outChannels: 9, height: 6, width: 5, kernel: 3, padding: 1),
+        ConvGeometry(inChannels: 2, outChannels: 3, height: 1, width: 1, kernel: 3, padding: 1),
     ]
 
     /// Runs the three passes through `Conv2dKernel` with a workspace of `engine`:

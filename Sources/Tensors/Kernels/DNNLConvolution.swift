@@ -57,13 +57,13 @@ public final class DNNLConvolution {
     public static var threads: Int { BLAS.threads }
 
     /// Whether the `.dnnl` engine computes `geometry` with oneDNN: every conv with at least
-    /// `minimumInChannels` input channels. The first layer of a grey-scale net (1 channel) stays on
-    /// im2col: its forward is 1% of vgg8b's flops, its backward-data is never needed, and oneDNN's
-    /// kernels for it measured slower than im2col here (bench conv, batch 32 and 128).
+    /// `minimumInChannels` input channels, i.e. all of them. vgg8b's first layer (1 channel, x kept
+    /// plain nchw) measured 4x faster forward and as fast backward-weights as im2col (bench conv,
+    /// batch 32 and 128), so it needs no exception; the knob stays for shapes that might.
     public static func handles(_ geometry: ConvGeometry) -> Bool {
         geometry.inChannels >= minimumInChannels
     }
-    public static let minimumInChannels = 4
+    public static let minimumInChannels = 1
 
     /// Images per chunk for `geometry`: as many as fit `chunkBytes` (at least 1, at most batch).
     public static func chunk(for geometry: ConvGeometry, batch: Int) -> Int {
