@@ -14,17 +14,28 @@ public enum ConvEngine: String, CaseIterable, Sendable {
     /// oneDNN's direct convolution through `CDNNL` (`DNNLConvolution`).
     case dnnl
 
-    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `measured`.
+    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `.dnnl` when
+    /// OpenMP's threads are passive (`OMP_WAIT_POLICY=passive` in the environment at start-up),
+    /// else `.im2col`.
+    ///
+    /// Why: oneDNN's OpenMP threads spin after each primitive and OpenBLAS's pthreads spin after
+    /// each GEMM; on 2 shared cores they take turns starving each other. `layerwise bench train
+    /// --model vgg8b --feat-mult 0.25` (batch 128, 2 threads, medians, one run, loaded machine):
+    /// im2col 71 (predsim) / 180 (backprop) samples/s; oneDNN 22 / 103 with OpenMP's default
+    /// wait policy; oneDNN 101 / 251 with OMP_WAIT_POLICY=passive. libgomp reads the variable
+    /// when it loads (before our code runs), so it cannot be set from inside the process.
     public static var `default`: ConvEngine {
         if let name = getenv("LAYERWISE_CONV_ENGINE"), let engine = ConvEngine(rawValue: String(cString: name)) {
             return engine
         }
-        return measured
+        return openMPIsPassive ? .dnnl : .im2col
     }
 
-    /// The faster engine on this machine by `layerwise bench conv` and `bench train` (see the
-    /// dnnl branch's note in issue 5).
-    public static let measured: ConvEngine = .dnnl
+    /// Whether the process started with OMP_WAIT_POLICY=passive.
+    public static var openMPIsPassive: Bool {
+        guard let policy = getenv("OMP_WAIT_POLICY") else { return false }
+        return String(cString: policy).lowercased() == "passive"
+    }
 }
 
 /// A failure of oneDNN, with its own message.
