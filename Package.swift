@@ -21,10 +21,13 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Our small C API over oneDNN 2.6 (Debian's libdnnl-dev; no pkg-config file): the only
+        // code that knows oneDNN's C API. libdnnl pulls in its OpenMP runtime (libgomp) itself.
+        .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl")]),
         .target(name: "MemoryLedger", swiftSettings: fast),
         .target(name: "Randomness", swiftSettings: fast),
         .target(name: "FileSystem"),
-        .target(name: "Tensors", dependencies: ["MemoryLedger", "Randomness", "CBLAS"], swiftSettings: fast),
+        .target(name: "Tensors", dependencies: ["MemoryLedger", "Randomness", "CBLAS", "CDNNL"], swiftSettings: fast),
         .target(name: "Shards", dependencies: ["MemoryLedger", "Randomness", "CZstd", "CZlib"], swiftSettings: fast),
         .target(name: "Layers", dependencies: ["Tensors", "MemoryLedger"], swiftSettings: fast),
         .target(name: "Reports", dependencies: ["MemoryLedger", "FileSystem"], swiftSettings: fast),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Layerwise needs on a Debian machine: the C libraries it links (libzstd, OpenBLAS,
-# zlib), pkg-config, the zstd command-line tool (tests check shards with it) and Debian's copy of
+# oneDNN 2.6, zlib), pkg-config, the zstd command-line tool (tests check shards with it) and Debian's copy of
 # Fashion-MNIST. Safe to run twice: it does nothing when everything is present.
 set -euo pipefail
-packages=(libzstd-dev libopenblas-dev zlib1g-dev pkg-config zstd dataset-fashion-mnist)
+packages=(libzstd-dev libopenblas-dev libdnnl-dev zlib1g-dev pkg-config zstd dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,7 +18,7 @@ final class SharedConvWorkspaceTests: XCTestCase {
         let geometries = spec.convBlocks.map { ConvGeometry(inChannels: $0.inChannels, outChannels: $0.outChannels, height: $0.height, width: $0.width) }
         let sims = geometries.map { ConvGeometry(inChannels: $0.outChannels, outChannels: $0.outChannels, height: $0.height, width: $0.width) }
         XCTAssertEqual(ledger.current().bytes(.workspace), ConvWorkspace.bytes(covering: geometries + sims))
-        XCTAssertLessThan(ledger.current().bytes(.workspace), geometries.map { ConvWorkspace.bytes($0) }.reduce(0, +))
+        XCTAssertLessThan(ledger.current().bytes(.workspace), geometries.map { ConvWorkspace.bytes($0, engine: .im2col) }.reduce(0, +))
         XCTAssertNotNil(network.convWorkspace)
     }
 

@@ -2,6 +2,8 @@ import MemoryLedger
 import Tensors
 import XCTest
 
+/// The im2col engine (the `.dnnl` engine has DNNLConvolutionTests): every workspace here is
+/// made with `engine: .im2col`.
 final class ConvKernelTests: XCTestCase {
     /// Direct convolution in Float64, seven loops, no im2col: the reference the kernel must match.
     /// x (B, C, H, W), w (OC, C, k, k), b (OC) -> (B, OC, H', W').
@@ -62,7 +64,7 @@ final class ConvKernelTests: XCTestCase {
         for (n, g) in Self.geometries.enumerated() {
             for group in Self.groupings {
                 let t = Case(g, batch: batch, seed: 10 + UInt64(n))
-                let ws = ConvWorkspace(g, imagesPerGemm: group)
+                let ws = ConvWorkspace(g, imagesPerGemm: group, engine: .im2col)
                 let y = Tensor(g.outputShape(batch: batch), .activations, label: "y", zeroed: false)
                 y.fill(.nan)  // the kernel must write every output element
                 Conv2dKernel.forward(x: ConvCheck.tensor(g.inputShape(batch: batch), t.x),
@@ -82,7 +84,7 @@ final class ConvKernelTests: XCTestCase {
             let y = Tensor(g.outputShape(batch: 3), .activations, label: "y", zeroed: false)
             y.fill(.nan)
             Conv2dKernel.forward(x: ConvCheck.tensor(g.inputShape(batch: 3), t.x), weight: ConvCheck.tensor(g.weightShape, t.w),
-                                 bias: nil, into: y, workspace: ConvWorkspace(g, imagesPerGemm: group))
+                                 bias: nil, into: y, workspace: ConvWorkspace(g, imagesPerGemm: group, engine: .im2col))
             ConvCheck.assertClose(ConvCheck.doubles(y), Self.referenceConv(t.x, t.w, nil, g, batch: 3), tolerance: 1e-5, "no bias")
         }
     }
@@ -94,7 +96,7 @@ final class ConvKernelTests: XCTestCase {
           for group in Self.groupings {
             let batch = 3
             let t = Case(g, batch: batch, seed: 20 + UInt64(n))
-            let ws = ConvWorkspace(g, imagesPerGemm: group)
+            let ws = ConvWorkspace(g, imagesPerGemm: group, engine: .im2col)
             let x = ConvCheck.tensor(g.inputShape(batch: batch), t.x)
             let w = ConvCheck.tensor(g.weightShape, t.w)
             let dy = ConvCheck.tensor(g.outputShape(batch: batch), t.r)
@@ -127,7 +129,7 @@ final class ConvKernelTests: XCTestCase {
         let g = Self.geometries[0]
         let batch = 4
         let t = Case(g, batch: batch, seed: 7)
-        let ws = ConvWorkspace(g, imagesPerGemm: 2)
+        let ws = ConvWorkspace(g, imagesPerGemm: 2, engine: .im2col)
         let x = ConvCheck.tensor(g.inputShape(batch: batch), t.x)
         let w = ConvCheck.tensor(g.weightShape, t.w)
         let dy = ConvCheck.tensor(g.outputShape(batch: batch), t.r)
@@ -165,15 +167,15 @@ final class ConvKernelTests: XCTestCase {
                 peaks.append(Self.workspacePeak(g, imagesPerGemm: group, batch: batch))
             }
             XCTAssertEqual(peaks[0], peaks[1], "\(g) G \(group.map(String.init) ?? "default")")
-            XCTAssertEqual(peaks[0], ConvWorkspace.bytes(g, imagesPerGemm: group))
+            XCTAssertEqual(peaks[0], ConvWorkspace.bytes(g, imagesPerGemm: group, engine: .im2col))
         }
         // 35 output positions < 128: G = ceil(400 / 35) = 12 images per GEMM, with staging.
         XCTAssertEqual(ConvWorkspace.defaultImagesPerGemm(small), 12)
-        XCTAssertEqual(ConvWorkspace.bytes(small), 4 * (3 * 3 * 3 + 4) * 12 * (5 * 7))
-        XCTAssertEqual(ConvWorkspace.bytes(small, imagesPerGemm: 3), 4 * (3 * 3 * 3 + 4) * 3 * (5 * 7))
+        XCTAssertEqual(ConvWorkspace.bytes(small, engine: .im2col), 4 * (3 * 3 * 3 + 4) * 12 * (5 * 7))
+        XCTAssertEqual(ConvWorkspace.bytes(small, imagesPerGemm: 3, engine: .im2col), 4 * (3 * 3 * 3 + 4) * 3 * (5 * 7))
         // 144 positions: one image per GEMM, no staging.
         XCTAssertEqual(ConvWorkspace.defaultImagesPerGemm(large), 1)
-        XCTAssertEqual(ConvWorkspace.bytes(large), 4 * (2 * 3 * 3) * 144)
+        XCTAssertEqual(ConvWorkspace.bytes(large, engine: .im2col), 4 * (2 * 3 * 3) * 144)
     }
 
     /// Forward + backward-data + backward-weights in a fresh ledger; returns the `.workspace`
@@ -190,7 +192,7 @@ final class ConvKernelTests: XCTestCase {
         let db = Tensor([g.outChannels], .gradients, label: "db", ledger: ledger)
         XCTAssertEqual(ledger.current().bytes(.workspace), 0)
         ledger.enter(.forward)
-        let ws = ConvWorkspace(g, imagesPerGemm: group, layer: 0, ledger: ledger)
+        let ws = ConvWorkspace(g, imagesPerGemm: group, engine: .im2col, layer: 0, ledger: ledger)
         let allocations = ledger.operationCounts.allocations
         Conv2dKernel.forward(x: x, weight: w, bias: b, into: y, workspace: ws)
         ledger.enter(.backward)
@@ -208,14 +210,15 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertEqual(g.outHeight, 28)
         XCTAssertEqual(g.outWidth, 28)
         XCTAssertEqual(ConvWorkspace.defaultImagesPerGemm(g), 1)
-        XCTAssertEqual(ConvWorkspace.bytes(g), 4 * 1152 * 784)
+        XCTAssertEqual(ConvWorkspace.bytes(g, engine: .im2col), 4 * 1152 * 784)
+        XCTAssertEqual(ConvWorkspace.bytes(g, engine: .dnnl), 0, "oneDNN's memory is its cache's")
         let small = ConvGeometry(inChannels: 512, outChannels: 512, height: 3, width: 3)
         XCTAssertEqual(ConvWorkspace.defaultImagesPerGemm(small), 45)
-        XCTAssertEqual(ConvWorkspace.bytes(small), 4 * (4608 + 512) * 45 * 9)
+        XCTAssertEqual(ConvWorkspace.bytes(small, engine: .im2col), 4 * (4608 + 512) * 45 * 9)
         let valid = ConvGeometry(inChannels: 3, outChannels: 4, height: 5, width: 7, kernel: 3, padding: 0)
         XCTAssertEqual([valid.outHeight, valid.outWidth], [3, 5])
-        XCTAssertEqual(ConvWorkspace.bytes(valid, imagesPerGemm: 1), 4 * 27 * 15)
-        XCTAssertEqual(ConvWorkspace.bytes(valid, imagesPerGemm: 2), 4 * (27 + 4) * 2 * 15)
-        XCTAssertEqual(ConvWorkspace(valid, imagesPerGemm: 2).byteCount, ConvWorkspace.bytes(valid, imagesPerGemm: 2))
+        XCTAssertEqual(ConvWorkspace.bytes(valid, imagesPerGemm: 1, engine: .im2col), 4 * 27 * 15)
+        XCTAssertEqual(ConvWorkspace.bytes(valid, imagesPerGemm: 2, engine: .im2col), 4 * (27 + 4) * 2 * 15)
+        XCTAssertEqual(ConvWorkspace(valid, imagesPerGemm: 2, engine: .im2col).byteCount, ConvWorkspace.bytes(valid, imagesPerGemm: 2, engine: .im2col))
     }
 }

@@ -9,10 +9,10 @@ final class ConvWorkspaceTests: XCTestCase {
         let block = ConvGeometry(inChannels: 2, outChannels: 3, height: 5, width: 7)
         let sim = ConvGeometry(inChannels: 3, outChannels: 3, height: 5, width: 7)
         let ledger = Ledger()
-        let shared = ConvWorkspace(block, alsoServing: [sim], ledger: ledger)
+        let shared = ConvWorkspace(block, alsoServing: [sim], engine: .im2col, ledger: ledger)
         let view = shared.serving(sim)
-        XCTAssertEqual(ledger.current().bytes(.workspace), ConvWorkspace.bytes(covering: [block, sim]))
-        XCTAssertEqual(ConvWorkspace.bytes(covering: [block, sim]), max(ConvWorkspace.bytes(block), ConvWorkspace.bytes(sim)))
+        XCTAssertEqual(ledger.current().bytes(.workspace), ConvWorkspace.bytes(covering: [block, sim], engine: .im2col))
+        XCTAssertEqual(ConvWorkspace.bytes(covering: [block, sim], engine: .im2col), max(ConvWorkspace.bytes(block, engine: .im2col), ConvWorkspace.bytes(sim, engine: .im2col)))
         XCTAssertEqual(ledger.operationCounts.allocations, 1)
         XCTAssertTrue(view.storage === shared.storage)
 
@@ -22,7 +22,7 @@ final class ConvWorkspaceTests: XCTestCase {
         let viaView = Tensor(sim.outputShape(batch: 3), .activations, label: "y")
         let viaOwn = Tensor(sim.outputShape(batch: 3), .activations, label: "y")
         Conv2dKernel.forward(x: x, weight: w, bias: nil, into: viaView, workspace: view)
-        Conv2dKernel.forward(x: x, weight: w, bias: nil, into: viaOwn, workspace: ConvWorkspace(sim))
+        Conv2dKernel.forward(x: x, weight: w, bias: nil, into: viaOwn, workspace: ConvWorkspace(sim, engine: .im2col))
         XCTAssertEqual(viaView.array, viaOwn.array)
     }
 }

@@ -10,6 +10,9 @@
 /// n H' W' apart; image g owns columns g H' W' ..< (g + 1) H' W'. A group of one image reads and
 /// writes x, y, dy and dx in place (no staging copy).
 ///
+/// With a `.dnnl` workspace, the geometries oneDNN handles run through `DNNLConvolution` instead
+/// (same shapes, same accumulate contract; its scratch is the workspace's `dnnlCache`).
+///
 /// A workspace is scratch for one call at a time: calls that may run concurrently need their own.
 public enum Conv2dKernel {
     // Y_grp (OC, n H'W') = W (OC, Ckk) cols_grp (Ckk, n H'W') + bias, then scattered to
@@ -18,6 +21,10 @@ public enum Conv2dKernel {
     public static func forward(x: Tensor, weight: Tensor, bias: Tensor?, into y: Tensor, workspace: ConvWorkspace) {
         let g = workspace.geometry
         let batch = check(g, x: x, weight: weight, y: y, bias: bias)
+        if let (conv, scratch) = workspace.dnnl(.forward, batch: batch, withBias: bias != nil) {
+            conv.forward(x: x.pointer, weight: weight.pointer, bias: bias.map { UnsafePointer($0.pointer) }, y: y.pointer, workspace: scratch)
+            return
+        }
         let cols = workspace.columns.pointer, w = weight.pointer, spatial = g.outSpatial
         let xp = x.pointer, yp = y.pointer
         let inImage = g.inChannels &* g.inSpatial, outImage = g.outChannels &* spatial
@@ -56,6 +63,10 @@ public enum Conv2dKernel {
                                     accumulate: Bool = false) {
         let g = workspace.geometry
         let batch = check(g, x: dx, weight: weight, y: dy, bias: nil)
+        if let (conv, scratch) = workspace.dnnl(.backwardData, batch: batch, withBias: false) {
+            conv.backwardData(dy: dy.pointer, weight: weight.pointer, dx: dx.pointer, accumulate: accumulate, workspace: scratch)
+            return
+        }
         let cols = workspace.columns.pointer, w = weight.pointer, spatial = g.outSpatial
         let dxp = dx.pointer, dyp = dy.pointer
         let inImage = g.inChannels &* g.inSpatial, outImage = g.outChannels &* spatial
@@ -83,6 +94,12 @@ public enum Conv2dKernel {
                                        workspace: ConvWorkspace, accumulate: Bool = false) {
         let g = workspace.geometry
         let batch = check(g, x: x, weight: weightGrad, y: dy, bias: biasGrad)
+        if weightGrad != nil || biasGrad != nil,
+           let (conv, scratch) = workspace.dnnl(.backwardWeights, batch: batch, withBias: biasGrad != nil) {
+            conv.backwardWeights(dy: dy.pointer, x: x.pointer, weightGrad: weightGrad?.pointer, biasGrad: biasGrad?.pointer,
+                                 accumulate: accumulate, workspace: scratch)
+            return
+        }
         let dyp = dy.pointer, spatial = g.outSpatial
         let outImage = g.outChannels &* spatial
         if let weightGrad {

@@ -19,12 +19,13 @@ public struct ConvBenchResult: Sendable, CustomStringConvertible {
     public var gflops: Double
     public var workspaceBytes: Int
     public var imagesPerGemm: Int
+    public var engine: ConvEngine = .im2col
 
     public var description: String {
         let pass = self.pass.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
         let ms = (seconds * 1000 * 100).rounded() / 100
         let rate = (gflops * 10).rounded() / 10
-        return "\(geometry) B\(batch) G\(imagesPerGemm) \(pass) \(ms) ms  \(rate) GFLOP/s"
+        return "\(engine.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(geometry) B\(batch) G\(imagesPerGemm) \(pass) \(ms) ms  \(rate) GFLOP/s  ws \(workspaceBytes >> 10) KiB"
     }
 }
 
@@ -48,7 +49,7 @@ public enum ConvBenchmark {
     /// workspace's default grouping (for tuning).
     public static func run(shapes: [ConvGeometry] = vgg8bShapes, batch: Int = 32, threads: Int = 2,
                            repeats: Int = 3, passes: [ConvPass] = ConvPass.allCases,
-                           imagesPerGemm: Int? = nil) -> [ConvBenchResult] {
+                           imagesPerGemm: Int? = nil, engines: [ConvEngine] = [.default]) -> [ConvBenchResult] {
         let previousThreads = BLAS.threads
         BLAS.setThreads(threads)
         defer { BLAS.setThreads(previousThreads) }
@@ -70,7 +71,8 @@ public enum ConvBenchmark {
             let dx = Tensor(g.inputShape(batch: batch), .activationGrads, label: "bench dx", ledger: ledger)
             let dw = Tensor(g.weightShape, .gradients, label: "bench dw", ledger: ledger)
             let db = Tensor([g.outChannels], .gradients, label: "bench db", ledger: ledger)
-            let workspace = ConvWorkspace(g, imagesPerGemm: imagesPerGemm, ledger: ledger)
+            for engine in engines {
+            let workspace = ConvWorkspace(g, imagesPerGemm: imagesPerGemm, engine: engine, ledger: ledger)
             for pass in passes {
                 let call: () -> Void
                 switch pass {
@@ -95,7 +97,8 @@ public enum ConvBenchmark {
                 results.append(ConvBenchResult(geometry: g, batch: batch, pass: pass, threads: threads, seconds: median,
                                                gflops: g.flops(batch: batch) / median / 1e9,
                                                workspaceBytes: workspace.byteCount,
-                                               imagesPerGemm: workspace.imagesPerGemm))
+                                               imagesPerGemm: workspace.imagesPerGemm, engine: engine))
+            }
             }
         }
         return results

@@ -25,6 +25,11 @@ import MemoryLedger
 /// (`ConvWorkspace.bytes(_:)`). At vgg8b's shapes: 128->256 at 28x28 (G = 1) 3.4 MiB;
 /// 256->512 at 14x14 (G = 1) 1.7 MiB; 512->512 at 7x7 (G = 9) 8.6 MiB; 512->512 at 3x3
 /// (G = 45) 7.9 MiB.
+///
+/// With the `.dnnl` engine, the geometries oneDNN computes (`DNNLConvolution.handles`) need no
+/// im2col memory (their `bytes` is 0, `columns` is empty, G = 1): their scratch is the
+/// `dnnlCache`'s one allocation, shared by every view like `storage` and booked when the first
+/// primitive is made (bound: `DNNLConvolution`'s comment).
 public final class ConvWorkspace {
     /// Maps with fewer output positions than this are batched several images per GEMM.
     public static let groupingThreshold = 128
@@ -43,25 +48,41 @@ public final class ConvWorkspace {
     public let staging: Tensor?
     /// The one ledger allocation behind `columns` and `staging`, shared with `serving(_:)` views.
     public let storage: TrackedBuffer<Float>
+    /// Which code runs this workspace's convolutions.
+    public let engine: ConvEngine
+    /// oneDNN's primitives and workspace (`.dnnl` engine only), shared with `serving(_:)` views.
+    public let dnnlCache: DNNLConvolutionCache?
 
     /// A workspace for `geometry`, large enough to also serve `others` through `serving(_:)`
     /// (for example a block's conv and its sim head's conv, which never run at the same time):
     /// one allocation of `bytes(covering:)` bytes instead of one per conv.
     /// - Parameter imagesPerGemm: G for `geometry`; nil picks `defaultImagesPerGemm(geometry)`.
+    /// - Parameter engine: `.dnnl` computes the geometries `DNNLConvolution.handles` with oneDNN.
     public convenience init(_ geometry: ConvGeometry, imagesPerGemm: Int? = nil, alsoServing others: [ConvGeometry] = [],
-                layer: Int? = nil, ledger: Ledger = .shared) {
-        let group = imagesPerGemm ?? ConvWorkspace.defaultImagesPerGemm(geometry)
+                            engine: ConvEngine = .default, layer: Int? = nil, ledger: Ledger = .shared) {
+        let usesDNNL = engine == .dnnl && DNNLConvolution.handles(geometry)
+        let group = usesDNNL ? 1 : imagesPerGemm ?? ConvWorkspace.defaultImagesPerGemm(geometry)
         precondition(group >= 1, "images per GEMM must be positive, got \(group)")
-        let bytes = max(ConvWorkspace.bytes(geometry, imagesPerGemm: group), ConvWorkspace.bytes(covering: others))
+        let bytes = max(usesDNNL ? 0 : ConvWorkspace.bytes(geometry, imagesPerGemm: group, engine: .im2col),
+                        ConvWorkspace.bytes(covering: others, engine: engine))
         let storage = TrackedBuffer<Float>(count: bytes / MemoryLayout<Float>.stride, category: .workspace, layer: layer,
                                            label: "conv workspace", ledger: ledger)
-        self.init(storage: storage, geometry: geometry, imagesPerGemm: group)
+        let cache = engine == .dnnl ? DNNLConvolutionCache(layer: layer, ledger: ledger) : nil
+        self.init(storage: storage, geometry: geometry, imagesPerGemm: group, engine: engine, dnnlCache: cache)
     }
 
-    private init(storage: TrackedBuffer<Float>, geometry: ConvGeometry, imagesPerGemm group: Int) {
+    private init(storage: TrackedBuffer<Float>, geometry: ConvGeometry, imagesPerGemm group: Int, engine: ConvEngine,
+                 dnnlCache: DNNLConvolutionCache?) {
         self.storage = storage
         self.geometry = geometry
+        self.engine = engine
+        self.dnnlCache = dnnlCache
         imagesPerGemm = group
+        if engine == .dnnl && DNNLConvolution.handles(geometry) {
+            columns = Tensor(storage: storage, offset: 0, shape: [0])
+            staging = nil
+            return
+        }
         let width = group * geometry.outSpatial
         columns = Tensor(storage: storage, offset: 0, shape: [geometry.patchSize, width])
         staging = group > 1
@@ -72,9 +93,19 @@ public final class ConvWorkspace {
     /// A workspace for `other` over this one's memory (no allocation), with the default G for
     /// `other`. Its passes overwrite this workspace's contents: use one view at a time.
     public func serving(_ other: ConvGeometry) -> ConvWorkspace {
-        precondition(ConvWorkspace.bytes(other) <= storage.byteCount,
-                     "workspace of \(storage.byteCount) bytes cannot serve \(other) (\(ConvWorkspace.bytes(other)) bytes)")
-        return ConvWorkspace(storage: storage, geometry: other, imagesPerGemm: ConvWorkspace.defaultImagesPerGemm(other))
+        let needed = ConvWorkspace.bytes(other, engine: engine)
+        precondition(needed <= storage.byteCount,
+                     "workspace of \(storage.byteCount) bytes cannot serve \(other) (\(needed) bytes)")
+        let usesDNNL = engine == .dnnl && DNNLConvolution.handles(other)
+        return ConvWorkspace(storage: storage, geometry: other, imagesPerGemm: usesDNNL ? 1 : ConvWorkspace.defaultImagesPerGemm(other),
+                             engine: engine, dnnlCache: dnnlCache)
+    }
+
+    /// The oneDNN primitive for a pass over `batch` images, when this workspace's engine computes
+    /// its geometry with oneDNN (nil: use im2col).
+    func dnnl(_ pass: ConvPass, batch: Int, withBias: Bool) -> (DNNLConvolution, UnsafeMutableRawPointer)? {
+        guard let dnnlCache, batch > 0, DNNLConvolution.handles(geometry) else { return nil }
+        return dnnlCache.convolution(pass, geometry, batch: batch, withBias: withBias)
     }
 
     /// G for `geometry`: 1 if H' W' >= `groupingThreshold`, else ceil(`groupingTarget` / H' W').
@@ -84,18 +115,21 @@ public final class ConvWorkspace {
     }
 
     /// Bytes a workspace for `geometry` books, independent of the batch size:
-    /// 4 (C k k) G H' W', plus 4 OC G H' W' when G > 1.
-    public static func bytes(_ geometry: ConvGeometry, imagesPerGemm: Int? = nil) -> Int {
+    /// 4 (C k k) G H' W', plus 4 OC G H' W' when G > 1; 0 when `engine` is `.dnnl` and oneDNN
+    /// computes the geometry (its memory is `DNNLConvolutionCache`'s, booked on first use).
+    public static func bytes(_ geometry: ConvGeometry, imagesPerGemm: Int? = nil, engine: ConvEngine = .default) -> Int {
+        if engine == .dnnl && DNNLConvolution.handles(geometry) { return 0 }
         let group = imagesPerGemm ?? defaultImagesPerGemm(geometry)
         let rows = geometry.patchSize + (group > 1 ? geometry.outChannels : 0)
         return MemoryLayout<Float>.stride * rows * group * geometry.outSpatial
     }
 
     /// Bytes of one workspace serving all of `geometries` (default G each): the largest of them.
-    public static func bytes(covering geometries: [ConvGeometry]) -> Int {
-        geometries.map { bytes($0) }.max() ?? 0
+    public static func bytes(covering geometries: [ConvGeometry], engine: ConvEngine = .default) -> Int {
+        geometries.map { bytes($0, engine: engine) }.max() ?? 0
     }
 
-    /// Bytes booked by this workspace's allocation (shared by its views).
-    public var byteCount: Int { storage.byteCount }
+    /// Bytes booked by this workspace's allocations (shared by its views): im2col's and, for
+    /// `.dnnl`, oneDNN's so far.
+    public var byteCount: Int { storage.byteCount + (dnnlCache?.byteCount ?? 0) }
 }

@@ -1,0 +1,199 @@
+import CDNNL
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+import MemoryLedger
+
+/// Which code computes `Conv2dKernel`'s passes. `LAYERWISE_CONV_ENGINE=im2col|dnnl` overrides the
+/// default, which is the one that measured faster here (see `ConvEngine.default`).
+public enum ConvEngine: String, CaseIterable, Sendable {
+    /// im2col + OpenBLAS sgemm, G images per GEMM (`ConvWorkspace`).
+    case im2col
+    /// oneDNN's direct convolution through `CDNNL` (`DNNLConvolution`).
+    case dnnl
+
+    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `.dnnl` when
+    /// OpenMP's threads are passive (`OMP_WAIT_POLICY=passive` in the environment at start-up),
+    /// else `.im2col`.
+    ///
+    /// Why: oneDNN's OpenMP threads spin after each primitive and OpenBLAS's pthreads spin after
+    /// each GEMM; on 2 shared cores they take turns starving each other. `layerwise bench train
+    /// --model vgg8b --feat-mult 0.25` (batch 128, 2 threads, medians, one run, loaded machine):
+    /// im2col 71 (predsim) / 180 (backprop) samples/s; oneDNN 22 / 103 with OpenMP's default
+    /// wait policy; oneDNN 101 / 251 with OMP_WAIT_POLICY=passive. libgomp reads the variable
+    /// when it loads (before our code runs), so it cannot be set from inside the process.
+    public static var `default`: ConvEngine {
+        if let name = getenv("LAYERWISE_CONV_ENGINE"), let engine = ConvEngine(rawValue: String(cString: name)) {
+            return engine
+        }
+        return openMPIsPassive ? .dnnl : .im2col
+    }
+
+    /// Whether the process started with OMP_WAIT_POLICY=passive.
+    public static var openMPIsPassive: Bool {
+        guard let policy = getenv("OMP_WAIT_POLICY") else { return false }
+        return String(cString: policy).lowercased() == "passive"
+    }
+}
+
+/// A failure of oneDNN, with its own message.
+public struct DNNLError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// One pass of a convolution through oneDNN (`lw_conv_*` in CDNNL) for one (geometry, batch,
+/// bias, pass): its primitives are made once, here, and reused by every call. The batch runs as
+/// chunks of at most `chunk` images, each reordered into oneDNN's blocked layout (nChw16c) in the
+/// caller's workspace and back, so `workspaceBytes` grows with the chunk, not the batch.
+///
+/// Workspace, for a chunk of n images (all from the caller: `DNNLConvolutionCache` books it):
+///
+///     oneDNN scratchpad + n (C H W + OC H' W') floats (activation buffers)
+///                       + OC C k k floats (the weights in oneDNN's layout) [+ OC for db]
+///
+/// and n is at most `DNNLConvolution.chunk(for:batch:)`, about `chunkBytes` of activations.
+public final class DNNLConvolution {
+    public let pass: ConvPass
+    public let geometry: ConvGeometry
+    public let batch: Int
+    public let withBias: Bool
+    private let handle: OpaquePointer
+
+    /// Activation bytes (x and y of one chunk) a chunk aims to stay under: 16 MiB. At vgg8b's
+    /// 128->256 28x28 that is 13 images; at 512->512 3x3, whole batches of 128.
+    public static let chunkBytes = 16 << 20
+    /// Threads oneDNN's primitives are made for (and run with): the BLAS's count.
+    public static var threads: Int { BLAS.threads }
+
+    /// Whether the `.dnnl` engine computes `geometry` with oneDNN: every conv with at least
+    /// `minimumInChannels` input channels, i.e. all of them. vgg8b's first layer (1 channel, x kept
+    /// plain nchw) measured 4x faster forward and as fast backward-weights as im2col (bench conv,
+    /// batch 32 and 128), so it needs no exception; the knob stays for shapes that might.
+    public static func handles(_ geometry: ConvGeometry) -> Bool {
+        geometry.inChannels >= minimumInChannels
+    }
+    public static let minimumInChannels = 1
+
+    /// Images per chunk for `geometry`: as many as fit `chunkBytes` (at least 1, at most batch).
+    public static func chunk(for geometry: ConvGeometry, batch: Int) -> Int {
+        let perImage = MemoryLayout<Float>.stride * (geometry.inChannels * geometry.inSpatial + geometry.outChannels * geometry.outSpatial)
+        return max(1, min(batch, chunkBytes / perImage))
+    }
+
+    public init(_ pass: ConvPass, geometry g: ConvGeometry, batch: Int, withBias: Bool,
+                chunk: Int? = nil, threads: Int = DNNLConvolution.threads) throws {
+        self.pass = pass
+        geometry = g
+        self.batch = batch
+        self.withBias = withBias
+        let kind: lw_conv_pass
+        switch pass {
+        case .forward: kind = LW_CONV_FORWARD
+        case .backwardData: kind = LW_CONV_BACKWARD_DATA
+        case .backwardWeights: kind = LW_CONV_BACKWARD_WEIGHTS
+        }
+        let images = Int32(chunk ?? DNNLConvolution.chunk(for: g, batch: batch))
+        var message = [CChar](repeating: 0, count: 256)
+        let made = message.withUnsafeMutableBufferPointer { text in
+            lw_conv_create(kind, Int32(batch), Int32(g.inChannels), Int32(g.outChannels), Int32(g.height), Int32(g.width),
+                           Int32(g.kernel), Int32(g.padding), withBias ? 1 : 0, LW_CONV_LAYOUT_BLOCKED, images,
+                           Int32(threads), text.baseAddress, text.count)
+        }
+        guard let made else {
+            throw DNNLError(description: "\(g) \(pass.rawValue) batch \(batch): " + String(cString: message))
+        }
+        handle = made
+    }
+
+    deinit { lw_conv_destroy(handle) }
+
+    /// Bytes of workspace every call needs (see the type's comment).
+    public var workspaceBytes: Int { lw_conv_workspace_bytes(handle) }
+    /// The part of `workspaceBytes` that is oneDNN's own scratchpad.
+    public var scratchpadBytes: Int { lw_conv_scratchpad_bytes(handle) }
+    public var chunk: Int { Int(lw_conv_chunk(handle)) }
+    /// oneDNN's implementation, e.g. "jit:avx512_core".
+    public var implementation: String { String(cString: lw_conv_implementation(handle)) }
+
+    // x (B, C, H, W), w (OC, C, k, k), b (OC) -> y (B, OC, H', W')
+    public func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        y: UnsafeMutablePointer<Float>, workspace: UnsafeMutableRawPointer) {
+        precondition(pass == .forward)
+        check(lw_conv_forward(handle, x, weight, bias, y, workspace))
+    }
+
+    // dy (B, OC, H', W'), w -> dx (B, C, H, W), overwritten or added to.
+    public func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+                             accumulate: Bool, workspace: UnsafeMutableRawPointer) {
+        precondition(pass == .backwardData)
+        check(lw_conv_backward_data(handle, dy, weight, dx, accumulate ? 1 : 0, workspace))
+    }
+
+    // dy, x -> dw (OC, C, k, k), db (OC), overwritten or added to.
+    public func backwardWeights(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weightGrad: UnsafeMutablePointer<Float>?,
+                                biasGrad: UnsafeMutablePointer<Float>?, accumulate: Bool, workspace: UnsafeMutableRawPointer) {
+        precondition(pass == .backwardWeights)
+        check(lw_conv_backward_weights(handle, dy, x, weightGrad, biasGrad, accumulate ? 1 : 0, workspace))
+    }
+
+    private func check(_ status: Int32) {
+        // Arguments were validated by Conv2dKernel; a failure here is a oneDNN runtime fault.
+        precondition(status == 0, "oneDNN \(pass.rawValue) of \(geometry) batch \(batch) failed with status \(status)")
+    }
+
+    /// oneDNN's version ("2.6.3").
+    public static var version: String { String(cString: lw_dnnl_version()) }
+}
+
+/// The oneDNN primitives of one or more convolutions that run one at a time (a network's blocks
+/// and sim heads), made on first use per (geometry, batch, bias, pass) and kept, with the one
+/// ledger allocation (`.workspace`, "conv dnnl workspace") that every call uses as its
+/// workspace: as large as the largest `DNNLConvolution.workspaceBytes` made so far. It grows
+/// (free, then allocate) only when a new primitive asks for more, so its bound is the maximum
+/// over the (geometry, batch, pass) in use, independent of the batch beyond one chunk.
+public final class DNNLConvolutionCache {
+    private struct Key: Hashable {
+        var geometry: ConvGeometry
+        var batch: Int
+        var withBias: Bool
+        var pass: ConvPass
+    }
+    private var primitives: [Key: DNNLConvolution] = [:]
+    /// The shared workspace (nil until the first primitive is made).
+    public private(set) var workspace: TrackedBuffer<UInt8>?
+    public let layer: Int?
+    public let ledger: Ledger
+
+    public init(layer: Int? = nil, ledger: Ledger = .shared) {
+        self.layer = layer
+        self.ledger = ledger
+    }
+
+    /// Bytes booked now.
+    public var byteCount: Int { workspace?.byteCount ?? 0 }
+    /// Primitives made so far.
+    public var count: Int { primitives.count }
+
+    /// The primitive for this pass, made if new, with the workspace grown to fit it.
+    public func convolution(_ pass: ConvPass, _ geometry: ConvGeometry, batch: Int, withBias: Bool)
+        -> (DNNLConvolution, UnsafeMutableRawPointer) {
+        let key = Key(geometry: geometry, batch: batch, withBias: withBias, pass: pass)
+        let conv: DNNLConvolution
+        if let made = primitives[key] {
+            conv = made
+        } else {
+            do { conv = try DNNLConvolution(pass, geometry: geometry, batch: batch, withBias: withBias) } catch {
+                preconditionFailure("\(error)")
+            }
+            primitives[key] = conv
+            if conv.workspaceBytes > byteCount {
+                workspace = nil  // the old allocation is freed before the larger one is booked
+                workspace = TrackedBuffer<UInt8>(count: conv.workspaceBytes, category: .workspace, layer: layer,
+                                                 label: "conv dnnl workspace", ledger: ledger)
+            }
+        }
+        return (conv, UnsafeMutableRawPointer(workspace!.pointer))
+    }
+}

@@ -1,0 +1,223 @@
+import MemoryLedger
+import Tensors
+import XCTest
+
+/// oneDNN's convolution (`DNNLConvolution`, the `.dnnl` engine of `Conv2dKernel`) against the
+/// Float64 direct convolution and the im2col path, its accumulate contract and its ledger booking.
+final class DNNLConvolutionTests: XCTestCase {
+    /// Float64 gradients of L = sum(y * r) for y = conv(x, w) + b: dx, dw, db.
+    static func referenceBackward(_ x: [Double], _ w: [Double], _ r: [Double], _ g: ConvGeometry, batch: Int)
+        -> (dx: [Double], dw: [Double], db: [Double]) {
+        let (c, h, wd, k, p) = (g.inChannels, g.height, g.width, g.kernel, g.padding)
+        let (oc, oh, ow) = (g.outChannels, g.outHeight, g.outWidth)
+        var dx = [Double](repeating: 0, count: x.count), dw = [Double](repeating: 0, count: w.count)
+        var db = [Double](repeating: 0, count: oc)
+        for n in 0..<batch {
+            for o in 0..<oc {
+                for row in 0..<oh {
+                    for col in 0..<ow {
+                        let dy = r[((n * oc + o) * oh + row) * ow + col]
+                        db[o] += dy
+                        for ci in 0..<c {
+                            for i in 0..<k {
+                                for j in 0..<k {
+                                    let ih = row + i - p, iw = col + j - p
+                                    guard ih >= 0, ih < h, iw >= 0, iw < wd else { continue }
+                                    let xi = ((n * c + ci) * h + ih) * wd + iw, wi = ((o * c + ci) * k + i) * k + j
+                                    dx[xi] += w[wi] * dy
+                                    dw[wi] += x[xi] * dy
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (dx, dw, db)
+    }
+
+    /// Odd small shapes: same padding, 1x1, valid, 5x5 with padding 2, one input channel (x stays
+    /// nchw) and a 1x1 image.
+    static let geometries = [
+        ConvGeometry(inChannels: 5, outChannels: 7, height: 5, width: 7, kernel: 3, padding: 1),
+        ConvGeometry(inChannels: 4, outChannels: 6, height: 6, width: 5, kernel: 1, padding: 0),
+        ConvGeometry(inChannels: 6, outChannels: 3, height: 5, width: 7, kernel: 3, padding: 0),
+        ConvGeometry(inChannels: 17, outChannels: 20, height: 4, width: 3, kernel: 5, padding: 2),
+        ConvGeometry(inChannels: 1, outChannels: 9, height: 6, width: 5, kernel: 3, padding: 1),
+        ConvGeometry(inChannels: 2, outChannels: 3, height: 1, width: 1, kernel: 3, padding: 1),
+    ]
+
+    /// Runs the three passes through `Conv2dKernel` with a workspace of `engine`:
+    /// (y, dx, dw, db) for dy = r.
+    static func passes(_ t: ConvKernelTests.Case, engine: ConvEngine, ledger: Ledger = .shared)
+        -> (y: [Double], dx: [Double], dw: [Double], db: [Double]) {
+        let g = t.g, batch = t.batch
+        let x = ConvCheck.tensor(g.inputShape(batch: batch), t.x, ledger: ledger)
+        let w = ConvCheck.tensor(g.weightShape, t.w, .weights, ledger: ledger)
+        let b = ConvCheck.tensor([g.outChannels], t.b, .weights, ledger: ledger)
+        let dy = ConvCheck.tensor(g.outputShape(batch: batch), t.r, .activationGrads, ledger: ledger)
+        let y = Tensor(g.outputShape(batch: batch), .activations, label: "y", ledger: ledger, zeroed: false)
+        y.fill(.nan)  // every element must be written
+        let dx = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx", ledger: ledger, zeroed: false)
+        dx.fill(.nan)
+        let dw = Tensor(g.weightShape, .gradients, label: "dw", ledger: ledger, zeroed: false)
+        dw.fill(.nan)
+        let db = Tensor([g.outChannels], .gradients, label: "db", ledger: ledger, zeroed: false)
+        db.fill(.nan)
+        let ws = ConvWorkspace(g, engine: engine, ledger: ledger)
+        Conv2dKernel.forward(x: x, weight: w, bias: b, into: y, workspace: ws)
+        Conv2dKernel.backwardData(dy: dy, weight: w, into: dx, workspace: ws)
+        Conv2dKernel.backwardWeights(dy: dy, x: x, weightGrad: dw, biasGrad: db, workspace: ws)
+        return (ConvCheck.doubles(y), ConvCheck.doubles(dx), ConvCheck.doubles(dw), ConvCheck.doubles(db))
+    }
+
+    func testAllPassesMatchFloat64ReferenceAndIm2colOnOddShapes() {
+        for (i, g) in Self.geometries.enumerated() {
+            XCTAssertTrue(DNNLConvolution.handles(g))
+            let t = ConvKernelTests.Case(g, batch: 3, seed: UInt64(40 + i))
+            let dnnl = Self.passes(t, engine: .dnnl), im2col = Self.passes(t, engine: .im2col)
+            let y = ConvKernelTests.referenceConv(t.x, t.w, t.b, g, batch: 3)
+            let (dx, dw, db) = Self.referenceBackward(t.x, t.w, t.r, g, batch: 3)
+            ConvCheck.assertClose(dnnl.y, y, tolerance: 1e-5, "\(g) forward vs Float64")
+            ConvCheck.assertClose(dnnl.dx, dx, tolerance: 1e-5, "\(g) backward-data vs Float64")
+            ConvCheck.assertClose(dnnl.dw, dw, tolerance: 1e-5, "\(g) backward-weights vs Float64")
+            ConvCheck.assertClose(dnnl.db, db, tolerance: 1e-5, "\(g) bias grad vs Float64")
+            ConvCheck.assertClose(dnnl.y, im2col.y, tolerance: 1e-5, "\(g) forward vs im2col")
+            ConvCheck.assertClose(dnnl.dx, im2col.dx, tolerance: 1e-5, "\(g) backward-data vs im2col")
+            ConvCheck.assertClose(dnnl.dw, im2col.dw, tolerance: 1e-5, "\(g) backward-weights vs im2col")
+            ConvCheck.assertClose(dnnl.db, im2col.db, tolerance: 1e-5, "\(g) bias grad vs im2col")
+        }
+    }
+
+    /// vgg8b's 128->256 conv at 28x28 and its 512->512 conv at 3x3, batch 2: oneDNN (blocked
+    /// layouts, AVX-512) equals im2col + OpenBLAS within float rounding of 1152- and 4608-term sums.
+    func testVgg8bShapesMatchIm2colAtBatch2() {
+        for (i, g) in [ConvGeometry(inChannels: 128, outChannels: 256, height: 28, width: 28),
+                       ConvGeometry(inChannels: 512, outChannels: 512, height: 3, width: 3)].enumerated() {
+            let t = ConvKernelTests.Case(g, batch: 2, seed: UInt64(60 + i))
+            let dnnl = Self.passes(t, engine: .dnnl), im2col = Self.passes(t, engine: .im2col)
+            ConvCheck.assertClose(dnnl.y, im2col.y, tolerance: 2e-5, "\(g) forward")
+            ConvCheck.assertClose(dnnl.dx, im2col.dx, tolerance: 2e-5, "\(g) backward-data")
+            ConvCheck.assertClose(dnnl.dw, im2col.dw, tolerance: 1e-4, "\(g) backward-weights")
+            ConvCheck.assertClose(dnnl.db, im2col.db, tolerance: 1e-5, "\(g) bias grad")
+        }
+    }
+
+    /// A batch that is not a multiple of the chunk (5 = 2 + 2 + 1: a tail primitive) gives the
+    /// whole batch's results, and the tail reuses the full chunk's buffers.
+    func testChunksAndTailEqualOneChunk() {
+        let g = Self.geometries[0], batch = 5
+        let t = ConvKernelTests.Case(g, batch: batch, seed: 71)
+        func run(chunk: Int) -> (y: [Float], dx: [Float], dw: [Float], db: [Float], bytes: Int) {
+            let fwd = try! DNNLConvolution(.forward, geometry: g, batch: batch, withBias: true, chunk: chunk)
+            let bwdData = try! DNNLConvolution(.backwardData, geometry: g, batch: batch, withBias: false, chunk: chunk)
+            let bwdWeights = try! DNNLConvolution(.backwardWeights, geometry: g, batch: batch, withBias: true, chunk: chunk)
+            let bytes = [fwd, bwdData, bwdWeights].map(\.workspaceBytes).max()!
+            let ws = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            defer { ws.deallocate() }
+            let x = t.x.map { Float($0) }, w = t.w.map { Float($0) }, b = t.b.map { Float($0) }, r = t.r.map { Float($0) }
+            var y = [Float](repeating: 0, count: t.r.count), dx = [Float](repeating: 0, count: t.x.count)
+            var dw = [Float](repeating: 0, count: t.w.count), db = [Float](repeating: 0, count: g.outChannels)
+            fwd.forward(x: x, weight: w, bias: b, y: &y, workspace: ws)
+            bwdData.backwardData(dy: r, weight: w, dx: &dx, accumulate: false, workspace: ws)
+            bwdWeights.backwardWeights(dy: r, x: x, weightGrad: &dw, biasGrad: &db, accumulate: false, workspace: ws)
+            XCTAssertEqual(fwd.chunk, chunk)
+            return (y, dx, dw, db, bytes)
+        }
+        let whole = run(chunk: batch), chunked = run(chunk: 2)
+        XCTAssertEqual(chunked.y, whole.y, "forward: chunks only split the batch")
+        XCTAssertEqual(chunked.dx, whole.dx)
+        ConvCheck.assertClose(chunked.dw.map(Double.init), whole.dw.map(Double.init), tolerance: 1e-5, "dw summed over chunks")
+        ConvCheck.assertClose(chunked.db.map(Double.init), whole.db.map(Double.init), tolerance: 1e-5, "db summed over chunks")
+        XCTAssertLessThan(chunked.bytes, whole.bytes, "a chunk of 2 needs less workspace than one of 5")
+    }
+
+    /// The kernel's accumulate contract: backward-weights over two calls with `accumulate` on the
+    /// second equals one call over the batch (first call overwrites garbage); backward-data with
+    /// `accumulate` adds onto dx.
+    func testAccumulateFlagsMatchIm2colContract() {
+        let g = Self.geometries[0], batch = 4
+        let t = ConvKernelTests.Case(g, batch: batch, seed: 77)
+        let ws = ConvWorkspace(g, engine: .dnnl)
+        let x = ConvCheck.tensor(g.inputShape(batch: batch), t.x)
+        let w = ConvCheck.tensor(g.weightShape, t.w)
+        let dy = ConvCheck.tensor(g.outputShape(batch: batch), t.r)
+        let fullW = Tensor(g.weightShape, .gradients, label: "dw")
+        let fullB = Tensor([g.outChannels], .gradients, label: "db")
+        Conv2dKernel.backwardWeights(dy: dy, x: x, weightGrad: fullW, biasGrad: fullB, workspace: ws)
+        let chunkW = Tensor(g.weightShape, .gradients, label: "dw", zeroed: false)
+        chunkW.fill(42)
+        let chunkB = Tensor([g.outChannels], .gradients, label: "db", zeroed: false)
+        chunkB.fill(42)
+        Conv2dKernel.backwardWeights(dy: dy.rows(0..<1), x: x.rows(0..<1), weightGrad: chunkW, biasGrad: chunkB, workspace: ws)
+        Conv2dKernel.backwardWeights(dy: dy.rows(1..<4), x: x.rows(1..<4), weightGrad: chunkW, biasGrad: chunkB,
+                                     workspace: ws, accumulate: true)
+        ConvCheck.assertClose(ConvCheck.doubles(chunkW), ConvCheck.doubles(fullW), tolerance: 1e-5, "chunked dW")
+        ConvCheck.assertClose(ConvCheck.doubles(chunkB), ConvCheck.doubles(fullB), tolerance: 1e-5, "chunked db")
+        // Weight gradient only (the sim head's conv has no bias).
+        let onlyW = Tensor(g.weightShape, .gradients, label: "dw", zeroed: false)
+        onlyW.fill(42)
+        Conv2dKernel.backwardWeights(dy: dy, x: x, weightGrad: onlyW, biasGrad: nil, workspace: ws)
+        ConvCheck.assertClose(ConvCheck.doubles(onlyW), ConvCheck.doubles(fullW), tolerance: 1e-5, "dW without db")
+
+        let dx = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx")
+        Conv2dKernel.backwardData(dy: dy, weight: w, into: dx, workspace: ws)
+        let twice = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx", zeroed: false)
+        twice.copy(from: dx)
+        Conv2dKernel.backwardData(dy: dy, weight: w, into: twice, workspace: ws, accumulate: true)
+        ConvCheck.assertClose(ConvCheck.doubles(twice), ConvCheck.doubles(dx).map { 2 * $0 }, tolerance: 1e-5, "accumulated dx")
+    }
+
+    /// oneDNN's scratchpad and reorder buffers are one `.workspace` allocation of the ledger,
+    /// labelled "conv dnnl workspace", equal to the largest primitive's need, shared by views
+    /// (one allocation for a block conv and a sim conv), freed with the workspace; the passes
+    /// allocate nothing once their primitives exist.
+    func testLedgerBooksTheScratchAsWorkspaceAndFreesIt() {
+        let ledger = Ledger()
+        let block = Self.geometries[0]
+        let sim = ConvGeometry(inChannels: 7, outChannels: 7, height: 5, width: 7)
+        do {
+            let shared = ConvWorkspace(block, alsoServing: [sim], engine: .dnnl, ledger: ledger)
+            XCTAssertEqual(ledger.current().bytes(.workspace), 0, "oneDNN geometries need no im2col memory")
+            let view = shared.serving(sim)
+            for (g, ws) in [(block, shared), (sim, view)] {
+                let t = ConvKernelTests.Case(g, batch: 3, seed: 81)
+                let x = ConvCheck.tensor(g.inputShape(batch: 3), t.x, ledger: ledger)
+                let w = ConvCheck.tensor(g.weightShape, t.w, ledger: ledger)
+                let y = Tensor(g.outputShape(batch: 3), .activations, label: "y", ledger: ledger)
+                let dx = Tensor(g.inputShape(batch: 3), .activationGrads, label: "dx", ledger: ledger)
+                let dw = Tensor(g.weightShape, .gradients, label: "dw", ledger: ledger)
+                Conv2dKernel.forward(x: x, weight: w, bias: nil, into: y, workspace: ws)
+                Conv2dKernel.backwardData(dy: y, weight: w, into: dx, workspace: ws)
+                Conv2dKernel.backwardWeights(dy: y, x: x, weightGrad: dw, biasGrad: nil, workspace: ws)
+                let allocations = ledger.operationCounts.allocations
+                Conv2dKernel.forward(x: x, weight: w, bias: nil, into: y, workspace: ws)
+                Conv2dKernel.backwardData(dy: y, weight: w, into: dx, workspace: ws)
+                Conv2dKernel.backwardWeights(dy: y, x: x, weightGrad: dw, biasGrad: nil, workspace: ws)
+                XCTAssertEqual(ledger.operationCounts.allocations, allocations, "reused primitives allocate nothing")
+            }
+            let cache = shared.dnnlCache!
+            XCTAssertTrue(view.dnnlCache === cache)
+            XCTAssertEqual(cache.count, 6)
+            XCTAssertGreaterThan(cache.byteCount, 0)
+            XCTAssertEqual(ledger.current().bytes(.workspace), cache.byteCount)
+            XCTAssertEqual(shared.byteCount, cache.byteCount)
+            XCTAssertEqual(ledger.peak().bytes(.workspace), cache.byteCount, "grown by free-then-allocate, never both at once")
+        }
+        XCTAssertEqual(ledger.current().bytes(.workspace), 0, "freed with the workspace")
+    }
+
+    /// The workspace stops growing with the batch: at vgg8b's 128->256 28x28 conv, batch 16, 32
+    /// and 128 need the same bytes for every pass (a chunk of 13 images, tails reuse its buffers).
+    func testWorkspaceIsIndependentOfBatchBeyondOneChunk() throws {
+        let g = ConvGeometry(inChannels: 128, outChannels: 256, height: 28, width: 28)
+        let chunk = DNNLConvolution.chunk(for: g, batch: 128)
+        XCTAssertEqual(chunk, 13)
+        for pass in ConvPass.allCases {
+            let sizes = try [16, 32, 128].map { try DNNLConvolution(pass, geometry: g, batch: $0, withBias: pass != .backwardData).workspaceBytes }
+            XCTAssertEqual(Set(sizes).count, 1, "\(pass): \(sizes)")
+            // Activation buffers of one chunk + weights in oneDNN's layout + scratchpad: < 25 MiB.
+            XCTAssertLessThan(sizes[0], 25 << 20, "\(pass)")
+        }
+    }
+}
