@@ -13,7 +13,17 @@ struct Layerwise: ParsableCommand {
 
     /// Standard output is line-buffered even into a pipe, so per-epoch lines appear as they
     /// happen under `tee` or a log collector, not when the process exits.
+    ///
+    /// oneDNN's convolutions are fastest here only when OpenMP's threads sleep instead of spinning
+    /// against OpenBLAS's (`ConvEngine.default`), and libgomp reads OMP_WAIT_POLICY once, when it
+    /// loads: so the first thing the CLI does, when the variable is unset, is to start itself
+    /// again with OMP_WAIT_POLICY=passive. A user's own setting is left alone.
     static func main() {
+        if getenv("OMP_WAIT_POLICY") == nil {
+            setenv("OMP_WAIT_POLICY", "passive", 1)
+            execv("/proc/self/exe", CommandLine.unsafeArgv)
+            // execv returns only on failure: carry on with the default wait policy.
+        }
         setvbuf(stdout, nil, _IOLBF, 0)
         main(nil)
     }
