@@ -5,7 +5,10 @@ import PackageDescription
 // unsafe buffers whose extents are validated once, outside the loop) and target Haswell-level
 // x86-64 (AVX2 + FMA): plain release builds target SSE2 only, which halves the elementwise
 // loops' throughput (Adam over 6M parameters per step; `layerwise bench train`).
-let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+// HASWELL_INTRINSICS lets a loop call an AVX intrinsic where Swift's SIMD types fall short (the
+// vector square root in Adam); debug builds keep the portable form.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release)),
+                            .define("HASWELL_INTRINSICS", .when(configuration: .release))]
 
 let package = Package(
     name: "Layerwise",

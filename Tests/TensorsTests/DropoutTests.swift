@@ -1,4 +1,5 @@
 import NumericTestSupport
+import Randomness
 import Tensors
 import XCTest
 
@@ -15,6 +16,20 @@ final class DropoutTests: XCTestCase {
         XCTAssertTrue(kept.allSatisfy { abs(Double($0) - 1 / 0.7) < 1e-6 }, "kept values are \(Set(kept))")
         // Binomial(20000, 0.7): standard deviation ~65, so +-0.015 is more than 4 sigma.
         XCTAssertEqual(Double(kept.count) / Double(n), 0.7, accuracy: 0.015)
+    }
+
+    /// The element path compares integer draws with a threshold; it must keep exactly the
+    /// elements that `nextFloat() >= p` keeps, including p on a 2^-24 grid point.
+    func testElementMaskIsNextFloatAtLeastP() {
+        for p: Float in [0.025, 0.1, 0.5, 0.75, Float(3) / 16_777_216] {
+            let n = 5_000
+            let t = zeros([n])
+            t.fill(1)
+            Dropout.apply(t, p: p, seed: 31)
+            var rng = Xoshiro256(seed: 31)
+            let expected = (0..<n).map { _ in rng.nextFloat() >= p ? 1 / (1 - p) : 0 }
+            XCTAssertEqual(t.array, expected, "p = \(p)")
+        }
     }
 
     func testZeroProbabilityIsIdentity() {

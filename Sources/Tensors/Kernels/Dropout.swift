@@ -12,6 +12,17 @@ public enum Dropout {
         var rng = Xoshiro256(seed: seed)
         let ptr = x.pointer
         let groups = x.count / channelSize
+        if channelSize == 1 {
+            // Element dropout (the mlp's hand-off): the same draws and the same mask as the loop
+            // below, without its per-element inner loop and branch. nextFloat() >= p compares
+            // (next() >> 40) * 2^-24 with p, which is exactly (next() >> 40) >= ceil(p * 2^24).
+            let threshold = UInt64((Double(p) * 16_777_216).rounded(.up))
+            for i in 0..<groups {
+                let keep = rng.next() >> 40 >= threshold
+                ptr[i] = keep ? ptr[i] * keepScale : 0
+            }
+            return
+        }
         for g in 0..<groups {
             let keep = rng.nextFloat() >= p
             let base = ptr + g &* channelSize

@@ -33,6 +33,11 @@ public enum TrainingBenchmark {
         public var ledgerPeakBytes: Int
         public var mflopPerSample: Double
         public var gflops: Double
+        /// The BLAS's own sgemm rate at the MLP's big shapes, measured right after each timed
+        /// repeat (median), so it sees the same load from other processes as the steps did.
+        public var gemmGFLOPS: Double
+        /// samples/s if every step's FLOPs ran at `gemmGFLOPS` and nothing else took time.
+        public var gemmBoundSamplesPerSecond: Double { gemmGFLOPS * 1e3 / mflopPerSample }
     }
 
     public static func run(_ options: Options, log: (String) -> Void = { _ in }) throws -> [ModeResult] {
@@ -69,6 +74,8 @@ public enum TrainingBenchmark {
             for _ in 0..<3 { try oneStep() }  // warm-up: first-touch of buffers, BLAS threads
             var rates: [Double] = []
             var phaseTimes: [[String: Double]] = []
+            var gemmRates: [Double] = []
+            let probe = GEMMProbe()
             for _ in 0..<options.repeats {
                 ledger.clearEvents()
                 let start = BenchmarkClock.now()
@@ -76,13 +83,15 @@ public enum TrainingBenchmark {
                 let seconds = BenchmarkClock.now() - start
                 rates.append(Double(options.steps * options.batchSize) / seconds)
                 phaseTimes.append(phaseSeconds(ledger.history().events, steps: options.steps))
+                gemmRates.append(probe.gflops())
             }
             let median = BenchmarkClock.median(rates)
             let medianIndex = rates.firstIndex(of: rates.sorted()[rates.count / 2])!
             let flop = flopPerSample(spec)
             results.append(ModeResult(loss: loss.rawValue, samplesPerSecond: median, repeats: rates,
                                       secondsPerStepByPhase: phaseTimes[medianIndex], ledgerPeakBytes: ledger.peak().total,
-                                      mflopPerSample: flop / 1e6, gflops: flop * median / 1e9))
+                                      mflopPerSample: flop / 1e6, gflops: flop * median / 1e9,
+                                      gemmGFLOPS: BenchmarkClock.median(gemmRates)))
             log(String(format: "%@: %.0f samples/s", loss.rawValue, median))
         }
         return results
@@ -127,5 +136,39 @@ public enum TrainingBenchmark {
         }
         total += 2 * inFeatures * k * (spec.loss.isLocal ? 2 : 3)
         return total
+    }
+}
+
+/// The GEMMs that carry ~90% of an mlp 3x1024 step's FLOPs, as the step issues them:
+/// y = h W^T (128,1024)(1024,1024)^T, dW = dY^T h (1024,128)(128,1024), dh = dY W
+/// (128,1024)(1024,1024). Timed back to back on buffers outside the ledger.
+struct GEMMProbe {
+    let shapes = FoundationBenchmark.shapes.filter { $0.k == 1024 && $0.n == 1024 && $0.m == 128 || $0.m == 1024 && $0.n == 1024 && $0.k == 128 }
+    let buffers: [(a: RawFloats, b: RawFloats, c: RawFloats)]
+
+    init() {
+        buffers = shapes.map { s in
+            let a = RawFloats(count: s.m * s.k), b = RawFloats(count: s.k * s.n), c = RawFloats(count: s.m * s.n)
+            FoundationBenchmark.fillDeterministic(a.buffer, seed: 1)
+            FoundationBenchmark.fillDeterministic(b.buffer, seed: 2)
+            c.buffer.update(repeating: 0)
+            return (a, b, c)
+        }
+        _ = gflops()  // warm up
+    }
+
+    /// GFLOP/s of three passes over the shapes.
+    func gflops() -> Double {
+        var flops = 0.0
+        let seconds = BenchmarkClock.time {
+            for _ in 0..<3 {
+                for (s, buf) in zip(shapes, buffers) {
+                    BLAS.gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: buf.a.pointer, lda: s.storedA[1],
+                              b: buf.b.pointer, ldb: s.storedB[1], c: buf.c.pointer, ldc: s.n)
+                    flops += 2.0 * Double(s.m * s.n * s.k)
+                }
+            }
+        }
+        return flops / seconds / 1e9
     }
 }
