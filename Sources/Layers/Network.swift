@@ -26,6 +26,11 @@ public final class Network {
     /// Seed for dropout masks: the mask of (step, layer) is derived from it, so the backward
     /// regenerates it and a resumed run draws the same masks.
     public let seed: UInt64
+    /// Local mode: run each block's local step in micro-batches of this many examples with
+    /// recomputation (`--chunk`): the same numbers as the whole batch, activation memory of one
+    /// chunk plus the block's input and hand-off. nil: whole batches. Backprop mode ignores it.
+    /// Not part of the model: a run may change it between steps.
+    public var chunkSize: Int?
 
     public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared) {
         self.spec = spec
@@ -101,12 +106,12 @@ public final class Network {
             var blockStats: [BlockStepStats] = []
             blockStats.reserveCapacity(hiddenBlockCount)
             for b in convBlocks {
-                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
+                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
                 x = r.handOff
                 blockStats.append(r.stats)
             }
             for b in blocks {
-                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
+                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
                 x = r.handOff  // releases block k's input hand-off
                 blockStats.append(r.stats)
             }
