@@ -105,10 +105,26 @@ public final class Network {
             var x: Tensor? = images
             var blockStats: [BlockStepStats] = []
             blockStats.reserveCapacity(hiddenBlockCount)
-            for b in convBlocks {
-                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
-                x = r.handOff
-                blockStats.append(r.stats)
+            if let chunk = chunkSize, chunk < images.rowCount {
+                // Chunked conv blocks hand on through `ChunkedHandOff`: a block whose hand-off is
+                // cheap to recompute (vgg8b's first) keeps the recipe, not the tensor, when the
+                // next block is a conv block that reads it a chunk at a time.
+                var source: ChunkedHandOff? = .tensor(images)
+                for (i, b) in convBlocks.enumerated() {
+                    let recompute = i + 1 < convBlocks.count && b.handOffIsCheapToRecompute
+                    let r = b.trainLocalChunked(source!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index),
+                                                chunk: chunk, recomputeHandOff: recompute)
+                    source = r.handOff  // releases block k's input hand-off
+                    blockStats.append(r.stats)
+                }
+                x = source!.tensor
+                source = nil
+            } else {
+                for b in convBlocks {
+                    let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
+                    x = r.handOff
+                    blockStats.append(r.stats)
+                }
             }
             for b in blocks {
                 let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)

@@ -1,4 +1,4 @@
-import Layers
+@testable import Layers
 import MemoryLedger
 import NumericTestSupport
 import Randomness
@@ -84,6 +84,40 @@ final class ChunkedConvBlockTests: XCTestCase {
     func testChunkedSimStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.sim, Shape()) }
     func testChunkedPredsimBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.predsimBpf, Shape()) }
     func testChunkedSimBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.simBpf, Shape()) }
+
+    /// A hand-off kept as its recipe (`RecomputedHandOff`) recomputes, a chunk of rows at a time
+    /// or whole, exactly the hand-off the block would have written, with and without a max pool
+    /// after; the block's update is the same either way, and only the recipe's frozen weights and
+    /// statistics stay booked instead of the hand-off.
+    func testRecomputedHandOffEqualsTheWrittenHandOff() {
+        for poolAfter in [true, false] {
+            var s = Shape()
+            s.poolAfter = poolAfter
+            let written = makeBlock(.predsim, s), kept = makeBlock(.predsim, s)
+            let x = input(s)
+            let (a, b) = labels.withUnsafeBufferPointer {
+                (written.trainLocalChunked(.tensor(x), labels: $0.baseAddress!, lr: 1, dropoutSeed: 777, chunk: 3, recomputeHandOff: false),
+                 kept.trainLocalChunked(.tensor(x), labels: $0.baseAddress!, lr: 1, dropoutSeed: 777, chunk: 3, recomputeHandOff: true))
+            }
+            guard case .tensor(let expected) = a.handOff, case .recomputed(let recipe) = b.handOff else {
+                return XCTFail("hand-off kinds")
+            }
+            XCTAssertEqual(recipe.shape, expected.shape)
+            // The same values up to the conv's grouping of images into GEMMs (summation order).
+            let scale = ChunkedStepComparison.maxAbs(expected.array)
+            let whole = recipe.materialized()
+            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(whole.array, expected.array, scale: scale), 1e-6,
+                                     "pool after: \(poolAfter), whole")
+            let rows = 3..<7
+            let out = Tensor([rows.count] + Array(expected.shape.dropFirst()), .activations, label: "test")
+            let scratch = Tensor([rows.count, s.outChannels, s.size, s.size], .activations, label: "test")
+            recipe.materialize(rows: rows, into: out, scratch: scratch)
+            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(out.array, expected.rows(rows).array, scale: scale), 1e-6,
+                                     "pool after: \(poolAfter), rows \(rows)")
+            for (p, q) in zip(kept.localParameters, written.localParameters) { XCTAssertEqual(p.value.array, q.value.array, p.name) }
+            XCTAssertEqual(recipe.frozen.count, kept.weight.count + 5 * s.outChannels)
+        }
+    }
 
     // MARK: memory
 

@@ -74,6 +74,17 @@ final class ChunkedNetworkTests: XCTestCase {
         for loss in [LossKind.predsim, .predsimBpf] { checkSteps(tinyVGG(loss), chunk: 4) }
     }
 
+    /// Conv widths x1/8 (16 32 32 64 64 64): the first block's hand-off (16 channels at 16x16
+    /// from one) is cheap to recompute, so the second block reads it as a `RecomputedHandOff`.
+    func testChunkedVGGStepsWithARecomputedHandOffEqualWholeBatchSteps() {
+        var spec = tinyVGG(.predsim)
+        spec.featMult = 1 / 8
+        let probe = Network(spec: spec, seed: 3, ledger: Ledger())
+        XCTAssertTrue(probe.convBlocks[0].handOffIsCheapToRecompute)
+        XCTAssertFalse(probe.convBlocks[1].handOffIsCheapToRecompute)
+        checkSteps(spec, chunk: 4)
+    }
+
     func testChunkedMLPStepsEqualWholeBatchSteps() {
         for loss in [LossKind.predsim, .pred, .simBpf] { checkSteps(mlp(loss), chunk: 4) }
     }
