@@ -26,7 +26,7 @@ public final class ConvBlock {
     /// (`ConvWorkspace.bytes`). Its own allocation, or a view of one the network shares between
     /// every conv (blocks and sim heads run one at a time in both modes).
     public let workspace: ConvWorkspace
-    private let ledger: Ledger
+    let ledger: Ledger
 
     private struct Saved {
         var input: Tensor
@@ -119,7 +119,13 @@ public final class ConvBlock {
     }
 
     /// One local step: forward, local loss, local backward, own update; returns the hand-off.
-    public func trainLocal(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64) -> (handOff: Tensor, stats: BlockStepStats) {
+    /// `chunk` smaller than the batch computes the same step in micro-batches of that many
+    /// examples with recomputation (`trainLocalChunked`); nil (or the batch or more) is this path.
+    public func trainLocal(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64,
+                           chunk: Int? = nil) -> (handOff: Tensor, stats: BlockStepStats) {
+        if let chunk, chunk < x.rowCount {
+            return trainLocalChunked(x, labels: labels, lr: lr, dropoutSeed: dropoutSeed, chunk: chunk)
+        }
         guard let heads, let optimizer else { preconditionFailure("block \(index) is not set up for local training") }
         ledger.enter(.forward, layer: index, label: "forward")
         // Explicit lifetimes: x-hat, invStd and dh go as soon as the backward is done, before the

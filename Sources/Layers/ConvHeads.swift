@@ -23,8 +23,8 @@ public final class ConvHeads {
     public let decoderBias: Parameter?
     public let feedback: Tensor?
     public let projection: Tensor?
-    private let simWorkspace: ConvWorkspace?
-    private let ledger: Ledger
+    let simWorkspace: ConvWorkspace?
+    let ledger: Ledger
 
     public init(loss: LossKind, channels: Int, height: Int, width: Int, classes: Int, dimInDecoder: Int,
                 layer: Int, rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil) {
@@ -103,32 +103,7 @@ public final class ConvHeads {
             // The pooled h that pred, pred-bpf and sim-bpf read: (B, C, h', w'), or h itself.
             let pooled = pool(h)
             let dPooled = pooling.pools ? Tensor(pooled.shape, .activationGrads, layer: layer, label: "pred.pooled.grad", ledger: ledger) : dh
-            let flat = pooled.reshaped([batch, pooling.outputFeatures])
-            let dFlat = dPooled.reshaped([batch, pooling.outputFeatures])
-            if let predWeight, let predBias {
-                let logits = Tensor([batch, classes], .activations, layer: layer, label: "pred.logits", ledger: ledger, zeroed: false)
-                LinearKernel.forward(x: flat, weight: predWeight.value, bias: predBias.value, into: logits)
-                let r = CrossEntropy.lossAndGrad(logits: logits, labels: labels, grad: logits, scale: w.pred)
-                pred = HeadResult(loss: w.pred * r.loss, correct: r.correct)
-                LinearKernel.backward(dy: logits, x: flat, weight: predWeight.value, weightGrad: predWeight.makeGrad(),
-                                      biasGrad: predBias.makeGrad(), inputGrad: nil)
-                BLAS.gemm(logits, predWeight.value, into: dFlat, beta: 1)
-            }
-            if let decoderWeight, let decoderBias, let feedback, let projection {
-                let size = LocalHeads.projectionSize
-                let logits = Tensor([batch, size], .activations, layer: layer, label: "bpf.logits", ledger: ledger, zeroed: false)
-                LinearKernel.forward(x: flat, weight: decoderWeight.value, bias: decoderBias.value, into: logits)
-                let targets = SimilarityLoss.projectedLabels(labels, batch: batch, classes: classes, projection: projection, layer: layer, ledger: ledger)
-                for i in 0..<targets.count { targets.pointer[i] = targets.pointer[i] > 0 ? 1 : 0 }
-                pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
-                LinearKernel.backward(dy: logits, x: flat, weight: decoderWeight.value, weightGrad: decoderWeight.makeGrad(),
-                                      biasGrad: decoderBias.makeGrad(), inputGrad: nil)
-                BLAS.gemm(logits, feedback, into: dFlat, beta: 1)
-            }
-            if loss.usesSim && loss.isBackpropFree {
-                var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: projection, layer: layer, ledger: ledger)
-                simThroughStd(pooled, target: &target, scale: w.sim, into: dPooled, accumulate: true, result: &sim)
-            }
+            pooledHeads(pooled, into: dPooled, labels: labels, weights: w, pred: &pred, sim: &sim)
             if pooling.pools {
                 AvgPoolKernel.backward(dy: dPooled, into: dh, geometry: poolGeometry, accumulate: true)
             }
@@ -149,6 +124,40 @@ public final class ConvHeads {
             }
         }
         return (pred, sim)
+    }
+
+    /// The heads that read the pooled h (pred, pred-bpf, sim-bpf) on `pooled` (B, C, h', w'):
+    /// their losses into `pred` and `sim`, the head weights' gradients, and dL/d(pooled) added
+    /// to `dPooled`.
+    func pooledHeads(_ pooled: Tensor, into dPooled: Tensor, labels: UnsafePointer<Int32>,
+                     weights w: (pred: Float, sim: Float, output: Float), pred: inout HeadResult, sim: inout HeadResult) {
+        let batch = pooled.rowCount
+        let flat = pooled.reshaped([batch, pooling.outputFeatures])
+        let dFlat = dPooled.reshaped([batch, pooling.outputFeatures])
+        if let predWeight, let predBias {
+            let logits = Tensor([batch, classes], .activations, layer: layer, label: "pred.logits", ledger: ledger, zeroed: false)
+            LinearKernel.forward(x: flat, weight: predWeight.value, bias: predBias.value, into: logits)
+            let r = CrossEntropy.lossAndGrad(logits: logits, labels: labels, grad: logits, scale: w.pred)
+            pred = HeadResult(loss: w.pred * r.loss, correct: r.correct)
+            LinearKernel.backward(dy: logits, x: flat, weight: predWeight.value, weightGrad: predWeight.makeGrad(),
+                                  biasGrad: predBias.makeGrad(), inputGrad: nil)
+            BLAS.gemm(logits, predWeight.value, into: dFlat, beta: 1)
+        }
+        if let decoderWeight, let decoderBias, let feedback, let projection {
+            let size = LocalHeads.projectionSize
+            let logits = Tensor([batch, size], .activations, layer: layer, label: "bpf.logits", ledger: ledger, zeroed: false)
+            LinearKernel.forward(x: flat, weight: decoderWeight.value, bias: decoderBias.value, into: logits)
+            let targets = SimilarityLoss.projectedLabels(labels, batch: batch, classes: classes, projection: projection, layer: layer, ledger: ledger)
+            for i in 0..<targets.count { targets.pointer[i] = targets.pointer[i] > 0 ? 1 : 0 }
+            pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
+            LinearKernel.backward(dy: logits, x: flat, weight: decoderWeight.value, weightGrad: decoderWeight.makeGrad(),
+                                  biasGrad: decoderBias.makeGrad(), inputGrad: nil)
+            BLAS.gemm(logits, feedback, into: dFlat, beta: 1)
+        }
+        if loss.usesSim && loss.isBackpropFree {
+            var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: projection, layer: layer, ledger: ledger)
+            simThroughStd(pooled, target: &target, scale: w.sim, into: dPooled, accumulate: true, result: &sim)
+        }
     }
 
     /// Images per chunk of the sim head (rounded to a multiple of the conv's images per GEMM).
@@ -192,7 +201,7 @@ public final class ConvHeads {
         }
     }
 
-    private var poolGeometry: AvgPoolGeometry {
+    var poolGeometry: AvgPoolGeometry {
         AvgPoolGeometry(channels: channels, height: height, width: width, kernelHeight: pooling.kernelHeight,
                         kernelWidth: pooling.kernelWidth, padHeight: pooling.padHeight, padWidth: pooling.padWidth)
     }
@@ -208,7 +217,7 @@ public final class ConvHeads {
     /// Sim loss on x (B, C, H, W) through the per-channel spatial std (or flattened), writing
     /// dL/dx into `dx` (added to what it holds when `accumulate`). Drops `target` once the loss
     /// is taken.
-    private func simThroughStd(_ x: Tensor, target: inout Tensor?, scale: Float, into dx: Tensor, accumulate: Bool, result: inout HeadResult) {
+    func simThroughStd(_ x: Tensor, target: inout Tensor?, scale: Float, into dx: Tensor, accumulate: Bool, result: inout HeadResult) {
         let batch = x.rowCount, c = x.shape[1], hh = x.shape[2], ww = x.shape[3]
         if ConvHeads.usesStd(channels: c, height: hh, width: ww) {
             let std = Tensor([batch, c], .activations, layer: layer, label: "sim.std", ledger: ledger, zeroed: false)

@@ -32,7 +32,7 @@ public final class LinearBlock {
     public let heads: LocalHeads?
     /// The block's own optimizer in local mode (nil in backprop mode).
     public var optimizer: Optimizer?
-    private let ledger: Ledger
+    let ledger: Ledger
 
     /// What the block's backward reads, kept from the forward. Each field is released at its
     /// last use inside `backward(dh:state:wantInputGrad:)`, so in backprop mode a block's saved
@@ -149,7 +149,14 @@ public final class LinearBlock {
     /// Working set (what `MemoryPlanner` predicts from shapes): the input hand-off (held by the
     /// caller for the whole step), xhat, h, invStd, dh and the heads' temporaries, then the
     /// gradients of the block and its heads, which live until the update and are dropped there.
-    public func trainLocal(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64) -> (handOff: Tensor, stats: BlockStepStats) {
+    ///
+    /// `chunk` smaller than the batch computes the same step in micro-batches of that many
+    /// examples with recomputation (`trainLocalChunked`); nil (or the batch or more) is this path.
+    public func trainLocal(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64,
+                           chunk: Int? = nil) -> (handOff: Tensor, stats: BlockStepStats) {
+        if let chunk, chunk < x.rowCount {
+            return trainLocalChunked(x, labels: labels, lr: lr, dropoutSeed: dropoutSeed, chunk: chunk)
+        }
         guard let heads, let optimizer else { preconditionFailure("block \(index) is not set up for local training") }
         ledger.enter(.forward, layer: index, label: "forward")
         var state = Saved(input: x, xhat: nil, h: nil, invStd: nil, dropoutSeed: dropoutSeed)

@@ -26,6 +26,11 @@ public final class Network {
     /// Seed for dropout masks: the mask of (step, layer) is derived from it, so the backward
     /// regenerates it and a resumed run draws the same masks.
     public let seed: UInt64
+    /// Local mode: run each block's local step in micro-batches of this many examples with
+    /// recomputation (`--chunk`): the same numbers as the whole batch, activation memory of one
+    /// chunk plus the block's input and hand-off. nil: whole batches. Backprop mode ignores it.
+    /// Not part of the model: a run may change it between steps.
+    public var chunkSize: Int?
 
     public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared) {
         self.spec = spec
@@ -100,13 +105,29 @@ public final class Network {
             var x: Tensor? = images
             var blockStats: [BlockStepStats] = []
             blockStats.reserveCapacity(hiddenBlockCount)
-            for b in convBlocks {
-                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
-                x = r.handOff
-                blockStats.append(r.stats)
+            if let chunk = chunkSize, chunk < images.rowCount {
+                // Chunked conv blocks hand on through `ChunkedHandOff`: a block whose hand-off is
+                // cheap to recompute (vgg8b's first) keeps the recipe, not the tensor, when the
+                // next block is a conv block that reads it a chunk at a time.
+                var source: ChunkedHandOff? = .tensor(images)
+                for (i, b) in convBlocks.enumerated() {
+                    let recompute = i + 1 < convBlocks.count && b.handOffIsCheapToRecompute
+                    let r = b.trainLocalChunked(source!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index),
+                                                chunk: chunk, recomputeHandOff: recompute)
+                    source = r.handOff  // releases block k's input hand-off
+                    blockStats.append(r.stats)
+                }
+                x = source!.tensor
+                source = nil
+            } else {
+                for b in convBlocks {
+                    let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
+                    x = r.handOff
+                    blockStats.append(r.stats)
+                }
             }
             for b in blocks {
-                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
+                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
                 x = r.handOff  // releases block k's input hand-off
                 blockStats.append(r.stats)
             }

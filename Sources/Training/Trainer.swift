@@ -50,6 +50,7 @@ public final class Trainer {
             try MemoryBudget.check(spec, batchSize: config.batchSize, optimizer: config.optimizer, budget: budget)
         }
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger)
+        network.chunkSize = config.chunk
         loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true), ledger: ledger)
         runFolder = try RunFolder(path: config.run)
         if resume {

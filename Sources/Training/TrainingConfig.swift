@@ -38,6 +38,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var memoryReport: String?
     /// Refuse to start when the planner's predicted ledger peak exceeds this many bytes (nil: no check).
     public var memoryBudget: Int?
+    /// Local mode: compute each block's local step in micro-batches of this many examples with
+    /// recomputation (`--chunk`): the same losses and updates as whole batches (to float
+    /// rounding), activation memory of one chunk plus the block's input and hand-off.
+    /// nil: whole batches. Backprop mode ignores it. Absent from older config.json files.
+    public var chunk: Int?
 
     public init() {}
 
@@ -64,6 +69,7 @@ extension TrainingConfig {
         try require(checkpointEvery >= 0, "--checkpoint-every must not be negative")
         if let threads { try require(threads >= 1, "--threads must be at least 1 (got \(threads))") }
         if let trainLimit { try require(trainLimit > 0, "--train-limit must be positive") }
+        if let chunk { try require(chunk > 0, "--chunk must be positive (got \(chunk))") }
     }
 
     /// The parts of the configuration that a resumed run must share with the original
@@ -74,6 +80,7 @@ extension TrainingConfig {
         c.run = ""
         c.memoryReport = nil
         c.memoryBudget = nil
+        c.chunk = nil  // the same numbers either way: a run may resume with another chunk size
         c.testLimit = nil
         c.threads = nil
         c.loaderThreads = 0

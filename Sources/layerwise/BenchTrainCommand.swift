@@ -29,6 +29,8 @@ struct BenchTrainCommand: ParsableCommand {
     var repeats: Int = 3
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
+    @Option(help: "Also measure each local loss with chunked local steps of N examples (same run), to price the recomputation.")
+    var chunk: Int?
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -49,6 +51,8 @@ struct BenchTrainCommand: ParsableCommand {
         options.steps = steps
         options.repeats = repeats
         options.threads = threads ?? ProcessInfoCores.count
+        if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
+        options.chunk = chunk
         let results = try TrainingBenchmark.run(options)
         if json {
             let encoder = JSONEncoder()
@@ -58,7 +62,7 @@ struct BenchTrainCommand: ParsableCommand {
         }
         print("\(spec.kind == .mlp ? "mlp \(numLayers)x\(numHidden)" : "\(model) x\(featMult) + \(numHidden)"), batch \(batchSize), \(options.threads) BLAS threads, \(steps) steps x \(repeats) repeats (median)")
         for r in results {
-            print(String(format: "%-12@ %8.0f samples/s  %6.1f GFLOP/s  (%.1f MFLOP/sample)  ledger peak %.1f MiB",
+            print(String(format: "%-18@ %8.0f samples/s  %6.1f GFLOP/s  (%.1f MFLOP/sample)  ledger peak %.1f MiB",
                          r.loss, r.samplesPerSecond, r.gflops, r.mflopPerSample, Double(r.ledgerPeakBytes) / 1_048_576))
             let total = r.secondsPerStepByPhase.values.reduce(0, +)
             let parts = r.secondsPerStepByPhase.sorted { $0.value > $1.value }.map {

@@ -43,6 +43,9 @@ struct ProfileCommand: ParsableCommand {
     var seed: UInt64 = 1
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
+    @Option(help: ArgumentHelp("Local mode: compute each block's local step in chunks of N examples with recomputation (same numbers, activation memory of one chunk plus the block's input and hand-off).",
+                               valueName: "N"))
+    var chunk: Int?
     @Option(help: "Report folder.")
     var out: String = "reports/mlp"
     @Option(help: ArgumentHelp("Refuse to run if either mode's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB).",
@@ -63,6 +66,7 @@ struct ProfileCommand: ParsableCommand {
         guard batchSize > 0, steps > 0, numLayers > 0, numHidden > 0 else {
             throw ValidationError("--batch-size, --steps, --num-layers and --num-hidden must be positive")
         }
+        if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         if let memoryBudget, MemoryBudget.parse(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
         }
@@ -89,6 +93,7 @@ struct ProfileCommand: ParsableCommand {
         r.data = data
         r.seed = seed
         r.threads = threads
+        r.chunk = chunk
         return r
     }
 

@@ -65,6 +65,9 @@ struct TrainCommand: ParsableCommand {
     var threads: Int?
     @Option(help: "Loader decode threads.")
     var loaderThreads: Int = 1
+    @Option(help: ArgumentHelp("Local mode: compute each block's local step in chunks of N examples with recomputation (same numbers, activation memory of one chunk plus the block's input and hand-off; costs time).",
+                               valueName: "N"))
+    var chunk: Int?
     @Option(help: "Use at most this many training records per epoch.")
     var trainLimit: Int?
     @Option(help: "Evaluate on at most this many test records.")
@@ -132,6 +135,7 @@ struct TrainCommand: ParsableCommand {
         c.checkpointEvery = checkpointEvery
         c.memoryBudget = memoryBudget.flatMap(MemoryBudget.parse)
         c.memoryReport = memoryReport
+        c.chunk = chunk
         return c
     }
 

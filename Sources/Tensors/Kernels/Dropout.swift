@@ -6,10 +6,14 @@ public enum Dropout {
     /// x <- x * mask / (1 - p), mask ~ Bernoulli(1 - p) drawn from `seed`. Also the backward:
     /// applied to a gradient with the same seed it multiplies by the same mask / (1 - p).
     /// `channelSize` > 1 drops whole channels of that many contiguous elements (conv dropout).
-    public static func apply(_ x: Tensor, p: Float, seed: UInt64, channelSize: Int = 1) {
+    /// `firstGroup` > 0 makes x the groups firstGroup..< of a larger tensor (rows of a batch
+    /// seen a chunk at a time): the mask is that tensor's mask over these groups, since the
+    /// generator draws one value per group, in order, and is advanced past the earlier ones.
+    public static func apply(_ x: Tensor, p: Float, seed: UInt64, channelSize: Int = 1, firstGroup: Int = 0) {
         guard p > 0 else { return }
         let keepScale = 1 / (1 - p)
         var rng = Xoshiro256(seed: seed)
+        for _ in 0..<firstGroup { _ = rng.nextFloat() }
         let ptr = x.pointer
         let groups = x.count / channelSize
         if channelSize == 1 {

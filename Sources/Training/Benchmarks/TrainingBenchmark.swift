@@ -16,6 +16,9 @@ public enum TrainingBenchmark {
         public var steps: Int = 40
         public var repeats: Int = 3
         public var threads: Int = ProcessInfoCores.count
+        /// Also measure each local loss with chunked local steps of this many examples, in the
+        /// same run as the whole-batch steps (rows named "predsim chunk 16").
+        public var chunk: Int?
         public init(data: String, spec: ModelSpec, losses: [LossKind]) {
             self.data = data
             self.spec = spec
@@ -45,13 +48,19 @@ public enum TrainingBenchmark {
         let dataset = try ShardDataset(directory: options.data)
         let source = try dataset.split("train")
         var results: [ModeResult] = []
-        for loss in options.losses {
+        let runs = options.losses.flatMap { loss -> [(LossKind, Int?)] in
+            guard let chunk = options.chunk, loss.isLocal else { return [(loss, nil)] }
+            return [(loss, nil), (loss, chunk)]
+        }
+        for (loss, chunk) in runs {
+            let name = loss.rawValue + (chunk.map { " chunk \($0)" } ?? "")
             var spec = try Trainer.resolvedSpec(options.spec, schema: source.schema)
             spec.loss = loss
             spec.beta = loss.defaultBeta
             spec.nonlinearity = Nonlinearity(rawValue: loss.defaultNonlinearity)!
             let ledger = Ledger(eventCapacity: 1 << 20)
             let network = Network(spec: spec, seed: 1, ledger: ledger)
+            network.chunkSize = chunk
             let config = LoaderConfig(batchSize: options.batchSize, seed: 1, augment: .fashionMNIST,
                                       mean: Normalization.fashionMNIST.mean, std: Normalization.fashionMNIST.std)
             let loader = try BatchLoader(source: source, config: config, ledger: ledger)
@@ -88,11 +97,11 @@ public enum TrainingBenchmark {
             let median = BenchmarkClock.median(rates)
             let medianIndex = rates.firstIndex(of: rates.sorted()[rates.count / 2])!
             let flop = flopPerSample(spec)
-            results.append(ModeResult(loss: loss.rawValue, samplesPerSecond: median, repeats: rates,
+            results.append(ModeResult(loss: name, samplesPerSecond: median, repeats: rates,
                                       secondsPerStepByPhase: phaseTimes[medianIndex], ledgerPeakBytes: ledger.peak().total,
                                       mflopPerSample: flop / 1e6, gflops: flop * median / 1e9,
                                       gemmGFLOPS: BenchmarkClock.median(gemmRates)))
-            log(String(format: "%@: %.0f samples/s", loss.rawValue, median))
+            log(String(format: "%@: %.0f samples/s", name, median))
         }
         return results
     }

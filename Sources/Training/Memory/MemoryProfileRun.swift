@@ -61,6 +61,10 @@ public struct MemoryProfileRun {
             return ["planner: no prediction for \(request.model.kind.rawValue) (the planner covers the mlp only); the figures above are measured"]
         }
         return zip(plans, [comparison.local, comparison.backprop]).map { plan, profile in
+            if let chunk = request.chunk, plan.loss.isLocal {
+                return "planner, \(MemoryBudget.name(plan)): predicts whole-batch steps (\(ByteFormat.exact(plan.peak)) bytes); "
+                    + "local steps in chunks of \(chunk) are measured only"
+            }
             let measured = profile.peak.total - profile.peak.byCategory[.loader]
             let verdict = measured == plan.peak ? "exact" : "differs by \(ByteFormat.exact(measured - plan.peak)) bytes"
             return "planner, \(MemoryBudget.name(plan)): predicted \(ByteFormat.exact(plan.peak)) bytes, "

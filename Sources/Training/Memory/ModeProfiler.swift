@@ -37,6 +37,7 @@ public enum ModeProfiler {
         var labels = [Int32](repeating: 0, count: batch)
         var rng = Xoshiro256(seed: Xoshiro256.derive(request.seed, 0x9F0F))
         let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer, ledger: ledger)
+        network.chunkSize = request.chunk
 
         for step in 0..<request.steps {
             ledger.enter(.load)
@@ -59,7 +60,8 @@ public enum ModeProfiler {
         }
         let history = ledger.history()
         let windows = StepWindows.measure(events: history.events, final: ledger.current())
-        let rows = MemoryPlanner.covers(spec)
+        // The planner models whole-batch steps: chunked local runs get measured rows.
+        let rows = MemoryPlanner.covers(spec) && (request.chunk == nil || !spec.loss.isLocal)
             ? plannedRows(spec, batch: batch, optimizer: request.optimizer, windows: windows)
             : measuredRows(network, windows: windows)
         let process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)

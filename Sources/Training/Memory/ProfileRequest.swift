@@ -14,6 +14,8 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
     public var seed: UInt64 = 1
     /// BLAS threads (nil: all cores).
     public var threads: Int?
+    /// Local mode's chunked local steps (`--chunk`); nil: whole batches. Backprop ignores it.
+    public var chunk: Int?
 
     public init() {}
 
@@ -29,12 +31,13 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
 
     /// "mlp 3x1024, local loss predsim" or "vgg8b x0.5 + 1024, dim_in_decoder 1024, local loss predsim", for the report's run line.
     public var modelDescription: String {
+        let chunked = chunk.map { ", local steps in chunks of \($0)" } ?? ""
         switch model.kind {
         case .mlp:
-            return "mlp \(model.numLayers)x\(model.numHidden), local loss \(model.loss.rawValue)"
+            return "mlp \(model.numLayers)x\(model.numHidden), local loss \(model.loss.rawValue)" + chunked
         case .vgg8b, .vgg11b:
             let mult = model.featMult == 1 ? "" : " x\(model.featMult)"
-            return "\(model.kind.rawValue)\(mult) + \(model.numHidden), dim_in_decoder \(model.dimInDecoder), local loss \(model.loss.rawValue)"
+            return "\(model.kind.rawValue)\(mult) + \(model.numHidden), dim_in_decoder \(model.dimInDecoder), local loss \(model.loss.rawValue)" + chunked
         }
     }
 }

@@ -1,0 +1,150 @@
+@testable import Layers
+import MemoryLedger
+import NumericTestSupport
+import Randomness
+import Tensors
+import XCTest
+
+/// `ConvBlock.trainLocal(..., chunk:)`: a conv block's local step computed a few images at a
+/// time with recomputation equals the whole-batch step (hand-off with the batch's channel
+/// dropout mask and max pool, losses, updates, running statistics), and holds less.
+final class ChunkedConvBlockTests: XCTestCase {
+    let batch = 8, classes = 3
+    var labels: [Int32] { (0..<batch).map { Int32(($0 * 5) % classes) } }
+
+    private struct Shape {
+        var inChannels = 2, outChannels = 6, size = 6
+        var poolAfter = true
+        /// 24: the pred head pools 6x6 maps to 2x2 (6 x 2 x 2 = 24 features).
+        var dimInDecoder = 24
+    }
+
+    private func makeBlock(_ loss: LossKind, _ s: Shape, ledger: Ledger = Ledger()) -> ConvBlock {
+        var rng = Xoshiro256(seed: 23)
+        let geometry = ConvGeometry(inChannels: s.inChannels, outChannels: s.outChannels, height: s.size, width: s.size)
+        let block = ConvBlock(index: 1, geometry: geometry, poolAfter: s.poolAfter, classes: classes, dimInDecoder: s.dimInDecoder,
+                              loss: loss, beta: loss == .predsimBpf ? 0.3 : 0.7, nonlinearity: .leakyRelu, dropout: 0.3,
+                              rng: &rng, ledger: ledger)
+        block.optimizer = Optimizer(block.localParameters, settings: ChunkedStepComparison.sgd, ledger: ledger)
+        // Heads that start at zero would give the block no gradient on the first step.
+        var init_ = Xoshiro256(seed: 98)
+        for p in block.heads!.parameters { p.initUniform(bound: 0.5, rng: &init_) }
+        return block
+    }
+
+    private func input(_ s: Shape, ledger: Ledger = .shared) -> Tensor {
+        let x = Tensor([batch, s.inChannels, s.size, s.size], .activations, layer: 0, label: "block input", ledger: ledger, zeroed: false)
+        var rng = Xoshiro256(seed: 6)
+        for i in 0..<x.count { x.pointer[i] = rng.uniform(-1, 1) + 2 }
+        return x
+    }
+
+    private func step(_ block: ConvBlock, _ x: Tensor, chunk: Int?) -> (handOff: Tensor, stats: BlockStepStats) {
+        labels.withUnsafeBufferPointer { block.trainLocal(x, labels: $0.baseAddress!, lr: 1, dropoutSeed: 777, chunk: chunk) }
+    }
+
+    private func checkChunkedEqualsWholeBatch(_ loss: LossKind, _ s: Shape, file: StaticString = #filePath, line: UInt = #line) {
+        let reference = makeBlock(loss, s)
+        let before = reference.localParameters.map { $0.value.array }
+        let x = input(s)
+        let whole = step(reference, x, chunk: nil)
+        for chunk in [1, 3, batch / 2] {
+            let block = makeBlock(loss, s)
+            let chunked = step(block, x, chunk: chunk)
+            ChunkedStepComparison.assertSame(
+                what: "\(loss) chunk \(chunk)", parameters: block.localParameters, before: before,
+                reference: reference.localParameters.map { $0.value.array },
+                runningStats: [block.runningMean.array, block.runningVar.array],
+                referenceRunningStats: [reference.runningMean.array, reference.runningVar.array],
+                handOff: chunked.handOff, referenceHandOff: whole.handOff, stats: chunked.stats, referenceStats: whole.stats,
+                file: file, line: line)
+        }
+    }
+
+    func testChunkedPredsimStepWithPoolAfterEqualsTheWholeBatchStep() {
+        checkChunkedEqualsWholeBatch(.predsim, Shape())
+    }
+
+    func testChunkedPredsimStepWithoutPoolEqualsTheWholeBatchStep() {
+        var s = Shape()
+        s.poolAfter = false
+        checkChunkedEqualsWholeBatch(.predsim, s)
+    }
+
+    /// Three channels: the sim head flattens its conv output instead of the std, and a large
+    /// dim_in_decoder leaves h unpooled for the pred head (both summaries are (B, C H W)).
+    func testChunkedPredsimStepWithFlattenedSimAndUnpooledPredEqualsTheWholeBatchStep() {
+        var s = Shape()
+        s.outChannels = 3
+        s.dimInDecoder = 200
+        checkChunkedEqualsWholeBatch(.predsim, s)
+    }
+
+    func testChunkedPredStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.pred, Shape()) }
+    func testChunkedSimStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.sim, Shape()) }
+    func testChunkedPredsimBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.predsimBpf, Shape()) }
+    func testChunkedSimBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.simBpf, Shape()) }
+
+    /// A hand-off kept as its recipe (`RecomputedHandOff`) recomputes, a chunk of rows at a time
+    /// or whole, exactly the hand-off the block would have written, with and without a max pool
+    /// after; the block's update is the same either way, and only the recipe's frozen weights and
+    /// statistics stay booked instead of the hand-off.
+    func testRecomputedHandOffEqualsTheWrittenHandOff() {
+        for poolAfter in [true, false] {
+            var s = Shape()
+            s.poolAfter = poolAfter
+            let written = makeBlock(.predsim, s), kept = makeBlock(.predsim, s)
+            let x = input(s)
+            let (a, b) = labels.withUnsafeBufferPointer {
+                (written.trainLocalChunked(.tensor(x), labels: $0.baseAddress!, lr: 1, dropoutSeed: 777, chunk: 3, recomputeHandOff: false),
+                 kept.trainLocalChunked(.tensor(x), labels: $0.baseAddress!, lr: 1, dropoutSeed: 777, chunk: 3, recomputeHandOff: true))
+            }
+            guard case .tensor(let expected) = a.handOff, case .recomputed(let recipe) = b.handOff else {
+                return XCTFail("hand-off kinds")
+            }
+            XCTAssertEqual(recipe.shape, expected.shape)
+            // The same values up to the conv's grouping of images into GEMMs (summation order).
+            let scale = ChunkedStepComparison.maxAbs(expected.array)
+            let whole = recipe.materialized()
+            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(whole.array, expected.array, scale: scale), 1e-6,
+                                     "pool after: \(poolAfter), whole")
+            let rows = 3..<7
+            let out = Tensor([rows.count] + Array(expected.shape.dropFirst()), .activations, label: "test")
+            let scratch = Tensor([rows.count, s.outChannels, s.size, s.size], .activations, label: "test")
+            recipe.materialize(rows: rows, into: out, scratch: scratch)
+            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(out.array, expected.rows(rows).array, scale: scale), 1e-6,
+                                     "pool after: \(poolAfter), rows \(rows)")
+            for (p, q) in zip(kept.localParameters, written.localParameters) { XCTAssertEqual(p.value.array, q.value.array, p.name) }
+            XCTAssertEqual(recipe.frozen.count, kept.weight.count + 5 * s.outChannels)
+        }
+    }
+
+    // MARK: memory
+
+    private func activationPeak(_ s: Shape, chunk: Int?) -> Int {
+        let ledger = Ledger()
+        let block = makeBlock(.predsim, s, ledger: ledger)
+        let x = input(s, ledger: ledger)
+        ledger.resetPeaks()
+        let handOff = step(block, x, chunk: chunk).handOff
+        let peak = Phase.allCases.map { ledger.phasePeak($0, .activations) }.max()!
+        XCTAssertEqual(ledger.current().bytes(.activations), x.byteCount + handOff.byteCount, "only input and hand-off are left")
+        XCTAssertEqual(ledger.current().bytes(.activationGrads), 0)
+        XCTAssertEqual(ledger.current().bytes(.gradients), 0)
+        return peak
+    }
+
+    /// The chunked step holds three (chunk, C, H, W) buffers (x-hat, h, the sim conv's chunk):
+    /// one more image costs exactly three maps; the whole batch holds more than any chunk of
+    /// up to half of it.
+    func testChunkedActivationPeakGrowsWithTheChunkNotTheBatch() {
+        let s = Shape()
+        let whole = activationPeak(s, chunk: nil)
+        let map = s.outChannels * s.size * s.size * MemoryLayout<Float>.stride
+        XCTAssertEqual(activationPeak(s, chunk: 3) - activationPeak(s, chunk: 2), 3 * map)
+        XCTAssertEqual(activationPeak(s, chunk: 2) - activationPeak(s, chunk: 1), 3 * map)
+        for chunk in [1, 2, 3] {
+            XCTAssertLessThan(activationPeak(s, chunk: chunk), whole, "chunk \(chunk)")
+        }
+    }
+}

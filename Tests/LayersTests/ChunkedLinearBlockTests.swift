@@ -1,0 +1,125 @@
+import Layers
+import MemoryLedger
+import NumericTestSupport
+import Randomness
+import Tensors
+import XCTest
+
+/// `LinearBlock.trainLocal(..., chunk:)`: a local step computed in micro-batches with
+/// recomputation equals the whole-batch step, and its activation memory scales with the chunk.
+final class ChunkedLinearBlockTests: XCTestCase {
+    let batch = 10, inFeatures = 7, outFeatures = 12, classes = 4
+    var labels: [Int32] { (0..<batch).map { Int32(($0 * 7) % classes) } }
+
+    private func makeBlock(_ loss: LossKind, index: Int = 1, ledger: Ledger = Ledger(), settings: OptimizerSettings = ChunkedStepComparison.sgd) -> LinearBlock {
+        var rng = Xoshiro256(seed: 17)
+        let block = LinearBlock(index: index, inFeatures: inFeatures, outFeatures: outFeatures, classes: classes, loss: loss,
+                                beta: loss.defaultBeta == 0.99 ? 0.7 : 0.3,  // both terms weigh in
+                                nonlinearity: loss == .pred ? .relu : .leakyRelu, dropout: 0.3, rng: &rng, ledger: ledger)
+        block.optimizer = Optimizer(block.localParameters, settings: settings, ledger: ledger)
+        // Heads that start at zero would give the block no gradient on the first step.
+        var init_ = Xoshiro256(seed: 99)
+        for p in block.heads!.parameters { p.initUniform(bound: 0.5, rng: &init_) }
+        return block
+    }
+
+    private func input(_ ledger: Ledger = .shared) -> Tensor {
+        let x = Tensor([batch, inFeatures], .activations, layer: 0, label: "block input", ledger: ledger, zeroed: false)
+        var rng = Xoshiro256(seed: 5)
+        // A large common offset: the BatchNorm moments must survive E[z^2] - E[z]^2.
+        for i in 0..<x.count { x.pointer[i] = rng.uniform(-1, 1) + 3 }
+        return x
+    }
+
+    private func step(_ block: LinearBlock, _ x: Tensor, chunk: Int?) -> (handOff: Tensor, stats: BlockStepStats) {
+        labels.withUnsafeBufferPointer { block.trainLocal(x, labels: $0.baseAddress!, lr: 1, dropoutSeed: 4242, chunk: chunk) }
+    }
+
+    private func checkChunkedEqualsWholeBatch(_ loss: LossKind, file: StaticString = #filePath, line: UInt = #line) {
+        let reference = makeBlock(loss)
+        let before = reference.localParameters.map { $0.value.array }
+        let x = input()
+        let whole = step(reference, x, chunk: nil)
+        for chunk in [1, 3, batch / 2, batch] {
+            let block = makeBlock(loss)
+            let chunked = step(block, x, chunk: chunk)
+            ChunkedStepComparison.assertSame(
+                what: "\(loss) chunk \(chunk)", parameters: block.localParameters, before: before,
+                reference: reference.localParameters.map { $0.value.array },
+                runningStats: [block.runningMean.array, block.runningVar.array],
+                referenceRunningStats: [reference.runningMean.array, reference.runningVar.array],
+                handOff: chunked.handOff, referenceHandOff: whole.handOff, stats: chunked.stats, referenceStats: whole.stats,
+                file: file, line: line)
+        }
+    }
+
+    func testChunkedPredStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.pred) }
+    func testChunkedSimStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.sim) }
+    func testChunkedPredsimStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.predsim) }
+    func testChunkedPredsimBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.predsimBpf) }
+    func testChunkedPredBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.predBpf) }
+    func testChunkedSimBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.simBpf) }
+
+    /// Adam too (the recipe's optimizer), on everything except the biases before BatchNorm,
+    /// whose gradient is zero in exact arithmetic: Adam's first step turns its rounding noise
+    /// into +-lr in either twin.
+    func testChunkedStepWithAdamMovesEveryOtherParameterTheSame() {
+        var adam = OptimizerSettings()
+        adam.kind = .adam
+        let reference = makeBlock(.predsim, settings: adam), block = makeBlock(.predsim, settings: adam)
+        let x = input()
+        _ = step(reference, x, chunk: nil)
+        _ = step(block, x, chunk: 3)
+        for (p, r) in zip(block.localParameters, reference.localParameters) where p !== block.bias {
+            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(p.value.array, r.value.array, scale: 1), 1e-5, p.name)
+        }
+    }
+
+    // MARK: memory
+
+    /// Bytes of `.activations` at their highest over a chunked step of a block run alone on a
+    /// fresh ledger (its input booked as activations of the block before it).
+    private func activationPeak(_ loss: LossKind, chunk: Int?) -> (peak: Int, input: Int, left: Int) {
+        let ledger = Ledger()
+        let block = makeBlock(loss, ledger: ledger)
+        let x = input(ledger)
+        ledger.resetPeaks()
+        let handOff = step(block, x, chunk: chunk).handOff
+        let peak = Phase.allCases.map { ledger.phasePeak($0, .activations) }.max()!
+        let left = ledger.current().bytes(.activations)
+        withExtendedLifetime(handOff) {}
+        return (peak, x.byteCount, left)
+    }
+
+    /// The activation peak of a chunked Linear step, from shapes: the input (B, in); the
+    /// chunk's x-hat and h (c, F); mean and invStd (F); the heads' summaries (pred logits (B, K),
+    /// decoder logits (B, 128)), kept as their gradients to the end; then either the sim loss
+    /// (its features (B, F), their normalised copy (B, F) and row norms (B)) or, without a sim
+    /// head, the hand-off (B, F) of the last pass.
+    private func expectedChunkedActivationPeak(_ loss: LossKind, chunk: Int) -> Int {
+        let b = batch, f = outFeatures
+        var floats = b * inFeatures + 2 * chunk * f + 2 * f
+        if loss.usesPred { floats += loss.isBackpropFree ? b * LocalHeads.projectionSize : b * classes }
+        floats += loss.usesSim ? 2 * b * f + b : b * f
+        return floats * MemoryLayout<Float>.stride
+    }
+
+    func testChunkedActivationPeakEqualsTheShapesAndScalesWithTheChunk() {
+        for loss in [LossKind.pred, .sim, .predsim, .predsimBpf] {
+            let whole = activationPeak(loss, chunk: nil)
+            for chunk in [1, 3, 5] {
+                let measured = activationPeak(loss, chunk: chunk)
+                XCTAssertEqual(measured.peak, expectedChunkedActivationPeak(loss, chunk: chunk), "\(loss) chunk \(chunk)")
+                // The whole batch holds x-hat and h (B, F) each; chunks below B / 2 hold two chunk rows
+                // and the hand-off instead. The -bpf heads' (B, 128) decoder logits outweigh h at this
+                // width (F = 12), so they are not compared.
+                if chunk < batch / 2 && !loss.isBackpropFree {
+                    XCTAssertLessThan(measured.peak, whole.peak, "\(loss) chunk \(chunk) against the whole batch")
+                }
+                XCTAssertEqual(measured.left, measured.input + batch * outFeatures * 4, "\(loss): only input and hand-off are left")
+            }
+            // Linear in the chunk: one more example costs two rows (x-hat and h) of F floats.
+            XCTAssertEqual(activationPeak(loss, chunk: 4).peak - activationPeak(loss, chunk: 3).peak, 2 * outFeatures * 4, "\(loss)")
+        }
+    }
+}
