@@ -13,14 +13,7 @@ struct BenchTrainCommand: ParsableCommand {
     var data: String = "data/fashion-mnist"
     @Option(help: "Comma-separated losses to measure.")
     var losses: String = "predsim,backprop"
-    @Option(help: "Model: mlp, vgg8b or vgg11b.")
-    var model: String = "mlp"
-    @Option(help: "VGG: multiply the conv widths by this.")
-    var featMult: Float = 1
-    @Option(help: "Hidden blocks.")
-    var numLayers: Int = 3
-    @Option(help: "Units per block.")
-    var numHidden: Int = 1024
+    @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Batch size.")
     var batchSize: Int = 128
     @Option(help: "Steps per timed repeat.")
@@ -35,13 +28,7 @@ struct BenchTrainCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        var spec = ModelSpec()
-        guard let kind = ModelSpec.Kind(rawValue: model) else { throw ValidationError("--model \(model) is not one of: mlp, vgg8b, vgg11b") }
-        spec.kind = kind
-        spec.featMult = featMult
-        spec.dropout = kind == .mlp ? 0.025 : 0.1
-        spec.numLayers = numLayers
-        spec.numHidden = numHidden
+        let spec = modelOptions.spec(loss: .predsim)  // each measured loss sets its own loss, beta, nonlinearity
         let kinds = try losses.split(separator: ",").map { name -> LossKind in
             guard let k = LossKind(rawValue: String(name)) else { throw ValidationError("unknown loss \(name)") }
             return k
@@ -60,7 +47,7 @@ struct BenchTrainCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
             return
         }
-        print("\(spec.kind == .mlp ? "mlp \(numLayers)x\(numHidden)" : "\(model) x\(featMult) + \(numHidden)"), batch \(batchSize), \(options.threads) BLAS threads, \(steps) steps x \(repeats) repeats (median)")
+        print("\(spec.kind == .mlp ? "mlp \(spec.numLayers)x\(spec.numHidden)" : "\(spec.kind.rawValue) x\(spec.featMult) + \(spec.numHidden)"), batch \(batchSize), \(options.threads) BLAS threads, \(steps) steps x \(repeats) repeats (median)")
         for r in results {
             print(String(format: "%-18@ %8.0f samples/s  %6.1f GFLOP/s  (%.1f MFLOP/sample)  ledger peak %.1f MiB",
                          r.loss, r.samplesPerSecond, r.gflops, r.mflopPerSample, Double(r.ledgerPeakBytes) / 1_048_576))

@@ -16,21 +16,10 @@ struct ProfileCommand: ParsableCommand {
         --memory-budget) covers the mlp; conv models (vgg8b, vgg11b) are measured only.
         """)
 
-    @Option(help: "Model: mlp, vgg8b or vgg11b.")
-    var model: String = "mlp"
-    @Option(help: "VGG: multiply the conv widths by this.")
-    var featMult: Float = 1
-    @Option(help: "VGG: the pred head pools h until C x h' x w' <= this.")
-    var dimInDecoder: Int = 1024
-    @Option(help: "Dropout after each block (default 0.025 for the mlp, 0.1 for VGG).")
-    var dropout: Float?
+    @OptionGroup var modelOptions: ModelOptions
     @Option(name: [.customLong("loss"), .customLong("loss-sup")],
             help: "The local loss: pred, sim, predsim, pred-bpf, sim-bpf or predsim-bpf (backprop is always the other mode).")
     var loss: String = "predsim"
-    @Option(help: "Hidden blocks of the mlp.")
-    var numLayers: Int = 3
-    @Option(help: "Units per hidden Linear block (the VGG's classifier block too).")
-    var numHidden: Int = 1024
     @Option(help: "Batch size.")
     var batchSize: Int = 128
     @Option(help: "Training steps per mode.")
@@ -59,34 +48,20 @@ struct ProfileCommand: ParsableCommand {
         guard let kind = LossKind(rawValue: loss), kind.isLocal else {
             throw ValidationError("--loss must be a local loss: \(LossKind.allCases.filter(\.isLocal).map(\.rawValue).joined(separator: ", "))")
         }
-        guard ModelSpec.Kind(rawValue: model) != nil else { throw ValidationError("--model \(model) is not one of: mlp, vgg8b, vgg11b") }
-        guard featMult > 0 else { throw ValidationError("--feat-mult must be positive") }
-        guard dimInDecoder > 0 else { throw ValidationError("--dim-in-decoder must be positive") }
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
-        guard batchSize > 0, steps > 0, numLayers > 0, numHidden > 0 else {
-            throw ValidationError("--batch-size, --steps, --num-layers and --num-hidden must be positive")
-        }
+        guard batchSize > 0, steps > 0 else { throw ValidationError("--batch-size and --steps must be positive") }
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         if let memoryBudget, MemoryBudget.parse(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
         }
-        if memoryBudget != nil, model != ModelSpec.Kind.mlp.rawValue {
-            throw ValidationError("--memory-budget: the memory planner covers the mlp only; \(model) is measured, not planned")
+        if memoryBudget != nil, modelOptions.model != ModelSpec.Kind.mlp.rawValue {
+            throw ValidationError("--memory-budget: the memory planner covers the mlp only; \(modelOptions.model) is measured, not planned")
         }
     }
 
     func makeRequest() -> ProfileRequest {
         var r = ProfileRequest()
-        let kind = LossKind(rawValue: loss)!
-        r.model.kind = ModelSpec.Kind(rawValue: model)!
-        r.model.loss = kind
-        r.model.beta = kind.defaultBeta
-        r.model.nonlinearity = Nonlinearity(rawValue: kind.defaultNonlinearity)!
-        r.model.numLayers = numLayers
-        r.model.numHidden = numHidden
-        r.model.featMult = featMult
-        r.model.dimInDecoder = dimInDecoder
-        r.model.dropout = dropout ?? (r.model.kind == .mlp ? 0.025 : 0.1)
+        r.model = modelOptions.spec(loss: LossKind(rawValue: loss)!)
         r.optimizer.kind = OptimizerKind(rawValue: optim)!
         r.batchSize = batchSize
         r.steps = steps

@@ -20,23 +20,12 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue the run in --run from its last checkpoint.")
     var resume = false
 
-    @Option(help: "Model: mlp, vgg8b or vgg11b.")
-    var model: String = "mlp"
-    @Option(help: "VGG: multiply the conv widths by this.")
-    var featMult: Float = 1
-    @Option(help: "VGG: the pred head pools h until C x h' x w' <= this.")
-    var dimInDecoder: Int = 1024
+    @OptionGroup var modelOptions: ModelOptions
     @Option(name: [.customLong("loss"), .customLong("loss-sup")],
             help: "pred, sim, predsim, pred-bpf, sim-bpf, predsim-bpf or backprop.")
     var loss: String = "predsim"
-    @Option(help: "Hidden blocks of the mlp.")
-    var numLayers: Int = 3
-    @Option(help: "Units per hidden Linear block (the VGG's classifier block too).")
-    var numHidden: Int = 1024
     @Option(help: "Weight of the sim term (default 0.99; 0.01 for predsim-bpf).")
     var beta: Float?
-    @Option(help: "Dropout after each block (default 0.025 for the mlp, 0.1 for VGG; whole channels in conv blocks).")
-    var dropout: Float?
     @Option(help: "relu or leakyrelu (default: leakyrelu for sim and predsim, relu otherwise).")
     var nonlin: String?
 
@@ -87,9 +76,6 @@ struct TrainCommand: ParsableCommand {
         guard LossKind(rawValue: loss) != nil else {
             throw ValidationError("--loss \(loss) is not one of \(LossKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard ModelSpec.Kind(rawValue: model) != nil else { throw ValidationError("--model \(model) is not one of: mlp, vgg8b, vgg11b") }
-        guard featMult > 0 else { throw ValidationError("--feat-mult must be positive") }
-        guard dimInDecoder > 0 else { throw ValidationError("--dim-in-decoder must be positive") }
         if let nonlin, Nonlinearity(rawValue: nonlin) == nil { throw ValidationError("--nonlin must be relu or leakyrelu") }
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
         if let memoryBudget, MemoryBudget.parse(memoryBudget) == nil {
@@ -109,15 +95,9 @@ struct TrainCommand: ParsableCommand {
         c.data = data
         c.run = runFolder
         let kind = LossKind(rawValue: loss)!
-        c.model.kind = ModelSpec.Kind(rawValue: model)!
-        c.model.loss = kind
-        c.model.numLayers = numLayers
-        c.model.numHidden = numHidden
-        c.model.beta = beta ?? kind.defaultBeta
-        c.model.dropout = dropout ?? (c.model.kind == .mlp ? 0.025 : 0.1)
-        c.model.featMult = featMult
-        c.model.dimInDecoder = dimInDecoder
-        c.model.nonlinearity = Nonlinearity(rawValue: nonlin ?? kind.defaultNonlinearity)!
+        c.model = modelOptions.spec(loss: kind)
+        if let beta { c.model.beta = beta }
+        if let nonlin { c.model.nonlinearity = Nonlinearity(rawValue: nonlin)! }
         c.epochs = epochs
         c.batchSize = batchSize
         c.lr = lr
