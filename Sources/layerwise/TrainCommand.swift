@@ -122,6 +122,10 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let trainer = try Trainer(config: makeConfig(), resume: resume, showProgress: !quiet)
         print("\(trainer.network.spec.description); \(trainer.network.spec.parameterCount) parameters (+\(trainer.network.spec.headParameterCount) in local heads)")
+        if resume {
+            let s = trainer.state
+            print("resuming \(trainer.runFolder.path) at epoch \(s.cursor.epoch + 1), record \(s.cursor.recordsConsumed) of the epoch (step \(s.globalStep))")
+        }
         try trainer.run()
     }
 }
