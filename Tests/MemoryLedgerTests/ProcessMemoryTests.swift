@@ -1,4 +1,7 @@
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import MemoryLedger
 
 final class ProcessMemoryTests: XCTestCase {
@@ -11,10 +14,14 @@ final class ProcessMemoryTests: XCTestCase {
     }
 
     func testRSSGrowsWhenPagesAreTouched() {
-        let before = ProcessMemory.read().currentRSS
+        // Fresh anonymous pages straight from the kernel: malloc may hand back heap pages that are
+        // already resident (the ledger keeps freed tensors in the heap), which would not add RSS.
         let bytes = 64 << 20
-        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
-        defer { p.deallocate() }
+        guard let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              mapped != MAP_FAILED else { return XCTFail("mmap of \(bytes) bytes failed") }
+        defer { munmap(mapped, bytes) }
+        let p = mapped
+        let before = ProcessMemory.read().currentRSS
         // Touch one byte per page so the kernel maps every page.
         for offset in stride(from: 0, to: bytes, by: 4096) { p.storeBytes(of: 1, toByteOffset: offset, as: UInt8.self) }
         let after = ProcessMemory.read()
