@@ -56,8 +56,10 @@ struct BenchTrainCommand: ParsableCommand {
                 String(format: "%@ %.1f ms (%.0f%%)", $0.key, $0.value * 1e3, 100 * $0.value / max(total, 1e-12))
             }
             print("             " + parts.joined(separator: ", "))
-            print(String(format: "             BLAS sgemm in this run %.1f GFLOP/s at the MLP's shapes: GEMM bound %.0f samples/s, achieved %.2f of it",
-                         r.gemmGFLOPS, r.gemmBoundSamplesPerSecond, r.samplesPerSecond / max(r.gemmBoundSamplesPerSecond, 1e-9)))
+            if spec.kind == .mlp {  // the bound is the sgemm rate at the MLP's shapes: meaningless for conv nets
+                print(String(format: "             BLAS sgemm in this run %.1f GFLOP/s at the MLP's shapes: GEMM bound %.0f samples/s, achieved %.2f of it",
+                             r.gemmGFLOPS, r.gemmBoundSamplesPerSecond, r.samplesPerSecond / max(r.gemmBoundSamplesPerSecond, 1e-9)))
+            }
         }
     }
 }
