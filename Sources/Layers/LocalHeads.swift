@@ -44,10 +44,7 @@ public final class LocalHeads {
         let prefix = "blocks.\(layer)"
         let bound = 1 / Float(features).squareRoot()
         if loss.usesPred && !loss.isBackpropFree {
-            predWeight = Parameter(name: "\(prefix).pred.weight", shape: [classes, features], category: .headWeights, layer: layer, label: "pred.weight", ledger: ledger)
-            let b = Parameter(name: "\(prefix).pred.bias", shape: [classes], category: .headWeights, layer: layer, label: "pred.bias", ledger: ledger)
-            b.initUniform(bound: bound, rng: &rng)
-            predBias = b
+            (predWeight, predBias) = HeadParameters.pred(layer: layer, features: features, classes: classes, rng: &rng, ledger: ledger)
         } else {
             predWeight = nil; predBias = nil
         }
@@ -59,21 +56,12 @@ public final class LocalHeads {
             simWeight = nil
         }
         if loss.isBackpropFree {
-            let p = Tensor([LocalHeads.projectionSize, classes], .headWeights, layer: layer, label: "bpf.projection", ledger: ledger)
-            let pb = 1 / Float(classes).squareRoot()
-            for i in 0..<p.count { p.pointer[i] = rng.uniform(-pb, pb) }
-            projection = p
+            projection = HeadParameters.projection(layer: layer, classes: classes, rng: &rng, ledger: ledger)
         } else {
             projection = nil
         }
         if loss.usesPred && loss.isBackpropFree {
-            decoderWeight = Parameter(name: "\(prefix).bpf.decoder.weight", shape: [LocalHeads.projectionSize, features], category: .headWeights, layer: layer, label: "bpf.decoder.weight", ledger: ledger)
-            let b = Parameter(name: "\(prefix).bpf.decoder.bias", shape: [LocalHeads.projectionSize], category: .headWeights, layer: layer, label: "bpf.decoder.bias", ledger: ledger)
-            b.initUniform(bound: bound, rng: &rng)
-            decoderBias = b
-            let fb = Tensor([LocalHeads.projectionSize, features], .headWeights, layer: layer, label: "bpf.feedback", ledger: ledger)
-            for i in 0..<fb.count { fb.pointer[i] = rng.uniform(-bound, bound) }
-            feedback = fb
+            (decoderWeight, decoderBias, feedback) = HeadParameters.decoder(layer: layer, features: features, rng: &rng, ledger: ledger)
         } else {
             decoderWeight = nil; decoderBias = nil; feedback = nil
         }
