@@ -56,12 +56,7 @@ public final class ConvBlock {
         let bound = 1 / Float(geometry.patchSize).squareRoot()
         weight.initUniform(bound: bound, rng: &rng)
         bias.initUniform(bound: bound, rng: &rng)
-        bnWeight = Parameter(name: "\(prefix).bn.weight", shape: [oc], category: .weights, layer: index, label: "bn.weight", ledger: ledger)
-        bnWeight.value.fill(1)
-        bnBias = Parameter(name: "\(prefix).bn.bias", shape: [oc], category: .weights, layer: index, label: "bn.bias", ledger: ledger)
-        runningMean = Tensor([oc], .weights, layer: index, label: "bn.running_mean", ledger: ledger)
-        runningVar = Tensor([oc], .weights, layer: index, label: "bn.running_var", ledger: ledger)
-        runningVar.fill(1)
+        (bnWeight, bnBias, runningMean, runningVar) = BatchNormParameters.make(layer: index, channels: oc, ledger: ledger)
         workspace = sharedWorkspace?.serving(geometry) ?? ConvWorkspace(geometry, layer: index, ledger: ledger)
         heads = loss.isLocal
             ? ConvHeads(loss: loss, channels: oc, height: geometry.outHeight, width: geometry.outWidth, classes: classes,

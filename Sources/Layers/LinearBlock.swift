@@ -67,12 +67,7 @@ public final class LinearBlock {
         let bound = 1 / Float(inFeatures).squareRoot()
         weight.initUniform(bound: bound, rng: &rng)
         bias.initUniform(bound: bound, rng: &rng)
-        bnWeight = Parameter(name: "\(prefix).bn.weight", shape: [outFeatures], category: .weights, layer: index, label: "bn.weight", ledger: ledger)
-        bnWeight.value.fill(1)
-        bnBias = Parameter(name: "\(prefix).bn.bias", shape: [outFeatures], category: .weights, layer: index, label: "bn.bias", ledger: ledger)
-        runningMean = Tensor([outFeatures], .weights, layer: index, label: "bn.running_mean", ledger: ledger)
-        runningVar = Tensor([outFeatures], .weights, layer: index, label: "bn.running_var", ledger: ledger)
-        runningVar.fill(1)
+        (bnWeight, bnBias, runningMean, runningVar) = BatchNormParameters.make(layer: index, channels: outFeatures, ledger: ledger)
         heads = loss.isLocal ? LocalHeads(loss: loss, features: outFeatures, classes: classes, layer: index, rng: &rng, ledger: ledger) : nil
     }
 
