@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Training
 
 /// Progress of long work on standard error: a redrawn bar when stderr is a terminal, a plain
 /// line every 10% otherwise (so logs stay readable when piped).
@@ -37,11 +38,8 @@ final class ProgressBar {
     }
 }
 
-/// Writes to file descriptor 2 (library code cannot use Glibc's `stderr`; see DESIGN.md section 10).
-func writeStandardError(_ text: String) {
-    var bytes = Array(text.utf8)
-    bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
-}
+/// Writes to file descriptor 2 through the one writer the library uses (short writes retried).
+func writeStandardError(_ text: String) { ProgressReporter.write(text) }
 
 extension String {
     func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
