@@ -1,5 +1,9 @@
 import ArgumentParser
+import Glibc
 import Shards
+import Tensors
+#if canImport(Glibc)
+#endif
 
 /// `layerwise shards convert idx|cifar|npy|csv`.
 struct ShardsConvertCommand: ParsableCommand {
@@ -55,7 +59,7 @@ struct ConvertOptions: ParsableArguments {
     var conversionOptions: ConversionOptions {
         ConversionOptions(directory: out, split: split,
                           writer: ShardWriterOptions(blockBytes: blockSize.bytes, level: level,
-                                                     threads: threads ?? System.coreCount),
+                                                     threads: threads ?? ProcessorCount.online),
                           shardRecords: shardRecords, shardBytes: shardSize.bytes,
                           shuffleSeed: noShuffle ? nil : seed, memoryBudget: memoryBudget.bytes,
                           classCount: classes, replace: replace)
@@ -72,10 +76,6 @@ struct ConvertOptions: ParsableArguments {
     }
 }
 
-enum System {
-    static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
-}
-
 struct ConvertIDXCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "idx", abstract: "Convert an MNIST-style IDX pair (plain or .gz).")
 
@@ -89,7 +89,3 @@ struct ConvertIDXCommand: ParsableCommand {
 
     func run() throws { try options.run(try IDXInput(images: images, labels: labels)) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
