@@ -129,7 +129,7 @@ public final class Trainer {
                 try Checkpoint.save(network: network, state: state, to: runFolder.checkpointPath)
             }
         }
-        progress.finish()
+        progress.finish(clear: true)
         if let report = memoryReport {  // an epoch shorter than the report's steps
             try writeMemoryReport(report, steps: state.globalStep - report.firstStep)
         }

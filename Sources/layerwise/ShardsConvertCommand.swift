@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import Shards
 import Tensors
+import Training
 #if canImport(Glibc)
 #endif
 
@@ -67,9 +68,9 @@ struct ConvertOptions: ParsableArguments {
 
     /// Runs the conversion with a progress bar and prints what was written.
     func run(_ input: RecordInput) throws {
-        let bar = ProgressBar()
+        let bar = ProgressReporter()
         let report = try DatasetConverter.convert(input, options: conversionOptions) { p in
-            bar.update(phase: p.phase, done: p.done, total: p.total)
+            bar.update(title: p.phase, done: p.done, total: p.total)
         }
         bar.finish()
         print(ConversionSummary(report))
