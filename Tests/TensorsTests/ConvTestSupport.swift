@@ -1,4 +1,5 @@
 import MemoryLedger
+import NumericTestSupport
 import Tensors
 import XCTest
 
@@ -80,5 +81,38 @@ enum ConvCheck {
             XCTFail("\(what): element \(i) is \(actual[i]), expected \(expected[i])", file: file, line: line)
             return
         }
+    }
+
+    /// The exact results of a conv case's three passes with their rounding bounds: every element
+    /// is a Float32 sum, within `RoundingBound.ofSum` of its exact value whatever the engine's
+    /// order, blocking or thread split. The sums of |terms| are the same convolutions of the
+    /// inputs' absolute values. Lengths: forward C k^2 products (+ the bias), backward-data
+    /// OC k^2, backward-weights and the bias gradient B H' W' (fewer at padded borders; the
+    /// longest length bounds them all).
+    struct Expected {
+        var y: [Rounded], yWithoutBias: [Rounded], dx: [Rounded], dw: [Rounded], db: [Rounded]
+        /// dx accumulated onto itself (`accumulate: true` after a first pass): one sum of 2 OC k^2
+        /// terms in a particular order, exact value and sum of |terms| doubled.
+        var dxTwice: [Rounded]
+        var forwardTerms: Int, dataTerms: Int, weightTerms: Int
+    }
+
+    static func expected(_ t: ConvKernelTests.Case) -> Expected {
+        let g = t.g, k2 = g.kernel * g.kernel
+        let (ax, aw, ab, ar) = (t.x.map(abs), t.w.map(abs), t.b.map(abs), t.r.map(abs))
+        let forwardTerms = g.inChannels * k2, dataTerms = g.outChannels * k2, weightTerms = t.batch * g.outSpatial
+        let y = ConvKernelTests.referenceConv(t.x, t.w, t.b, g, batch: t.batch)
+        let yAbs = ConvKernelTests.referenceConv(ax, aw, ab, g, batch: t.batch)
+        let y0 = ConvKernelTests.referenceConv(t.x, t.w, nil, g, batch: t.batch)
+        let y0Abs = ConvKernelTests.referenceConv(ax, aw, nil, g, batch: t.batch)
+        let grads = DNNLConvolutionTests.referenceBackward(t.x, t.w, t.r, g, batch: t.batch)
+        let gradsAbs = DNNLConvolutionTests.referenceBackward(ax, aw, ar, g, batch: t.batch)
+        return Expected(y: Rounded.ofSums(terms: forwardTerms + 1, exact: y, absoluteSums: yAbs),
+                        yWithoutBias: Rounded.ofSums(terms: forwardTerms, exact: y0, absoluteSums: y0Abs),
+                        dx: Rounded.ofSums(terms: dataTerms, exact: grads.dx, absoluteSums: gradsAbs.dx),
+                        dw: Rounded.ofSums(terms: weightTerms, exact: grads.dw, absoluteSums: gradsAbs.dw),
+                        db: Rounded.ofSums(terms: weightTerms, exact: grads.db, absoluteSums: gradsAbs.db),
+                        dxTwice: Rounded.ofSums(terms: 2 * dataTerms, exact: grads.dx.map { 2 * $0 }, absoluteSums: gradsAbs.dx.map { 2 * $0 }),
+                        forwardTerms: forwardTerms, dataTerms: dataTerms, weightTerms: weightTerms)
     }
 }
