@@ -16,6 +16,7 @@ import XCTest
 ///   gammaTilde_K(lambda) of `RoundingBound` on the sum of the computed terms' magnitudes, plus
 ///   the terms' own errors. `dot` treats K products the same way (Higham-Mary, Theorem 3.1 holds
 ///   for inner products: the K product roundings are among the K errors).
+/// - A result below Float's smallest normal (2^-126) may be 0: its bound is its magnitude.
 /// - exp and log of a Float are evaluated in Double and rounded to Float by the kernels: glibc's
 ///   exp and log are within 1 ulp of Double (glibc manual, "Known Maximum Errors in Math
 ///   Functions"), so the result is within u (1 + 2^-28) |result|; `libmRounding` allows 2u.
@@ -46,8 +47,15 @@ public struct Rounded: CustomStringConvertible {
     /// One correctly rounded Float32 operation producing `exact` from operands whose errors
     /// propagate to `propagated`.
     static func rounded(_ exact: Double, propagated: Double, unitRoundoffs: Double = 1) -> Rounded {
-        Rounded(exact: exact, error: propagated + unitRoundoffs * u * (abs(exact) + propagated))
+        let magnitude = abs(exact) + propagated
+        // Below Float's normal range the relative rule fails: such a result may come out as 0
+        // (flushed, or its divisor overflowed to infinity), so its bound is its magnitude.
+        if magnitude < smallestNormal { return Rounded(exact: exact, error: max(magnitude, propagated)) }
+        return Rounded(exact: exact, error: propagated + unitRoundoffs * u * magnitude)
     }
+
+    /// Float's smallest normal magnitude, 2^-126.
+    public static let smallestNormal = 0x1p-126
 
     public static func + (a: Rounded, b: Rounded) -> Rounded { rounded(a.exact + b.exact, propagated: a.error + b.error) }
     public static func - (a: Rounded, b: Rounded) -> Rounded { rounded(a.exact - b.exact, propagated: a.error + b.error) }
