@@ -2,8 +2,8 @@ import Foundation
 import XCTest
 
 /// A Float32 kernel's result modelled in Float64: the exact value of the formula and a bound on
-/// how far any honest Float32 evaluation of it may be, built up operation by operation the way
-/// the kernel computes it (running error analysis, Higham, "Accuracy and Stability of Numerical
+/// how far a Float32 evaluation of it may be, built up operation by operation in the kernel's
+/// order of operations (sums in any order) (running error analysis, Higham, "Accuracy and Stability of Numerical
 /// Algorithms", 2nd ed., section 3.3).
 ///
 /// The rules:
@@ -15,15 +15,17 @@ import XCTest
 /// - A sum of K terms in any order, blocking or thread split uses the probabilistic
 ///   gammaTilde_K(lambda) of `RoundingBound` on the sum of the computed terms' magnitudes, plus
 ///   the terms' own errors. `dot` treats K products the same way (Higham-Mary, Theorem 3.1 holds
-///   for inner products: the K product roundings are among the K errors).
+///   for inner products: the K product roundings are among the K errors). These hold with the
+///   probability stated in `RoundingBound` (a failure from honest rounding below 1e-10).
 /// - A result below Float's smallest normal (2^-126) may be 0: its bound is its magnitude.
-/// - exp and log of a Float are evaluated in Double and rounded to Float by the kernels: glibc's
-///   exp and log are within 1 ulp of Double (glibc manual, "Known Maximum Errors in Math
-///   Functions"), so the result is within u (1 + 2^-28) |result|; `libmRounding` allows 2u.
+/// - exp and log of a Float are evaluated in Double and rounded to Float by the kernels. glibc
+///   keeps them within a few ulp of Double (glibc manual, "Known Maximum Errors in Math
+///   Functions"); even 2^10 ulps of Double are 2^-42 relative, so the Float result is within
+///   u (1 + 2^-18) |result|. `libmRounding` allows 2u.
 ///
 /// The bound holds for every BLAS kernel, oneDNN ISA and thread count: it depends on the values
-/// and the lengths of the sums only. The Float64 evaluation of the model is itself rounded at
-/// 2^-53, nine orders of magnitude below the bounds it computes.
+/// and the lengths of the sums only. The Float64 evaluation of the model rounds at 2^-53 per
+/// operation, 2^29 times finer than the Float32 roundings it bounds.
 public struct Rounded: CustomStringConvertible {
     /// The exact value (Float64 evaluation of the formula on the Float32 inputs).
     public var exact: Double
