@@ -30,6 +30,8 @@ final class DropoutTests: XCTestCase {
         assertBoundCatches([1 / Double(p)], [Self.kept(1, p: p)], "kept values scaled by 1/p")
         // Binomial(20000, 0.7).
         XCTAssertEqual(Double(kept.count) / Double(n), 0.7, accuracy: Self.fractionTolerance(n: n, keep: 0.7))
+        // Broken variant: a mask keeping with probability 0.65 (p misread by 0.05) is told apart.
+        XCTAssertGreaterThan(0.05, 2 * Self.fractionTolerance(n: n, keep: 0.7), "the tolerance could not tell p = 0.3 from 0.35")
     }
 
     /// The element path compares integer draws with a threshold; it must keep exactly the
