@@ -1,3 +1,4 @@
+import DatasetTestSupport
 import Foundation
 import Layers
 import MemoryLedger
@@ -13,7 +14,7 @@ final class ConvEndToEndTests: XCTestCase {
     let long = ProcessInfo.processInfo.environment["LAYERWISE_LONG_TESTS"] == "1"
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(FashionMNISTSlice.available, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        try RequiredDataset.fashionMNIST.require()
         directory = FashionMNISTSlice.temporaryDirectory("conv-e2e")
         try FashionMNISTSlice.make(in: directory, train: long ? 3000 : 1000, test: 500)
     }
@@ -29,10 +30,11 @@ final class ConvEndToEndTests: XCTestCase {
     /// too), and what this test guards is that both modes learn at all; dropout's gradients are
     /// checked exactly in ConvBlockTests. The long variant runs the recipe's augmentation and
     /// dropout 0.1 on 3,000 images, 3 epochs, at featMult 1/16.
-    private func config(loss: LossKind) -> TrainingConfig {
+    private func config(loss: LossKind, seed: UInt64) -> TrainingConfig {
         var c = TrainingConfig()
         c.data = directory + "/fashion-mnist"
-        c.run = directory + "/" + loss.rawValue
+        c.run = directory + "/\(loss.rawValue)-seed\(seed)"
+        c.seed = seed
         c.model.kind = .vgg8b
         c.model.featMult = long ? 1 / 16 : 1 / 32
         c.model.numHidden = 64
@@ -53,14 +55,15 @@ final class ConvEndToEndTests: XCTestCase {
         return c
     }
 
-    private func run(_ loss: LossKind) throws -> (error: Double, firstBlockError: Double?, seconds: Double) {
+    private func run(_ loss: LossKind, seed: UInt64) throws -> (error: Double, firstBlockError: Double?, seconds: Double) {
         let start = Date()
-        let trainer = try Trainer(config: config(loss: loss), ledger: Ledger(), showProgress: false, log: { print($0) })
+        let trainer = try Trainer(config: config(loss: loss, seed: seed), ledger: Ledger(), showProgress: false, log: { print($0) })
         let metrics = try trainer.run()
         let seconds = Date().timeIntervalSince(start)
-        XCTAssertEqual(metrics.count, config(loss: loss).epochs)
+        XCTAssertEqual(metrics.count, config(loss: loss, seed: seed).epochs)
         let error = try XCTUnwrap(metrics.last?.testError)
-        print("conv e2e \(loss.rawValue)\(long ? " (long)" : ""): test error \(error)% in \(String(format: "%.1f", seconds)) s")
+        print("conv e2e \(loss.rawValue)\(long ? " (long)" : "") seed \(seed): test error \(error)% "
+              + "(first block \(metrics.last?.layers.first?.error.map { "\($0)%" } ?? "-")) in \(String(format: "%.1f", seconds)) s")
         return (error, metrics.last?.layers.first?.error, seconds)
     }
 
@@ -75,12 +78,14 @@ final class ConvEndToEndTests: XCTestCase {
     /// Long variant, measured: predsim 37.6% (first block 25.9%), backprop 21.8%, 97 s and 38 s;
     /// floors 55% and 40%.
     func testNarrowVgg8bLearnsLocallyAndByBackprop() throws {
-        let local = try run(.predsim)
-        let localFloor = long ? 55.0 : 70.0, backpropFloor = long ? 40.0 : 55.0
-        XCTAssertLessThan(local.error, localFloor, "predsim test error \(local.error)%")
-        let firstBlock = try XCTUnwrap(local.firstBlockError)
-        XCTAssertLessThan(firstBlock, 45, "the first conv block's local pred head: \(firstBlock)% error")
-        let backprop = try run(.backprop)
-        XCTAssertLessThan(backprop.error, backpropFloor, "backprop test error \(backprop.error)%")
+        for seed in endToEndSeeds() {
+            let local = try run(.predsim, seed: seed)
+            let localFloor = long ? 55.0 : 70.0, backpropFloor = long ? 40.0 : 55.0
+            XCTAssertLessThan(local.error, localFloor, "predsim test error \(local.error)% at seed \(seed)")
+            let firstBlock = try XCTUnwrap(local.firstBlockError)
+            XCTAssertLessThan(firstBlock, 45, "the first conv block's local pred head: \(firstBlock)% error at seed \(seed)")
+            let backprop = try run(.backprop, seed: seed)
+            XCTAssertLessThan(backprop.error, backpropFloor, "backprop test error \(backprop.error)% at seed \(seed)")
+        }
     }
 }

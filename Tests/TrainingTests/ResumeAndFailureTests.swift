@@ -1,3 +1,4 @@
+import DatasetTestSupport
 import Foundation
 import Layers
 import MemoryLedger
@@ -12,7 +13,7 @@ final class ResumeAndFailureTests: XCTestCase {
     var directory = ""
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(FashionMNISTSlice.available, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        try RequiredDataset.fashionMNIST.require()
         directory = FashionMNISTSlice.temporaryDirectory("resume")
         try FashionMNISTSlice.make(in: directory, train: 700, test: 200)
     }
@@ -136,7 +137,7 @@ enum ShardsSchema {
 /// `layerwise train --memory-report DIR`: the reports of the first steps of a real run.
 final class TrainMemoryReportTests: XCTestCase {
     func testTrainWritesAOneModeMemoryReportOfItsFirstSteps() throws {
-        try XCTSkipUnless(FashionMNISTSlice.available, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        try RequiredDataset.fashionMNIST.require()
         let directory = FashionMNISTSlice.temporaryDirectory("memreport")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FashionMNISTSlice.make(in: directory, train: 300, test: 100)
