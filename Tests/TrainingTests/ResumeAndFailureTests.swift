@@ -56,7 +56,7 @@ final class ResumeAndFailureTests: XCTestCase {
                 let run = "killed-\(loss)-\(kill)"
                 let first = try Trainer(config: config(run, loss: loss), ledger: Ledger(), showProgress: false, log: { _ in })
                 first.killAtGlobalStep = kill
-                XCTAssertThrowsError(try first.run())
+                XCTAssertThrowsError(try first.run()) { XCTAssertTrue($0 is Trainer.Killed, "\($0)") }
                 let resumed = try Trainer(config: config(run, loss: loss), resume: true, ledger: Ledger(), showProgress: false, log: { _ in })
                 // It really continues from the checkpoint (a restart from scratch would also end
                 // with the same weights, since every random draw is seeded).
@@ -76,7 +76,7 @@ final class ResumeAndFailureTests: XCTestCase {
     func testResumeWithOtherSettingsIsRefused() throws {
         let first = try Trainer(config: config("other"), ledger: Ledger(), showProgress: false, log: { _ in })
         first.killAtGlobalStep = 4
-        XCTAssertThrowsError(try first.run())
+        XCTAssertThrowsError(try first.run()) { XCTAssertTrue($0 is Trainer.Killed, "\($0)") }
         var changed = config("other")
         changed.lr = 0.1
         XCTAssertThrowsError(try Trainer(config: changed, resume: true, ledger: Ledger(), showProgress: false)) { error in
