@@ -67,23 +67,36 @@ final class ConvEndToEndTests: XCTestCase {
         return (error, metrics.last?.layers.first?.error, seconds)
     }
 
-    /// Ten classes: an untrained or broken model sits near 90% test error. Measured in a debug
-    /// build (deterministic at seed 1 with one BLAS thread): predsim 50.4% test error (first
-    /// block's pred head 18.2% on the training batches), backprop 33.4%; 9-12 s and 5-6 s.
-    /// The floors, 70% and 55%, leave about 20 points for other BLAS builds and legitimate
-    /// changes while a model that does not learn (or a local run whose output layer never
-    /// trains) stays far above them. The local run learns more slowly than backprop here: its
-    /// output layer starts at zero and trains on the last block's hand-off, which improves only
-    /// as the blocks below it do.
-    /// Long variant, measured: predsim 37.6% (first block 25.9%), backprop 21.8%, 97 s and 38 s;
-    /// floors 55% and 40%.
+    /// Ten classes: an untrained or broken model sits near 90% test error (chance), and a local
+    /// run whose output layer never trains stays there too. The local run learns more slowly
+    /// than backprop here: its output layer starts at zero and trains on the last block's
+    /// hand-off, which improves only as the blocks below it do.
+    ///
+    /// Measured in a debug build, seeds 1-5 (`LAYERWISE_E2E_SEEDS=1,2,3,4,5`), one BLAS thread,
+    /// under OPENBLAS_CORETYPE unset (Zen here; the same numbers as Haswell), =Haswell,
+    /// =Sandybridge, and OMP_WAIT_POLICY=passive LAYERWISE_CONV_ENGINE=dnnl (oneDNN conv);
+    /// =SkylakeX could not run (the machine has no AVX-512). Test error, min-max over seeds:
+    ///
+    ///                      predsim      first block   backprop
+    ///     Zen / Haswell    39.2-56.4    18.1-23.2     24.6-37.2
+    ///     Sandybridge      41.4-56.8    18.1-23.2     24.6-40.4
+    ///     oneDNN           41.6-57.0    18.1-23.2     25.8-35.2
+    ///     seed 1 (run)     49.4-50.2    18.2          32.0-35.2
+    ///
+    /// Another kernel's rounding sends a run down another path much as another seed does, so
+    /// the floors cover the worst seed of any kernel plus a margin of 5 points (about one
+    /// standard deviation of the seed spread, 5.9 and 4.6 points): predsim 57.0 + 5 -> 62%,
+    /// first block 23.2 + 5 -> 28%, backprop 40.4 + 5 -> 45%. All are far below chance.
+    /// Time: 18-35 s for both modes at seed 1 (loaded 2-core machine).
+    /// Long variant, measured once: predsim 37.6% (first block 25.9%), backprop 21.8%, 97 s and
+    /// 38 s; floors 55%, 45% and 40%.
     func testNarrowVgg8bLearnsLocallyAndByBackprop() throws {
+        let localFloor = long ? 55.0 : 62.0, firstBlockFloor = long ? 45.0 : 28.0, backpropFloor = long ? 40.0 : 45.0
         for seed in endToEndSeeds() {
             let local = try run(.predsim, seed: seed)
-            let localFloor = long ? 55.0 : 70.0, backpropFloor = long ? 40.0 : 55.0
             XCTAssertLessThan(local.error, localFloor, "predsim test error \(local.error)% at seed \(seed)")
             let firstBlock = try XCTUnwrap(local.firstBlockError)
-            XCTAssertLessThan(firstBlock, 45, "the first conv block's local pred head: \(firstBlock)% error at seed \(seed)")
+            XCTAssertLessThan(firstBlock, firstBlockFloor, "the first conv block's local pred head: \(firstBlock)% error at seed \(seed)")
             let backprop = try run(.backprop, seed: seed)
             XCTAssertLessThan(backprop.error, backpropFloor, "backprop test error \(backprop.error)% at seed \(seed)")
         }
