@@ -192,7 +192,8 @@ final class ShardCorruptionTests: XCTestCase {
     /// Every bit of every byte of a 5-block shard, flipped one at a time (8 flips per byte), and
     /// every byte replaced by its complement: each flip is found, at open or when its block
     /// decodes, by a ShardError that names the shard and where the flip is: the block, or an
-    /// offset inside the header frame or the index frame (which ends in the trailer).
+    /// offset inside the header frame, or inside the index frame for the index and the trailer
+    /// it ends in.
     func testEveryByteFlipIsDetectedAndNamesItsBlockOrRegion() throws {
         let r = try layout()
         XCTAssertEqual(r.blocks.count, 5)
@@ -200,6 +201,7 @@ final class ShardCorruptionTests: XCTestCase {
         XCTAssertEqual(r.blocksStart + r.blocks.map(\.compressedSize).reduce(0, +), r.indexOffset, "the regions tile the file")
         func region(of byte: Int) -> ShardRegion {
             if byte < r.blocksStart { return .header }
+            if byte >= size - ShardFormat.trailerSize { return .trailer }
             if byte >= r.indexOffset { return .index }
             return .block(r.blocks.lastIndex { $0.offset <= byte }!)
         }
@@ -251,7 +253,8 @@ final class ShardCorruptionTests: XCTestCase {
                     XCTAssertEqual(error, .blockChecksumMismatch(file: path, block: b, offset: r.blocks[b].offset, stored: r.blocks[b].crc,
                                                                  computed: error.computedChecksum ?? 0), context())
                     XCTAssertTrue(error.description.contains("Block \(b) of \(path)"), context())
-                case .index:
+                case .index, .trailer:
+                    // The index CRC32C covers the trailer's fields, so either may name the frame's start.
                     XCTAssertNil(location.block, context())
                     XCTAssertTrue(offset >= r.indexOffset && offset < size, "offset outside the index frame: \(context())")
                 }
@@ -291,13 +294,14 @@ final class ShardCorruptionTests: XCTestCase {
 
 /// The parts of a shard a corrupted byte can sit in.
 enum ShardRegion {
-    case header, block(Int), index
+    case header, block(Int), index, trailer
 
     var name: String {
         switch self {
         case .header: return "header"
         case let .block(b): return "block \(b)"
         case .index: return "index"
+        case .trailer: return "trailer"
         }
     }
 }
