@@ -32,12 +32,12 @@ let package = Package(
         .target(name: "FileSystem"),
         .target(name: "Tensors", dependencies: ["MemoryLedger", "Randomness", "CBLAS", "CDNNL"], swiftSettings: fast),
         .target(name: "Shards", dependencies: ["MemoryLedger", "Randomness", "CZstd", "CZlib"], swiftSettings: fast),
-        .target(name: "Layers", dependencies: ["Tensors", "MemoryLedger"], swiftSettings: fast),
+        .target(name: "Layers", dependencies: ["Tensors", "MemoryLedger", "Randomness"], swiftSettings: fast),
         .target(name: "Reports", dependencies: ["MemoryLedger", "FileSystem"], swiftSettings: fast),
-        .target(name: "Training", dependencies: ["Layers", "Tensors", "Shards", "Reports", "MemoryLedger", "FileSystem"], swiftSettings: fast),
+        .target(name: "Training", dependencies: ["Layers", "Tensors", "Shards", "Reports", "MemoryLedger", "FileSystem", "Randomness"], swiftSettings: fast),
         .executableTarget(
             name: "layerwise",
-            dependencies: ["Training", "Shards", "Reports", "Tensors", "MemoryLedger",
+            dependencies: ["Training", "Layers", "Shards", "Reports", "Tensors", "MemoryLedger",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
         .testTarget(name: "MemoryLedgerTests", dependencies: ["MemoryLedger", "Randomness"]),
@@ -52,7 +52,8 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
         .testTarget(name: "ShardsTests", dependencies: ["Shards", "MemoryLedger", "DatasetTestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger", "Reports", "DatasetTestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger", "Reports", "Randomness",
+                                                          "DatasetTestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "MemoryLedger"]),
         // Runs the built `layerwise` executable as a user would (build it first:
         // `swift build --build-tests`); Foundation only, no module of ours.

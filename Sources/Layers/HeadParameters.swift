@@ -23,14 +23,14 @@ enum HeadParameters {
         return p
     }
 
-    /// pred-bpf: decoder Linear(features -> 128) (weight zero, bias uniform) and the fixed
-    /// feedback matrix B (128, features) that carries its gradient to h.
+    /// pred-bpf: decoder Linear(features -> 128) and the fixed feedback matrix B (128, features)
+    /// that carries its gradient to h. The decoder's weight and bias both start at zero, as the
+    /// paper's feedback-alignment layer does; B is uniform +-1/sqrt(features).
     static func decoder(layer: Int, features: Int, rng: inout Xoshiro256, ledger: Ledger) -> (weight: Parameter, bias: Parameter, feedback: Tensor) {
         let size = LocalHeads.projectionSize
         let bound = 1 / Float(features).squareRoot()
         let weight = Parameter(name: "blocks.\(layer).bpf.decoder.weight", shape: [size, features], category: .headWeights, layer: layer, label: "bpf.decoder.weight", ledger: ledger)
         let bias = Parameter(name: "blocks.\(layer).bpf.decoder.bias", shape: [size], category: .headWeights, layer: layer, label: "bpf.decoder.bias", ledger: ledger)
-        bias.initUniform(bound: bound, rng: &rng)
         let feedback = Tensor([size, features], .headWeights, layer: layer, label: "bpf.feedback", ledger: ledger)
         for i in 0..<feedback.count { feedback.pointer[i] = rng.uniform(-bound, bound) }
         return (weight, bias, feedback)

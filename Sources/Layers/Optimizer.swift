@@ -3,6 +3,8 @@ import Tensors
 #if HASWELL_INTRINSICS
 import _Builtin_intrinsics.intel
 #endif
+import Dispatch
+import Foundation
 
 /// Which optimizer trains a group of parameters.
 public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
@@ -67,7 +69,7 @@ public final class Optimizer {
         }
     }
 
-    static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    static let cores = ProcessorCount.online
 
     /// PyTorch's Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     /// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
@@ -137,5 +139,3 @@ public final class Optimizer {
         }
     }
 }
-import Dispatch
-import Foundation

@@ -71,7 +71,7 @@ final class ChunkedLinearBlockTests: XCTestCase {
         _ = step(reference, x, chunk: nil)
         _ = step(block, x, chunk: 3)
         for (p, r) in zip(block.localParameters, reference.localParameters) where p !== block.bias {
-            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(p.value.array, r.value.array, scale: 1), 1e-5, p.name)
+            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(p.value.array, r.value.array, scale: 1), ChunkedStepComparison.tolerance, p.name)
         }
     }
 

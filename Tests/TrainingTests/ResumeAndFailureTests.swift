@@ -6,6 +6,7 @@ import Reports
 import Tensors
 import XCTest
 @testable import Training
+import Shards
 
 /// A killed run resumes exactly; a diverging run stops with the layer and step named and its
 /// checkpoint intact; eval rejects checkpoints of other models and damaged files.
@@ -129,7 +130,6 @@ final class ResumeAndFailureTests: XCTestCase {
     }
 }
 
-import Shards
 enum ShardsSchema {
     static func of(_ directory: String) throws -> RecordSchema { try ShardDataset(directory: directory).schema }
 }
