@@ -38,10 +38,15 @@ let package = Package(
         // the numeric test targets; only tests depend on it.
         .target(name: "NumericTestSupport", dependencies: ["Tensors", "Randomness", "MemoryLedger"],
                 path: "Tests/NumericTestSupport"),
+        // Datasets that tests read from outside the repository, and the rule for when a missing
+        // one fails a test instead of skipping it; only tests depend on it.
+        .target(name: "DatasetTestSupport", path: "Tests/DatasetTestSupport"),
+        .testTarget(name: "DatasetTestSupportTests", dependencies: ["DatasetTestSupport"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
-        .testTarget(name: "ShardsTests", dependencies: ["Shards", "MemoryLedger"]),
+        .testTarget(name: "ShardsTests", dependencies: ["Shards", "MemoryLedger", "DatasetTestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger", "Reports", "Randomness"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger", "Reports", "Randomness",
+                                                          "DatasetTestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "MemoryLedger"]),
         // Runs the built `layerwise` executable as a user would (build it first:
         // `swift build --build-tests`); Foundation only, no module of ours.

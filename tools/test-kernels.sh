@@ -6,6 +6,8 @@
 #   machine runs both); the oneDNN pass: OMP_WAIT_POLICY=passive LAYERWISE_CONV_ENGINE=dnnl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# tools/test.sh installed Fashion-MNIST: a test that needs it fails here instead of skipping.
+export LAYERWISE_REQUIRE_DATA=1
 targets='TensorsTests|LayersTests|TrainingTests'
 case "$(echo "${OPENBLAS_CORETYPE:-}" | tr '[:upper:]' '[:lower:]')" in
   haswell) second=Sandybridge ;;
