@@ -136,7 +136,7 @@ struct LayerShape {
     var outFeatures: Int
     var classes: Int
 
-    static let projection = LocalHeads.projectionSize
+    static let projection = LossKind.projectionSize
 
     static func layers(of spec: ModelSpec) -> [LayerShape] {
         var layers: [LayerShape] = []
