@@ -26,9 +26,9 @@ limits=(--train-limit 512 --test-limit 256 --epochs 1 --threads 1 --seed 1 --che
 
 if [ ! -f "$data/manifest.json" ] && [ ! -d "$data/train" ]; then
     "$old" shards convert idx --images $src/train-images-idx3-ubyte.gz --labels $src/train-labels-idx1-ubyte.gz \
-        --split train --out "$data" > /dev/null
+        --split train --out "$data" > /dev/null 2>&1
     "$old" shards convert idx --images $src/t10k-images-idx3-ubyte.gz --labels $src/t10k-labels-idx1-ubyte.gz \
-        --split test --out "$data" > /dev/null
+        --split test --out "$data" > /dev/null 2>&1
 fi
 
 # Every tensor of two safetensors files: same names, dtypes, shapes and data bytes. The

@@ -5,7 +5,7 @@ import Randomness
 import Tensors
 import XCTest
 
-/// `ConvBlock.trainLocal(..., chunk:)`: a conv block's local step computed a few images at a
+/// `HiddenBlock<ConvMap>.trainLocal(..., chunk:)`: a conv block's local step computed a few images at a
 /// time with recomputation equals the whole-batch step (hand-off with the batch's channel
 /// dropout mask and max pool, losses, updates, running statistics), and holds less.
 final class ChunkedConvBlockTests: XCTestCase {

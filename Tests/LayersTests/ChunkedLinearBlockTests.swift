@@ -5,7 +5,7 @@ import Randomness
 import Tensors
 import XCTest
 
-/// `LinearBlock.trainLocal(..., chunk:)`: a local step computed in micro-batches with
+/// `HiddenBlock<LinearMap>.trainLocal(..., chunk:)`: a local step computed in micro-batches with
 /// recomputation equals the whole-batch step, and its activation memory scales with the chunk.
 final class ChunkedLinearBlockTests: XCTestCase {
     let batch = 10, inFeatures = 7, outFeatures = 12, classes = 4

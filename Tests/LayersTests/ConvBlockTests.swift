@@ -4,7 +4,7 @@ import Randomness
 import Tensors
 import XCTest
 
-/// ConvBlock in local and backprop mode, alone and inside a network: conv 3x3 -> BatchNorm over
+/// HiddenBlock<ConvMap> in local and backprop mode, alone and inside a network: conv 3x3 -> BatchNorm over
 /// (B, H, W) -> nonlinearity -> h; local losses on h before dropout; hand-off
 /// maxpool(channel-dropout(h)) or channel-dropout(h).
 final class ConvBlockTests: XCTestCase {

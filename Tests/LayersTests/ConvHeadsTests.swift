@@ -4,7 +4,7 @@ import Randomness
 import Tensors
 import XCTest
 
-/// The conv blocks' local heads: what ConvHeads.apply accumulates into dh and leaves in the head
+/// The conv blocks' local heads: what LocalHeads<ConvMap>.apply accumulates into dh and leaves in the head
 /// parameters' gradients, against central finite differences of Float64 references of each
 /// head's loss (pooled pred, learned 3x3 sim with spatial std or flatten, predsim, sim-bpf,
 /// pred-bpf with feedback alignment).

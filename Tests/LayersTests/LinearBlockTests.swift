@@ -4,7 +4,7 @@ import Randomness
 import Tensors
 import XCTest
 
-/// LinearBlock.trainLocal: forward, local loss on h (before dropout), backward into the block
+/// HiddenBlock<LinearMap>.trainLocal: forward, local loss on h (before dropout), backward into the block
 /// and its heads only, the block's own optimizer step, hand-off dropout(h).
 final class LinearBlockTests: XCTestCase {
     let batch = 6, inFeatures = 4, outFeatures = 5, classes = 3

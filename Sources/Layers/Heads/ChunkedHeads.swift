@@ -123,12 +123,7 @@ final class ChunkedHeads<Map: HiddenMap> {
             LinearKernel.columnSums(logits, into: bias.makeGrad())
         }
         if let logits = decoderLogits, let bias = heads.decoderBias, let projection = heads.projection {
-            let targets = SimilarityLoss.projectedLabels(labels, batch: batch, classes: classes, projection: projection,
-                                                         layer: layer, ledger: ledger)
-            let pp = targets.pointer
-            for i in 0..<targets.count { pp[i] = pp[i] > 0 ? 1 : 0 }
-            pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
-            withExtendedLifetime(targets) {}
+            pred.loss = heads.decoderLoss(logits, labels: labels, projection: projection, scale: w.pred)
             LinearKernel.columnSums(logits, into: bias.makeGrad())
         }
         if simFeatures != nil {

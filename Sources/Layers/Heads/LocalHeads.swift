@@ -171,14 +171,7 @@ public final class LocalHeads<Map: HiddenMap> {
             // the gradient reaches x through the fixed B, not Wd^T.
             let logits = Tensor([batch, LossKind.projectionSize], .activations, layer: layer, label: "bpf.logits", ledger: ledger, zeroed: false)
             LinearKernel.forward(x: flat, weight: decoderWeight.value, bias: decoderBias.value, into: logits)
-            do {
-                let targets = SimilarityLoss.projectedLabels(labels, batch: batch, classes: classes, projection: projection,
-                                                             layer: layer, ledger: ledger)
-                let pp = targets.pointer
-                for i in 0..<targets.count { pp[i] = pp[i] > 0 ? 1 : 0 }
-                pred.loss = w.pred * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: w.pred)
-                withExtendedLifetime(targets) {}
-            }
+            pred.loss = decoderLoss(logits, labels: labels, projection: projection, scale: w.pred)
             LinearKernel.backward(dy: logits, x: flat, weight: decoderWeight.value, weightGrad: decoderWeight.makeGrad(),
                                   biasGrad: decoderBias.makeGrad(), inputGrad: nil)
             BLAS.gemm(logits, feedback, into: dFlat, beta: 1)
@@ -190,6 +183,19 @@ public final class LocalHeads<Map: HiddenMap> {
                                                         layer: layer, ledger: ledger)
             simThroughStd(pooled, target: &target, scale: w.sim, into: dPooled, accumulate: true, result: &sim)
         }
+    }
+
+    /// The pred-bpf loss on the decoder's logits against (P onehot > 0), weighted by `scale`;
+    /// dL/dlogits overwrites the logits. The targets are freed before it returns.
+    // logits: (B, 128) -> the same tensor holding its gradient
+    func decoderLoss(_ logits: Tensor, labels: UnsafePointer<Int32>, projection: Tensor, scale: Float) -> Float {
+        let targets = SimilarityLoss.projectedLabels(labels, batch: logits.rowCount, classes: classes, projection: projection,
+                                                     layer: layer, ledger: ledger)
+        let pp = targets.pointer
+        for i in 0..<targets.count { pp[i] = pp[i] > 0 ? 1 : 0 }
+        let loss = scale * BinaryCrossEntropy.lossAndGrad(logits: logits, targets: targets, grad: logits, scale: scale)
+        withExtendedLifetime(targets) {}
+        return loss
     }
 
     /// The learned sim head on the whole batch, its output s flattened (a Linear block's
