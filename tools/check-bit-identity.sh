@@ -13,7 +13,7 @@
 # converted once with OLD_BINARY. Exit status 0 when every run is bit-identical.
 set -euo pipefail
 if [ $# -lt 2 ]; then
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 old=$(realpath "$1")
