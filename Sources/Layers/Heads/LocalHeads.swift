@@ -44,8 +44,8 @@ public final class LocalHeads<Map: HiddenMap> {
     public let simMap: Map?
     let ledger: Ledger
 
-    /// Draws from `rng` in a fixed order (pred bias, sim weight, P, decoder bias and B), the
-    /// order of the checkpoints so far, so initial weights stay the same.
+    /// Draws from `rng` in a fixed order (pred bias, sim weight, P, then B; the pred-bpf decoder
+    /// starts at zero and draws nothing).
     public init(loss: LossKind, output: FeatureShape, classes: Int, dimInDecoder: Int, layer: Int,
                 rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil) {
         self.loss = loss
