@@ -34,17 +34,44 @@ final class DropoutTests: XCTestCase {
         XCTAssertGreaterThan(0.05, 2 * Self.fractionTolerance(n: n, keep: 0.7), "the tolerance could not tell p = 0.3 from 0.35")
     }
 
-    /// The element path compares integer draws with a threshold; it must keep exactly the
-    /// elements that `nextFloat() >= p` keeps, including p on a 2^-24 grid point.
-    func testElementMaskIsNextFloatAtLeastP() {
+    /// The mask is the definition: element i is kept when the i-th output of the counter-based
+    /// SplitMix64 stream, as a 24-bit uniform u = (bits >> 40) 2^-24, is at least p (the kernel
+    /// compares integers), including p on a 2^-24 grid point.
+    func testElementMaskIsTheCounterStreamAtLeastP() {
         for p: Float in [0.025, 0.1, 0.5, 0.75, Float(3) / 16_777_216] {
             let n = 5_000
             let t = zeros([n])
             t.fill(1)
             Dropout.apply(t, p: p, seed: 31)
-            var rng = Xoshiro256(seed: 31)
-            let expected = (0..<n).map { _ in rng.nextFloat() >= p ? 1 / (1 - p) : 0 }
+            let expected = (0..<n).map { i -> Float in
+                let u = Float(Xoshiro256.splitMix64(seed: 31, index: UInt64(i)) >> 40) * 0x1p-24
+                return u >= p ? 1 / (1 - p) : 0
+            }
             XCTAssertEqual(t.array, expected, "p = \(p)")
+        }
+    }
+
+    /// A batch seen a chunk at a time (`firstGroup`) gets exactly the whole batch's mask, for
+    /// elements and for whole channels; a chunk that forgets its offset does not.
+    func testChunksGetTheWholeTensorsMask() {
+        for channelSize in [1, 9] {
+            let rows = 10, perRow = 4 * channelSize
+            let whole = zeros([rows, perRow])
+            whole.fill(1)
+            Dropout.apply(whole, p: 0.4, seed: 77, channelSize: channelSize)
+            var chunked: [Float] = [], forgetful: [Float] = []
+            for range in [0..<3, 3..<7, 7..<10] {
+                let chunk = zeros([range.count, perRow])
+                chunk.fill(1)
+                Dropout.apply(chunk, p: 0.4, seed: 77, channelSize: channelSize, firstGroup: range.lowerBound * perRow / channelSize)
+                chunked += chunk.array
+                let wrong = zeros([range.count, perRow])
+                wrong.fill(1)
+                Dropout.apply(wrong, p: 0.4, seed: 77, channelSize: channelSize)
+                forgetful += wrong.array
+            }
+            XCTAssertEqual(chunked, whole.array, "channel size \(channelSize)")
+            XCTAssertNotEqual(forgetful, whole.array, "channel size \(channelSize): the offset matters")
         }
     }
 
