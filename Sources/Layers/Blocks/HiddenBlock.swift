@@ -53,7 +53,7 @@ public final class HiddenBlock<Map: HiddenMap> {
 
     /// Debug switch for the negative control of the memory proof: when set, the local step
     /// keeps its activations alive after the update instead of freeing them.
-    public var retainActivationsForTesting = false
+    package var retainActivationsForTesting = false
     public private(set) var retained: [Tensor] = []
 
     /// Draws the map's weight and bias (uniform +-1/sqrt(fan-in)), then the heads' tensors,
