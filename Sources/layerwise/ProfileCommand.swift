@@ -38,7 +38,7 @@ struct ProfileCommand: ParsableCommand {
     var chunk: Int?
     @Option(help: "Report folder.")
     var out: String = "reports/mlp"
-    @Option(help: ArgumentHelp("Refuse to run if either mode's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB).",
+    @Option(help: ArgumentHelp("Refuse to run if either mode's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable).",
                                valueName: "size"))
     var memoryBudget: String?
     @Option(help: ArgumentHelp("Only write the profile request as JSON to this file, for `profile-mode` (tools/memory-cap.sh).",
@@ -52,8 +52,8 @@ struct ProfileCommand: ParsableCommand {
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
         guard batchSize > 0, steps > 0 else { throw ValidationError("--batch-size and --steps must be positive") }
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
-        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
-            throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
+        if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
+            throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto (the cgroup limit, else \(Int(MemoryBudget.availableFraction * 100))% of MemAvailable)")
         }
         if memoryBudget != nil, modelOptions.model != ModelSpec.Kind.mlp.rawValue {
             throw ValidationError("--memory-budget: the memory planner covers the mlp only; \(modelOptions.model) is measured, not planned")
@@ -80,7 +80,10 @@ struct ProfileCommand: ParsableCommand {
         }
         let runner = MemoryProfileRun(request: makeRequest(), executable: MemoryProfileRun.currentExecutable)
         for plan in runner.plans { print(MemoryBudget.describe(plan)) }
-        if let budget = memoryBudget.flatMap(ByteCount.parse) { try runner.checkBudget(budget) }
+        if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
+            if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
+            try runner.checkBudget(budget.bytes)
+        }
         let comparison = try runner.run()
         try ReportWriter(directory: out, options: .stamped()).write(comparison)
         print(TerminalSummary(comparison).render())

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Layers
 import MemoryLedger
+import Reports
 import Tensors
 import Training
 import Foundation
@@ -65,7 +66,7 @@ struct TrainCommand: ParsableCommand {
     var testLimit: Int?
     @Option(help: "Checkpoint every N steps inside an epoch (0: only at epoch ends).")
     var checkpointEvery: Int = 100
-    @Option(help: ArgumentHelp("Refuse to start if the planner's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB).",
+    @Option(help: ArgumentHelp("Refuse to start if the planner's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable).",
                                valueName: "size"))
     var memoryBudget: String?
     @Option(help: ArgumentHelp("Write memory reports (summary.txt, memory.json, memory.html, trace.json) of the first \(Trainer.memoryReportSteps) training steps into this folder.",
@@ -80,8 +81,8 @@ struct TrainCommand: ParsableCommand {
         }
         if let nonlin, Nonlinearity(rawValue: nonlin) == nil { throw ValidationError("--nonlin must be relu or leakyrelu") }
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
-        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
-            throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
+        if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
+            throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto (the cgroup limit, else \(Int(MemoryBudget.availableFraction * 100))% of MemAvailable)")
         }
         guard parsedMilestones != nil else { throw ValidationError("--milestones must be comma-separated epochs, e.g. 100,150") }
     }
@@ -115,7 +116,10 @@ struct TrainCommand: ParsableCommand {
         c.trainLimit = trainLimit
         c.testLimit = testLimit
         c.checkpointEvery = checkpointEvery
-        c.memoryBudget = memoryBudget.flatMap(ByteCount.parse)
+        if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
+            c.memoryBudget = budget.bytes
+            if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
+        }
         c.memoryReport = memoryReport
         c.chunk = chunk
         return c
