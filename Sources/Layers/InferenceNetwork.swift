@@ -21,12 +21,12 @@ import Tensors
 ///     arena = n * max over layers of (input + output) and (output + pooled)   floats,
 ///
 /// for a micro-batch of n examples, the first layer's input being the caller's batch (not booked
-/// here). It does not grow with the batch. One allocation of one size, reused batch after batch,
-/// also keeps the heap from fragmenting: with a tensor per layer output, sizes and lifetimes
-/// interleave and glibc's heap (which the ledger's allocator settings keep for tensors up to
-/// 32 MiB, untrimmed) grew to about three times the live bytes (vgg8b, `eval`: 227 MB of heap for
-/// 76 MB booked). The conv scratch is one `ConvWorkspace` shared by every conv (they run one at a
-/// time), as in the training network.
+/// here). It does not grow with the batch. One allocation of one size, kept and reused batch
+/// after batch, also keeps the heap from fragmenting: with a tensor per layer output, sizes and
+/// lifetimes interleave and glibc's heap (which the ledger's allocator settings keep for tensors
+/// up to 32 MiB, untrimmed) grew to about three times the live bytes (vgg8b, `eval`: 227 MB of
+/// heap for 76 MB booked). The conv scratch is one `ConvWorkspace` shared by every conv (they run
+/// one at a time), as in the training network.
 public final class InferenceNetwork {
     /// Where the parameter tensors come from.
     public enum ParameterSource {
@@ -41,7 +41,7 @@ public final class InferenceNetwork {
 
     /// Examples per micro-batch when none is given. vgg8b at 32: 38.5 MB of activations at the
     /// peak (block 1's 128-channel input and 256-channel output at 28x28).
-    public static let defaultMicroBatch = 32
+    public static let defaultMicroBatch = 16
 
     public let spec: ModelSpec
     /// At most this many examples run through the layers at a time.
@@ -51,6 +51,12 @@ public final class InferenceNetwork {
     let layers: [Layer]
     /// The scratch every conv uses (nil for the mlp).
     let convWorkspace: ConvWorkspace?
+    /// The activations of one micro-batch: allocated by the first batch, kept for the network's
+    /// lifetime (grown only if a later batch has more rows than the first and fewer than
+    /// `microBatch`). Allocating it per batch let glibc's heap carve small allocations out of the
+    /// freed block between batches and grow by one arena per batch (vgg8b `eval` at batch 128:
+    /// 198 MiB RSS for a 57 MiB ledger peak).
+    private var arena: ActivationArena?
 
     /// One layer's parameters and shapes.
     struct Layer {
@@ -170,12 +176,16 @@ public final class InferenceNetwork {
 
     /// Calls `body` with the logits (n, classes) of each micro-batch of `images` (B, C, H, W)
     /// (or (B, features) for the mlp), in order, with the rows of `images` they belong to. The
-    /// logits are overwritten by the next micro-batch and freed when this returns; copy what you
-    /// keep.
+    /// logits are overwritten by the next micro-batch; copy what you keep.
     public func forEachMicroBatch(_ images: Tensor, _ body: (_ rows: Range<Int>, _ logits: Tensor) throws -> Void) rethrows {
         let batch = images.rowCount
         guard batch > 0 else { return }
-        let arena = ActivationArena(floats: min(batch, microBatch) * activationFloatsPerExample, ledger: ledger)
+        let floats = min(batch, microBatch) * activationFloatsPerExample
+        if arena.map({ $0.storage.count < floats }) ?? true {
+            arena = nil  // freed before the larger one is booked
+            arena = ActivationArena(floats: floats, ledger: ledger)
+        }
+        let arena = arena!
         for start in stride(from: 0, to: batch, by: microBatch) {
             let rows = start..<min(start + microBatch, batch)
             // A view of the caller's batch: not booked here.

@@ -49,6 +49,8 @@ public enum Evaluation {
         public var model: String
         public var error: Double
         public var records: Int
+        /// The ledger's high-water mark over loading and evaluating, with its breakdown.
+        public var ledgerPeak: LedgerSnapshot
     }
 
     public static func run(runFolder: String?, checkpoint: String?, data: String?, split: String,
@@ -74,6 +76,6 @@ public enum Evaluation {
         let ledger = Ledger()
         let network = try Checkpoint.inferenceNetwork(from: checkpointPath, microBatch: microBatch, ledger: ledger)
         let r = try Evaluator.measure(network: network, dataset: dataset, split: split, config: config, ledger: ledger)
-        return Result(model: spec.description, error: r.error, records: r.records)
+        return Result(model: spec.description, error: r.error, records: r.records, ledgerPeak: ledger.peak())
     }
 }
