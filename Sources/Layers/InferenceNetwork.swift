@@ -24,8 +24,8 @@ import Tensors
 /// here). It does not grow with the batch. One allocation of one size, kept and reused batch
 /// after batch, also keeps the heap from fragmenting: with a tensor per layer output, sizes and
 /// lifetimes interleave and glibc's heap (which the ledger's allocator settings keep for tensors
-/// up to 32 MiB, untrimmed) grew to about three times the live bytes (vgg8b, `eval`: 227 MB of
-/// heap for 76 MB booked). The conv scratch is one `ConvWorkspace` shared by every conv (they run
+/// up to 32 MiB, untrimmed) grew to about three times the live bytes (vgg8b `eval`, micro-batches
+/// of 32: 227 MB of heap for 76 MB booked). The conv scratch is one `ConvWorkspace` shared by every conv (they run
 /// one at a time), as in the training network.
 public final class InferenceNetwork {
     /// Where the parameter tensors come from.
@@ -39,8 +39,10 @@ public final class InferenceNetwork {
         case load((_ name: String, _ tensor: Tensor) throws -> Void)
     }
 
-    /// Examples per micro-batch when none is given. vgg8b at 32: 38.5 MB of activations at the
-    /// peak (block 1's 128-channel input and 256-channel output at 28x28).
+    /// Examples per micro-batch when none is given. vgg8b at 16: 18.4 MiB of activations (block
+    /// 1's 128-channel input and 256-channel output at 28x28). 16 and 32 ran `eval` equally fast
+    /// (vgg8b, 1,000 images, one BLAS thread, release: 28.3 s and 28.4 s of CPU): the large maps
+    /// run one image per GEMM at any micro-batch, and the small ones are a few percent of the work.
     public static let defaultMicroBatch = 16
 
     public let spec: ModelSpec
@@ -52,10 +54,10 @@ public final class InferenceNetwork {
     /// The scratch every conv uses (nil for the mlp).
     let convWorkspace: ConvWorkspace?
     /// The activations of one micro-batch: allocated by the first batch, kept for the network's
-    /// lifetime (grown only if a later batch has more rows than the first and fewer than
-    /// `microBatch`). Allocating it per batch let glibc's heap carve small allocations out of the
-    /// freed block between batches and grow by one arena per batch (vgg8b `eval` at batch 128:
-    /// 198 MiB RSS for a 57 MiB ledger peak).
+    /// lifetime (grown once if a first batch smaller than `microBatch` is followed by a larger
+    /// one). Allocating it per batch let glibc's heap carve small allocations out of the freed
+    /// block between batches and grow by one arena per batch (vgg8b `eval` at batch 128: 198 MiB
+    /// RSS for a 57 MiB ledger peak).
     private var arena: ActivationArena?
 
     /// One layer's parameters and shapes.
