@@ -9,6 +9,9 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
     /// Ordinary global backprop: no heads, one optimizer for every parameter.
     case backprop
 
+    /// Width of the fixed random label projection P of the -bpf losses (classes -> 128).
+    public static let projectionSize = 128
+
     public var isLocal: Bool { self != .backprop }
     public var usesPred: Bool { self == .pred || self == .predsim || self == .predBpf || self == .predsimBpf }
     public var usesSim: Bool { self == .sim || self == .predsim || self == .simBpf || self == .predsimBpf }

@@ -101,7 +101,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// Head parameters (trained, but not counted in #params), for the local losses.
     public var headParameterCount: Int {
         guard loss.isLocal else { return 0 }
-        let outputs = loss.isBackpropFree ? LocalHeads.projectionSize : classes
+        let outputs = loss.isBackpropFree ? LossKind.projectionSize : classes
         var perBlock = 0
         if loss.usesPred { perBlock += outputs * numHidden + outputs }
         if loss.usesSim && !loss.isBackpropFree { perBlock += numHidden * numHidden }

@@ -14,11 +14,11 @@ public struct StepStats: Sendable {
 public final class Network {
     public let spec: ModelSpec
     /// Conv blocks (VGG family), in order, before the Linear blocks; empty for the mlp.
-    public let convBlocks: [ConvBlock]
+    public let convBlocks: [HiddenBlock<ConvMap>]
     /// The conv scratch every conv block and sim head uses a view of (nil for the mlp).
     public let convWorkspace: ConvWorkspace?
     /// Hidden Linear blocks: the mlp's blocks, or the VGG's classifier block.
-    public let blocks: [LinearBlock]
+    public let blocks: [HiddenBlock<LinearMap>]
     public let output: OutputLayer
     /// The single optimizer of backprop mode (nil in local mode).
     public private(set) var globalOptimizer: Optimizer?
@@ -49,14 +49,14 @@ public final class Network {
         }
         convWorkspace = workspace
         convBlocks = spec.convBlocks.enumerated().map { i, b in
-            ConvBlock(index: i, geometry: geometries[i],
+            HiddenBlock(index: i, geometry: geometries[i],
                       poolAfter: b.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
                       nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger, sharedWorkspace: workspace)
         }
-        var blocks: [LinearBlock] = []
+        var blocks: [HiddenBlock<LinearMap>] = []
         var inFeatures = spec.linearInputFeatures
         for i in 0..<spec.linearBlockCount {
-            blocks.append(LinearBlock(index: convBlocks.count + i, inFeatures: inFeatures, outFeatures: spec.numHidden, classes: spec.classes,
+            blocks.append(HiddenBlock(index: convBlocks.count + i, inFeatures: inFeatures, outFeatures: spec.numHidden, classes: spec.classes,
                                       loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
                                       dropout: spec.dropout, rng: &rng, ledger: ledger))
             inFeatures = spec.numHidden

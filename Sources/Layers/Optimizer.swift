@@ -1,8 +1,7 @@
 import MemoryLedger
 import Tensors
-#if HASWELL_INTRINSICS
-import _Builtin_intrinsics.intel
-#endif
+import Dispatch
+import Foundation
 
 /// Which optimizer trains a group of parameters.
 public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
@@ -67,75 +66,34 @@ public final class Optimizer {
         }
     }
 
-    static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    static let cores = ProcessorCount.online
 
     /// PyTorch's Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-    /// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
-    /// Eight lanes at a time: this loop streams 16 bytes x 4 arrays per parameter and was 21% of
-    /// an mlp predsim step before (`layerwise bench train`, update phase).
+    /// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). The loop is `ElementwiseKernels.adam`
+    /// (C, AVX-512/AVX2/NEON chosen at run time): it streams 16 bytes x 4 arrays per parameter and
+    /// was 21% of an mlp predsim step as a scalar loop (`layerwise bench train`, update phase).
     private func adam(_ p: Parameter, _ grad: Tensor, lr: Float) {
         let s = settings
         let bc1 = 1 - Float(Foundation.pow(Double(s.beta1), Double(stepCount)))
         let bc2 = 1 - Float(Foundation.pow(Double(s.beta2), Double(stepCount)))
         let stepSize = lr / bc1, invSqrtBc2 = 1 / bc2.squareRoot()
         let w = p.value.pointer, g = grad.pointer, m = p.state[0].pointer, v = p.state[1].pointer
-        let b1 = s.beta1, b2 = s.beta2, eps = s.epsilon, wd = s.weightDecay
         forChunks(p.count) { range in
-        let n = range.upperBound
-        let vectorEnd = range.lowerBound + ((range.count) & ~7)
-        if wd == 0 {
-            let b1v = SIMD8<Float>(repeating: b1), c1v = SIMD8<Float>(repeating: 1 - b1)
-            let b2v = SIMD8<Float>(repeating: b2), c2v = SIMD8<Float>(repeating: 1 - b2)
-            let sv = SIMD8<Float>(repeating: stepSize), iv = SIMD8<Float>(repeating: invSqrtBc2)
-            let ev = SIMD8<Float>(repeating: eps)
-            var i = range.lowerBound
-            while i < vectorEnd {
-                let gi = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
-                let mi = b1v * UnsafeRawPointer(m + i).loadUnaligned(as: SIMD8<Float>.self) + c1v * gi
-                let vi = b2v * UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self) + c2v * gi * gi
-                let wi = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(m + i).storeBytes(of: mi, as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(v + i).storeBytes(of: vi, as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(w + i).storeBytes(of: wi - sv * mi / (squareRoot(vi) * iv + ev), as: SIMD8<Float>.self)
-                i &+= 8
-            }
+            let o = range.lowerBound
+            ElementwiseKernels.adam(weights: w + o, gradients: g + o, m: m + o, v: v + o, count: range.count,
+                                    beta1: s.beta1, beta2: s.beta2, stepSize: stepSize, invSqrtBc2: invSqrtBc2,
+                                    epsilon: s.epsilon, weightDecay: s.weightDecay)
         }
-        for i in (wd == 0 ? vectorEnd : range.lowerBound)..<n {
-            let gi = wd == 0 ? g[i] : g[i] + wd * w[i]
-            let mi = b1 * m[i] + (1 - b1) * gi
-            let vi = b2 * v[i] + (1 - b2) * gi * gi
-            m[i] = mi
-            v[i] = vi
-            w[i] -= stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
-        }
-        }
-    }
-
-    /// Lane-wise square root, correctly rounded like the scalar one (so both paths give the same
-    /// bits). `SIMD8.squareRoot()` compiles to eight scalar sqrtss, each behind a branch to
-    /// libm's sqrtf for negative inputs (errno); vsqrtps does all eight at once. The scalarised
-    /// form made Adam compute-bound: 11-13% of an mlp predsim step's perf samples.
-    @inline(__always)
-    private func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        #if HASWELL_INTRINSICS
-        return _mm256_sqrt_ps(v)
-        #else
-        return v.squareRoot()
-        #endif
     }
 
     /// SGD with momentum (PyTorch form): buf = mu buf + g; p -= lr buf.
     private func sgd(_ p: Parameter, _ grad: Tensor, lr: Float) {
         let w = p.value.pointer, g = grad.pointer, buf = p.state[0].pointer
-        let mu = settings.momentum, wd = settings.weightDecay
-        let first = stepCount == 1
-        for i in 0..<p.count {
-            let gi = wd == 0 ? g[i] : g[i] + wd * w[i]
-            let bi = first ? gi : mu * buf[i] + gi
-            buf[i] = bi
-            w[i] -= lr * bi
+        let mu = settings.momentum, wd = settings.weightDecay, first = stepCount == 1
+        forChunks(p.count) { range in
+            let o = range.lowerBound
+            ElementwiseKernels.sgd(weights: w + o, gradients: g + o, momentum: buf + o, count: range.count,
+                                   lr: lr, mu: mu, weightDecay: wd, first: first)
         }
     }
 }
-import Dispatch
-import Foundation

@@ -1,5 +1,6 @@
 import MemoryLedger
 import Tensors
+import Randomness
 
 /// A trainable tensor with its gradient (allocated only while its owner updates) and its
 /// optimizer state (allocated once, by the optimizer).
@@ -41,4 +42,3 @@ public final class Parameter {
         for i in 0..<value.count { p[i] = rng.uniform(-bound, bound) }
     }
 }
-import Randomness

@@ -77,7 +77,9 @@ public final class Ledger: @unchecked Sendable {
     public let layerCapacity: Int
     public let eventCapacity: Int
 
-    private var mutex = pthread_mutex_t()
+    /// Allocated once: a pthread mutex must not move, and `&property` of a class gives no
+    /// stable address.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let start: UInt64
 
     // Preallocated counters (never reallocated).
@@ -112,7 +114,9 @@ public final class Ledger: @unchecked Sendable {
         _ = Ledger.allocatorTuned
         self.layerCapacity = layerCapacity
         self.eventCapacity = eventCapacity
-        pthread_mutex_init(&mutex, nil)
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
         start = Ledger.monotonicNanos()
         live = .allocate(capacity: Ledger.categoryCount); live.initialize(repeating: 0, count: Ledger.categoryCount)
         peakCategory = .allocate(capacity: Ledger.categoryCount); peakCategory.initialize(repeating: 0, count: Ledger.categoryCount)
@@ -127,7 +131,9 @@ public final class Ledger: @unchecked Sendable {
     deinit {
         live.deallocate(); peakCategory.deallocate(); liveLayer.deallocate(); peakLayer.deallocate()
         phaseTotalMax.deallocate(); phaseCategoryMax.deallocate(); events.deallocate()
-        pthread_mutex_destroy(&mutex)
+        pthread_mutex_destroy(mutex)
+        mutex.deinitialize(count: 1)
+        mutex.deallocate()
     }
 
     /// Bytes the ledger itself holds for its tables and history.
@@ -199,8 +205,8 @@ public final class Ledger: @unchecked Sendable {
     /// Returns false when the free must not go ahead (a double free caught in debug builds).
     @discardableResult
     private func record(pointer: UnsafeMutableRawPointer?, delta: Int, isFree: Bool, category: Category, layer: Int, label: StaticString) -> Bool {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         #if DEBUG
         if let pointer {
             if !isFree {
@@ -259,7 +265,7 @@ public final class Ledger: @unchecked Sendable {
     /// Sets the phase and layer that following allocations are attributed to, and marks the
     /// change in the event history (reports draw layer bands and trace slices from markers).
     public func enter(_ phase: Phase, layer: Int? = nil, label: StaticString = "") {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         currentPhase = phase
         currentLayer = layer ?? -1
         // Bytes already live when a phase begins are live during it: count them toward the
@@ -275,24 +281,24 @@ public final class Ledger: @unchecked Sendable {
                                     category: .activations, phase: phase, layer: currentLayer, label: label,
                                     liveTotal: liveTotal, liveCategory: live[Category.activations.rawValue]))
         }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_unlock(mutex)
     }
 
     public var phase: Phase {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return currentPhase
     }
 
     /// Turns the event history on or off (counters always run).
     public func setRecording(_ on: Bool) {
-        pthread_mutex_lock(&mutex); recording = on; pthread_mutex_unlock(&mutex)
+        pthread_mutex_lock(mutex); recording = on; pthread_mutex_unlock(mutex)
     }
 
     // MARK: reading
 
     /// Live bytes now.
     public func current() -> LedgerSnapshot {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return LedgerSnapshot(total: liveTotal,
                               byCategory: Array(UnsafeBufferPointer(start: live, count: Ledger.categoryCount)),
                               byLayerSlot: Array(UnsafeBufferPointer(start: liveLayer, count: layerCapacity + 1)),
@@ -301,7 +307,7 @@ public final class Ledger: @unchecked Sendable {
 
     /// The high-water mark of live bytes, with the breakdown at that instant.
     public func peak() -> LedgerSnapshot {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return LedgerSnapshot(total: peakTotal,
                               byCategory: Array(UnsafeBufferPointer(start: peakCategory, count: Ledger.categoryCount)),
                               byLayerSlot: Array(UnsafeBufferPointer(start: peakLayer, count: layerCapacity + 1)),
@@ -310,20 +316,20 @@ public final class Ledger: @unchecked Sendable {
 
     /// Highest live total seen while `phase` was current.
     public func phasePeak(_ phase: Phase) -> Int {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return phaseTotalMax[phase.rawValue]
     }
 
     /// Highest live bytes of `category` seen while `phase` was current.
     public func phasePeak(_ phase: Phase, _ category: Category) -> Int {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return phaseCategoryMax[phase.rawValue * Ledger.categoryCount + category.rawValue]
     }
 
     /// Restarts peak tracking from what is live now (the peak and the per-phase maxima become
     /// the current live bytes), so a window of work can be measured on its own.
     public func resetPeaks() {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         peakTotal = liveTotal
         peakCategory.update(from: live, count: Ledger.categoryCount)
         peakLayer.update(from: liveLayer, count: layerCapacity + 1)
@@ -337,27 +343,27 @@ public final class Ledger: @unchecked Sendable {
 
     /// Clears the event history (counters are kept).
     public func clearEvents() {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         eventCount = 0
         droppedEvents = 0
     }
 
     /// The retained events, oldest first, and how many were dropped because the history was full.
     public func history() -> (events: [LedgerEvent], dropped: Int) {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return (Array(UnsafeBufferPointer(start: events, count: eventCount)), droppedEvents)
     }
 
     /// Allocations and frees booked since creation.
     public var operationCounts: (allocations: Int, frees: Int) {
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return (allocations, frees)
     }
 
     /// Faults caught so far (debug builds only; empty in release builds).
     public var violations: [LedgerViolation] {
         #if DEBUG
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return caught
         #else
         return []
@@ -367,7 +373,7 @@ public final class Ledger: @unchecked Sendable {
     /// Buffers still live, with their labels (debug builds only; release builds return an empty list).
     public func outstanding() -> [(label: String, bytes: Int, category: Category, layer: Int?)] {
         #if DEBUG
-        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return livePointers.values.map { ("\($0.label)", $0.bytes, $0.category, $0.layer < 0 ? nil : $0.layer) }
             .sorted { $0.label < $1.label }
         #else

@@ -30,6 +30,15 @@ public struct Xoshiro256: Sendable, Equatable {
         return z ^ (z >> 31)
     }
 
+    /// The `index`-th output of the SplitMix64 stream started at `seed`, computed directly
+    /// (the stream is counter-based: its state after n steps is seed + n gamma), so any element
+    /// of a stream can be drawn without drawing the ones before it.
+    @inlinable
+    public static func splitMix64(seed: UInt64, index: UInt64) -> UInt64 {
+        var x = seed &+ index &* 0x9E37_79B9_7F4A_7C15
+        return splitMix64(&x)
+    }
+
     /// A seed derived from several values (seed, epoch, position, ...), stable across platforms.
     public static func derive(_ parts: UInt64...) -> UInt64 {
         var h: UInt64 = 0x6A09_E667_F3BC_C908

@@ -13,8 +13,9 @@ public enum ShardError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedVersion(file: String, version: Int, supported: Int)
     /// The file ends before a structure it claims to hold.
     case truncated(file: String, offset: Int, needed: Int, size: Int)
-    /// The file does not end in a shard trailer: it was cut short or its writer never finished.
-    case missingTrailer(file: String, size: Int)
+    /// The file does not end in a shard trailer (no trailer magic at `offset`, its last 4 bytes):
+    /// it was cut short, its writer never finished, or the magic is corrupt.
+    case missingTrailer(file: String, offset: Int, size: Int)
     /// The header frame's CRC32C does not match its bytes.
     case headerChecksumMismatch(file: String, offset: Int, stored: UInt32, computed: UInt32)
     /// The index frame's CRC32C does not match its bytes.
@@ -78,8 +79,9 @@ public enum ShardError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(file) has format version \(version), but this reader supports version \(supported) only."
         case let .truncated(file, offset, needed, size):
             return "\(file) is truncated: a structure at byte offset \(offset) needs \(needed) bytes but the file has \(size) bytes."
-        case let .missingTrailer(file, size):
-            return "\(file) does not end in a shard trailer (it has \(size) bytes): it is truncated or its writer did not finish."
+        case let .missingTrailer(file, offset, size):
+            return "\(file) does not end in a shard trailer: the trailer magic is not at byte offset \(offset) of its \(size) bytes; "
+                + "the file is truncated, its writer did not finish, or its trailer is corrupt."
         case let .headerChecksumMismatch(file, offset, stored, computed):
             return "The header of \(file) at byte offset \(offset) is corrupt: its CRC32C is \(hex(computed)) but \(hex(stored)) was stored."
         case let .indexChecksumMismatch(file, offset, stored, computed):

@@ -65,7 +65,7 @@ public enum Evaluation {
         }
         if let data { config.data = data }
         config.batchSize = batchSize
-        BLAS.setThreads(threads ?? ProcessInfoCores.count)
+        BLAS.setThreads(threads ?? ProcessorCount.online)
         let spec = try Checkpoint.spec(at: checkpointPath)
         let dataset = try ShardDataset(directory: config.data)
         let source = try dataset.split(split)

@@ -10,7 +10,7 @@ public enum SelfCheck {
     /// Multiplies two random matrices through the BLAS, compares against a plain loop, frees
     /// everything and returns a summary of what the ledger booked.
     public static func run(threads: Int? = nil) throws -> String {
-        BLAS.setThreads(threads ?? ProcessInfoCores.count)
+        BLAS.setThreads(threads ?? ProcessorCount.online)
         let ledger = Ledger()
         var maxError: Float = 0
         do {
@@ -44,17 +44,3 @@ public enum SelfCheck {
         """
     }
 }
-
-/// Number of online processors.
-public enum ProcessInfoCores {
-    public static var count: Int {
-        #if canImport(Glibc)
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-        return 1
-        #endif
-    }
-}
-#if canImport(Glibc)
-import Glibc
-#endif

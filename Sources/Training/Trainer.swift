@@ -36,7 +36,7 @@ public final class Trainer {
         self.ledger = ledger
         self.log = log
         progress = ProgressReporter(enabled: showProgress)
-        BLAS.setThreads(config.threads ?? ProcessInfoCores.count)
+        BLAS.setThreads(config.threads ?? ProcessorCount.online)
         dataset = try ShardDataset(directory: config.data)
         trainSource = try dataset.split(config.trainSplit)
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
@@ -129,7 +129,7 @@ public final class Trainer {
                 try Checkpoint.save(network: network, state: state, to: runFolder.checkpointPath)
             }
         }
-        progress.finish()
+        progress.finish(clear: true)
         if let report = memoryReport {  // an epoch shorter than the report's steps
             try writeMemoryReport(report, steps: state.globalStep - report.firstStep)
         }

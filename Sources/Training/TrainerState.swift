@@ -1,6 +1,7 @@
 import Layers
 import MemoryLedger
 import Shards
+import Foundation
 
 /// Where a run stands: the loader cursor, the step counter (dropout masks derive from it) and
 /// the running sums of the current epoch's metrics. Saved in every checkpoint, so a resumed
@@ -78,4 +79,3 @@ extension EpochMetrics {
                       samplesPerSecond, Double(ledgerPeakTotal) / 1_048_576, Double(peakRSS) / 1_048_576)
     }
 }
-import Foundation

@@ -1,4 +1,5 @@
 import Layers
+import Foundation
 
 /// Everything a training run needs, as written to the run folder's `config.json`.
 /// Defaults give the paper's Fashion-MNIST MLP recipe (DESIGN.md section 2).
@@ -90,4 +91,3 @@ extension TrainingConfig {
         return (try? String(decoding: encoder.encode(c), as: UTF8.self)) ?? ""
     }
 }
-import Foundation

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensors
 import Training
 
 /// `layerwise bench foundation`: GEMM at the MLP's shapes (our wrapper vs the BLAS directly)
@@ -23,7 +24,7 @@ struct BenchFoundationCommand: ParsableCommand {
     }
 
     func run() throws {
-        let report = FoundationBenchmark.run(.init(threads: threads ?? ProcessInfoCores.count, repeats: repeats))
+        let report = FoundationBenchmark.run(.init(threads: threads ?? ProcessorCount.online, repeats: repeats))
         print(json ? try report.json() : report.table)
     }
 }

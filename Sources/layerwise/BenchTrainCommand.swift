@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Layers
+import Tensors
 import Training
 
 /// `layerwise bench train`: samples/s of local and backprop training on real shards.
@@ -37,7 +38,7 @@ struct BenchTrainCommand: ParsableCommand {
         options.batchSize = batchSize
         options.steps = steps
         options.repeats = repeats
-        options.threads = threads ?? ProcessInfoCores.count
+        options.threads = threads ?? ProcessorCount.online
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         options.chunk = chunk
         let results = try TrainingBenchmark.run(options)

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Tensors
+import Training
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,6 +27,11 @@ struct Layerwise: ParsableCommand {
             // execv returns only on failure: carry on with the default wait policy.
         }
         setvbuf(stdout, nil, _IOLBF, 0)
+        if let request = KernelPath.rejectedRequest {
+            let usable = KernelPath.allCases.filter(\.isSupported).map(\.rawValue).joined(separator: ", ")
+            ProgressReporter.write("warning: LAYERWISE_KERNELS=\(request) is not a kernel path this CPU runs (it runs \(usable)); "
+                                   + "using \(KernelPath.current.rawValue)\n")
+        }
         main(nil)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Layers
+import MemoryLedger
 import Reports
 import Tensors
 import Training
@@ -51,7 +52,7 @@ struct ProfileCommand: ParsableCommand {
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
         guard batchSize > 0, steps > 0 else { throw ValidationError("--batch-size and --steps must be positive") }
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
-        if let memoryBudget, MemoryBudget.parse(memoryBudget) == nil {
+        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
         }
         if memoryBudget != nil, modelOptions.model != ModelSpec.Kind.mlp.rawValue {
@@ -79,7 +80,7 @@ struct ProfileCommand: ParsableCommand {
         }
         let runner = MemoryProfileRun(request: makeRequest(), executable: MemoryProfileRun.currentExecutable)
         for plan in runner.plans { print(MemoryBudget.describe(plan)) }
-        if let budget = memoryBudget.flatMap(MemoryBudget.parse) { try runner.checkBudget(budget) }
+        if let budget = memoryBudget.flatMap(ByteCount.parse) { try runner.checkBudget(budget) }
         let comparison = try runner.run()
         try ReportWriter(directory: out, options: .stamped()).write(comparison)
         print(TerminalSummary(comparison).render())

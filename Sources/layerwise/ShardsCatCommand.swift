@@ -1,5 +1,6 @@
 import ArgumentParser
 import Shards
+import Tensors
 
 struct ShardsCatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -78,7 +79,7 @@ struct ShardsBenchCommand: ParsableCommand {
 
     func run() throws {
         let loader = LoaderConfig(batchSize: batchSize, seed: 1, augment: noAugment ? nil : .fashionMNIST)
-        let config = ShardBenchmark.Configuration(split: split, threads: threads ?? System.coreCount, levels: levels,
+        let config = ShardBenchmark.Configuration(split: split, threads: threads ?? ProcessorCount.online, levels: levels,
                                                   blockSizes: blockSizes.map(\.bytes), sampleBytes: sample.bytes, minimumSeconds: seconds,
                                                   loader: loader, loaderThreads: loaderThreads, trainRecordsPerSecond: trainRate)
         print(try ShardBenchmark.run(directory: directory, configuration: config))

@@ -1,5 +1,10 @@
 import ArgumentParser
+import Glibc
 import Shards
+import Tensors
+import Training
+#if canImport(Glibc)
+#endif
 
 /// `layerwise shards convert idx|cifar|npy|csv`.
 struct ShardsConvertCommand: ParsableCommand {
@@ -55,7 +60,7 @@ struct ConvertOptions: ParsableArguments {
     var conversionOptions: ConversionOptions {
         ConversionOptions(directory: out, split: split,
                           writer: ShardWriterOptions(blockBytes: blockSize.bytes, level: level,
-                                                     threads: threads ?? System.coreCount),
+                                                     threads: threads ?? ProcessorCount.online),
                           shardRecords: shardRecords, shardBytes: shardSize.bytes,
                           shuffleSeed: noShuffle ? nil : seed, memoryBudget: memoryBudget.bytes,
                           classCount: classes, replace: replace)
@@ -63,17 +68,13 @@ struct ConvertOptions: ParsableArguments {
 
     /// Runs the conversion with a progress bar and prints what was written.
     func run(_ input: RecordInput) throws {
-        let bar = ProgressBar()
+        let bar = ProgressReporter()
         let report = try DatasetConverter.convert(input, options: conversionOptions) { p in
-            bar.update(phase: p.phase, done: p.done, total: p.total)
+            bar.update(title: p.phase, done: p.done, total: p.total)
         }
         bar.finish()
         print(ConversionSummary(report))
     }
-}
-
-enum System {
-    static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 
 struct ConvertIDXCommand: ParsableCommand {
@@ -89,7 +90,3 @@ struct ConvertIDXCommand: ParsableCommand {
 
     func run() throws { try options.run(try IDXInput(images: images, labels: labels)) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Shards
+import Foundation
 
 extension CIFARInput.Variant: ExpressibleByArgument {}
 
@@ -85,5 +86,3 @@ struct ShapeArgument: ExpressibleByArgument {
         dims = parts.map { $0! }
     }
 }
-
-import Foundation

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Shards
+import Training
 
 struct ShardsInfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Show a dataset's schema, splits, records, blocks, sizes and compression ratio.")
@@ -19,9 +20,9 @@ struct ShardsVerifyCommand: ParsableCommand {
     var directory: String
 
     func run() throws {
-        let bar = ProgressBar()
+        let bar = ProgressReporter()
         let report = try DatasetVerifier.verify(directory: directory) { _, done, total in
-            bar.update(phase: "verifying", done: done, total: total)
+            bar.update(title: "verifying", done: done, total: total)
         }
         bar.finish()
         for fault in report.faults { print("FAULT: \(fault)") }

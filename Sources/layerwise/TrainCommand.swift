@@ -1,7 +1,9 @@
 import ArgumentParser
 import Layers
+import MemoryLedger
 import Tensors
 import Training
+import Foundation
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -78,7 +80,7 @@ struct TrainCommand: ParsableCommand {
         }
         if let nonlin, Nonlinearity(rawValue: nonlin) == nil { throw ValidationError("--nonlin must be relu or leakyrelu") }
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
-        if let memoryBudget, MemoryBudget.parse(memoryBudget) == nil {
+        if let memoryBudget, ByteCount.parse(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB")
         }
         guard parsedMilestones != nil else { throw ValidationError("--milestones must be comma-separated epochs, e.g. 100,150") }
@@ -113,7 +115,7 @@ struct TrainCommand: ParsableCommand {
         c.trainLimit = trainLimit
         c.testLimit = testLimit
         c.checkpointEvery = checkpointEvery
-        c.memoryBudget = memoryBudget.flatMap(MemoryBudget.parse)
+        c.memoryBudget = memoryBudget.flatMap(ByteCount.parse)
         c.memoryReport = memoryReport
         c.chunk = chunk
         return c
@@ -129,4 +131,3 @@ struct TrainCommand: ParsableCommand {
         try trainer.run()
     }
 }
-import Foundation

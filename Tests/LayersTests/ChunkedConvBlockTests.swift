@@ -5,7 +5,7 @@ import Randomness
 import Tensors
 import XCTest
 
-/// `ConvBlock.trainLocal(..., chunk:)`: a conv block's local step computed a few images at a
+/// `HiddenBlock<ConvMap>.trainLocal(..., chunk:)`: a conv block's local step computed a few images at a
 /// time with recomputation equals the whole-batch step (hand-off with the batch's channel
 /// dropout mask and max pool, losses, updates, running statistics), and holds less.
 final class ChunkedConvBlockTests: XCTestCase {
@@ -19,10 +19,10 @@ final class ChunkedConvBlockTests: XCTestCase {
         var dimInDecoder = 24
     }
 
-    private func makeBlock(_ loss: LossKind, _ s: Shape, ledger: Ledger = Ledger()) -> ConvBlock {
+    private func makeBlock(_ loss: LossKind, _ s: Shape, ledger: Ledger = Ledger()) -> HiddenBlock<ConvMap> {
         var rng = Xoshiro256(seed: 23)
         let geometry = ConvGeometry(inChannels: s.inChannels, outChannels: s.outChannels, height: s.size, width: s.size)
-        let block = ConvBlock(index: 1, geometry: geometry, poolAfter: s.poolAfter, classes: classes, dimInDecoder: s.dimInDecoder,
+        let block = HiddenBlock<ConvMap>(index: 1, geometry: geometry, poolAfter: s.poolAfter, classes: classes, dimInDecoder: s.dimInDecoder,
                               loss: loss, beta: loss == .predsimBpf ? 0.3 : 0.7, nonlinearity: .leakyRelu, dropout: 0.3,
                               rng: &rng, ledger: ledger)
         block.optimizer = Optimizer(block.localParameters, settings: ChunkedStepComparison.sgd, ledger: ledger)
@@ -39,7 +39,7 @@ final class ChunkedConvBlockTests: XCTestCase {
         return x
     }
 
-    private func step(_ block: ConvBlock, _ x: Tensor, chunk: Int?) -> (handOff: Tensor, stats: BlockStepStats) {
+    private func step(_ block: HiddenBlock<ConvMap>, _ x: Tensor, chunk: Int?) -> (handOff: Tensor, stats: BlockStepStats) {
         labels.withUnsafeBufferPointer { block.trainLocal(x, labels: $0.baseAddress!, lr: 1, dropoutSeed: 777, chunk: chunk) }
     }
 

@@ -36,9 +36,20 @@ final class ChunkedNetworkTests: XCTestCase {
         return s
     }
 
+    /// How the chunked twin's batch is broken, to show that the tolerance catches a broken step.
+    enum Fault {
+        case none
+        /// Rows 0 and batch-1 swapped in the images only: a chunk read at the wrong rows.
+        case chunkReadAtWrongRows
+        /// The first chunk's images in place of the last chunk's: one chunk counted twice in
+        /// every batch statistic and another left out.
+        case chunkLeftOut(chunk: Int)
+    }
+
     /// Two steps (the second with non-zero pred heads and output layer) of a network with and
-    /// without chunks: every parameter, running statistic and loss agrees.
-    private func checkSteps(_ spec: ModelSpec, chunk: Int, file: StaticString = #filePath, line: UInt = #line) {
+    /// without chunks. Returns the worst difference, relative to each compared quantity's scale,
+    /// over losses, parameters and running statistics.
+    private func worstDifference(_ spec: ModelSpec, chunk: Int, fault: Fault = .none, file: StaticString = #filePath, line: UInt = #line) -> Double {
         var sgd = OptimizerSettings()
         sgd.kind = .sgd
         let reference = Network(spec: spec, seed: 3, optimizer: sgd, ledger: Ledger())
@@ -47,26 +58,48 @@ final class ChunkedNetworkTests: XCTestCase {
         let images = Tensor([batch] + spec.inputShape, .input, label: "batch", ledger: Ledger(), zeroed: false)
         var rng = Xoshiro256(seed: 8)
         for i in 0..<images.count { images.pointer[i] = rng.uniform(-1, 1) }
+        let chunkedImages = Tensor([batch] + spec.inputShape, .input, label: "batch", ledger: Ledger(), zeroed: false)
+        chunkedImages.copy(from: images)
+        let row = images.count / batch
+        switch fault {
+        case .none: break
+        case .chunkReadAtWrongRows:
+            for i in 0..<row { (chunkedImages.pointer[i], chunkedImages.pointer[(batch - 1) * row + i]) = (images.pointer[(batch - 1) * row + i], images.pointer[i]) }
+        case .chunkLeftOut(let c):
+            for i in 0..<(c * row) { chunkedImages.pointer[(batch - c) * row + i] = images.pointer[i] }
+        }
         let labels: [Int32] = (0..<batch).map { Int32($0 % classes) }
+        var worst = 0.0
         for step in 0..<2 {
             let (a, b) = labels.withUnsafeBufferPointer {
                 (reference.trainStep(images: images, labels: $0.baseAddress!, lr: 0.5, step: step),
-                 chunked.trainStep(images: images, labels: $0.baseAddress!, lr: 0.5, step: step))
+                 chunked.trainStep(images: chunkedImages, labels: $0.baseAddress!, lr: 0.5, step: step))
             }
-            XCTAssertEqual(Double(b.outputLoss), Double(a.outputLoss), accuracy: 1e-5, "step \(step) output loss", file: file, line: line)
-            XCTAssertEqual(b.correct, a.correct, file: file, line: line)
+            worst = max(worst, abs(Double(b.outputLoss) - Double(a.outputLoss)) / max(1, abs(Double(a.outputLoss))))
+            if case .none = fault { XCTAssertEqual(b.correct, a.correct, "step \(step) correct", file: file, line: line) }
             for (x, y) in zip(b.blocks, a.blocks) {
-                XCTAssertEqual(Double(x.loss), Double(y.loss), accuracy: 1e-5 * max(1, Double(abs(y.loss))), "step \(step) block loss", file: file, line: line)
+                worst = max(worst, abs(Double(x.loss) - Double(y.loss)) / max(1, abs(Double(y.loss))))
             }
         }
         for (p, q) in zip(chunked.allParameters, reference.allParameters) {
             let error = ChunkedStepComparison.relativeError(p.value.array, q.value.array, scale: max(1, ChunkedStepComparison.maxAbs(q.value.array)))
-            XCTAssertLessThanOrEqual(error, 1e-5, "\(p.name)", file: file, line: line)
+            if case .none = fault, error > ChunkedStepComparison.tolerance { XCTFail("\(p.name): \(error)", file: file, line: line) }
+            worst = max(worst, error)
         }
         let stats = { (n: Network) in n.convBlocks.flatMap { [$0.runningMean.array, $0.runningVar.array] } + n.blocks.flatMap { [$0.runningMean.array, $0.runningVar.array] } }
         for (s, r) in zip(stats(chunked), stats(reference)) {
-            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(s, r, scale: max(1, ChunkedStepComparison.maxAbs(r))), 1e-5,
-                                     "running statistics", file: file, line: line)
+            worst = max(worst, ChunkedStepComparison.relativeError(s, r, scale: max(1, ChunkedStepComparison.maxAbs(r))))
+        }
+        return worst
+    }
+
+    /// The chunked twin agrees with the whole batch within the tolerance, and the same comparison
+    /// fails, by more than 100 times the tolerance, when the chunked twin's batch is broken.
+    private func checkSteps(_ spec: ModelSpec, chunk: Int, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertLessThanOrEqual(worstDifference(spec, chunk: chunk, file: file, line: line), ChunkedStepComparison.tolerance, file: file, line: line)
+        for fault in [Fault.chunkReadAtWrongRows, .chunkLeftOut(chunk: min(chunk, batch - 1))] {
+            XCTAssertGreaterThan(worstDifference(spec, chunk: chunk, fault: fault, file: file, line: line), 100 * ChunkedStepComparison.tolerance,
+                                 "\(fault) must break the comparison", file: file, line: line)
         }
     }
 

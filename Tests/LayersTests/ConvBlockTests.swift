@@ -4,7 +4,7 @@ import Randomness
 import Tensors
 import XCTest
 
-/// ConvBlock in local and backprop mode, alone and inside a network: conv 3x3 -> BatchNorm over
+/// HiddenBlock<ConvMap> in local and backprop mode, alone and inside a network: conv 3x3 -> BatchNorm over
 /// (B, H, W) -> nonlinearity -> h; local losses on h before dropout; hand-off
 /// maxpool(channel-dropout(h)) or channel-dropout(h).
 final class ConvBlockTests: XCTestCase {
@@ -35,11 +35,11 @@ final class ConvBlockTests: XCTestCase {
     }
 
     /// Everything a block holds that training can change.
-    private func state(_ b: ConvBlock) -> [[Float]] {
+    private func state(_ b: HiddenBlock<ConvMap>) -> [[Float]] {
         b.localParameters.map { $0.value.array } + [b.runningMean.array, b.runningVar.array]
     }
 
-    private func state(_ b: LinearBlock) -> [[Float]] {
+    private func state(_ b: HiddenBlock<LinearMap>) -> [[Float]] {
         b.localParameters.map { $0.value.array } + [b.runningMean.array, b.runningVar.array]
     }
 
@@ -143,7 +143,7 @@ final class ConvBlockTests: XCTestCase {
         settings.kind = .sgd
         settings.momentum = 0
         var rng = Xoshiro256(seed: 21)
-        let block = ConvBlock(index: 0, geometry: ConvGeometry(inChannels: c, outChannels: oc, height: side, width: side), poolAfter: true,
+        let block = HiddenBlock<ConvMap>(index: 0, geometry: ConvGeometry(inChannels: c, outChannels: oc, height: side, width: side), poolAfter: true,
                               classes: classes, dimInDecoder: 16, loss: .predsim, beta: 0.7, nonlinearity: .leakyRelu, dropout: 0.3,
                               rng: &rng, ledger: .shared)
         block.optimizer = Optimizer(block.localParameters, settings: settings, ledger: .shared)

@@ -4,7 +4,7 @@ import Randomness
 import Tensors
 import XCTest
 
-/// The conv blocks' local heads: what ConvHeads.apply accumulates into dh and leaves in the head
+/// The conv blocks' local heads: what LocalHeads<ConvMap>.apply accumulates into dh and leaves in the head
 /// parameters' gradients, against central finite differences of Float64 references of each
 /// head's loss (pooled pred, learned 3x3 sim with spatial std or flatten, predsim, sim-bpf,
 /// pred-bpf with feedback alignment).
@@ -38,9 +38,9 @@ final class ConvHeadsTests: XCTestCase {
 
     /// Heads with non-zero pred and decoder weights (they start at zero, which would make the
     /// gradient to h vanish and every check on it vacuous).
-    private func makeHeads(_ loss: LossKind, _ c: Case, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) -> ConvHeads {
+    private func makeHeads(_ loss: LossKind, _ c: Case, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) -> LocalHeads<ConvMap> {
         var rng = Xoshiro256(seed: seed)
-        let heads = ConvHeads(loss: loss, channels: c.channels, height: c.height, width: c.width, classes: classes,
+        let heads = LocalHeads<ConvMap>(loss: loss, channels: c.channels, height: c.height, width: c.width, classes: classes,
                               dimInDecoder: c.dimInDecoder, layer: 0, rng: &rng, ledger: .shared)
         let p = heads.pooling
         XCTAssertEqual([p.kernelHeight, p.kernelWidth, p.padHeight, p.padWidth, p.outHeight, p.outWidth],
@@ -64,7 +64,7 @@ final class ConvHeadsTests: XCTestCase {
     }
 
     /// Runs apply on h with dh pre-filled with dh0 (apply accumulates) and returns what it added.
-    private func apply(_ heads: ConvHeads, _ c: Case, h: [Double], dh0: [Double], beta: Float) -> Applied {
+    private func apply(_ heads: LocalHeads<ConvMap>, _ c: Case, h: [Double], dh0: [Double], beta: Float) -> Applied {
         for p in heads.parameters { p.dropGrad() }
         let shape = [batch, c.channels, c.height, c.width]
         let dh = makeTensor(shape, dh0)
@@ -87,7 +87,7 @@ final class ConvHeadsTests: XCTestCase {
     /// The block's local loss from its heads, as a function of h and the head parameters (keyed
     /// as `key`): w_pred L_pred + w_sim L_sim. The weights are written out here rather than read
     /// from LossKind.weights, so a swapped beta there fails.
-    private func referenceLoss(_ heads: ConvHeads, _ c: Case, beta: Float) -> (_ h: [Double], _ params: [String: [Double]]) -> Double {
+    private func referenceLoss(_ heads: LocalHeads<ConvMap>, _ c: Case, beta: Float) -> (_ h: [Double], _ params: [String: [Double]]) -> Double {
         let b = Double(beta)
         let w: (pred: Double, sim: Double)
         switch heads.loss {
@@ -97,7 +97,7 @@ final class ConvHeadsTests: XCTestCase {
         default: preconditionFailure("no reference for \(heads.loss)")
         }
         let wPred = w.pred, wSim = w.sim
-        let labels = self.labels, batch = self.batch, classes = self.classes, size = LocalHeads.projectionSize
+        let labels = self.labels, batch = self.batch, classes = self.classes, size = LossKind.projectionSize
         let projection = heads.projection?.doubles
         let oneHotTarget = HeadReference.simTarget(labels: labels, classes: classes)
         let projected = projection.map { HeadReference.projectedLabels(labels, projection: $0, classes: classes) }
@@ -236,7 +236,7 @@ final class ConvHeadsTests: XCTestCase {
     func testSimBpfPoolsThenTakesStdAndMatchesFiniteDifferences() {
         let heads = makeHeads(.simBpf, pooled6, seed: 8)
         XCTAssertTrue(heads.parameters.isEmpty, "sim-bpf trains no head")
-        XCTAssertEqual(heads.projection!.shape, [LocalHeads.projectionSize, classes])
+        XCTAssertEqual(heads.projection!.shape, [LossKind.projectionSize, classes])
         checkHeadGradients(.simBpf, pooled6, beta: 0.7, seed: 8)
     }
 
@@ -251,7 +251,7 @@ final class ConvHeadsTests: XCTestCase {
     func testPredBpfSendsTheFeedbackMatrixNotTheDecoderWeightsToH() {
         let c = pooled6
         let heads = makeHeads(.predBpf, c, seed: 10)
-        let size = LocalHeads.projectionSize, features = 16
+        let size = LossKind.projectionSize, features = 16
         XCTAssertEqual(heads.decoderWeight!.shape, [size, features])
         XCTAssertEqual(heads.feedback!.shape, [size, features])
         let wd = heads.decoderWeight!.value.doubles, bd = heads.decoderBias!.value.doubles, feedback = heads.feedback!.doubles

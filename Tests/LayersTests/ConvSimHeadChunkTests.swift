@@ -22,7 +22,7 @@ final class ConvSimHeadChunkTests: XCTestCase {
         labels = (0..<batch).map { Int32(($0 * 7 + $0 / 3) % 3) }
         let ledger = Ledger()
         var rng = Xoshiro256(seed: 11)
-        let heads = ConvHeads(loss: .sim, channels: channels, height: side, width: side, classes: 3, dimInDecoder: 64,
+        let heads = LocalHeads<ConvMap>(loss: .sim, channels: channels, height: side, width: side, classes: 3, dimInDecoder: 64,
                               layer: 0, rng: &rng, ledger: ledger)
         var random = TestRandom(seed: 12)
         let h = Tensor([batch, channels, side, side], .activations, label: "h", ledger: ledger)
@@ -41,7 +41,7 @@ final class ConvSimHeadChunkTests: XCTestCase {
         let scale = LossKind.sim.weights(beta: 0.99).sim
         let ds = Tensor(h.shape, .activationGrads, label: "ds", ledger: ledger)
         let loss: Float
-        if ConvHeads.usesStd(channels: channels, height: side, width: side) {
+        if LocalHeads<ConvMap>.usesStd(channels: channels, height: side, width: side) {
             let std = Tensor([batch, channels], .activations, label: "std", ledger: ledger)
             SpatialStdKernel.forward(x: s, into: std)
             var features: Tensor? = std

@@ -4,21 +4,21 @@ import Randomness
 import Tensors
 import XCTest
 
-/// LinearBlock.trainLocal: forward, local loss on h (before dropout), backward into the block
+/// HiddenBlock<LinearMap>.trainLocal: forward, local loss on h (before dropout), backward into the block
 /// and its heads only, the block's own optimizer step, hand-off dropout(h).
 final class LinearBlockTests: XCTestCase {
     let batch = 6, inFeatures = 4, outFeatures = 5, classes = 3
     let labels: [Int32] = [0, 1, 0, 2, 1, 2]
 
-    private func makeBlock(_ loss: LossKind, beta: Float, dropout: Float, settings: OptimizerSettings = OptimizerSettings()) -> LinearBlock {
+    private func makeBlock(_ loss: LossKind, beta: Float, dropout: Float, settings: OptimizerSettings = OptimizerSettings()) -> HiddenBlock<LinearMap> {
         var rng = Xoshiro256(seed: 3)
-        let block = LinearBlock(index: 0, inFeatures: inFeatures, outFeatures: outFeatures, classes: classes, loss: loss, beta: beta,
+        let block = HiddenBlock<LinearMap>(index: 0, inFeatures: inFeatures, outFeatures: outFeatures, classes: classes, loss: loss, beta: beta,
                                 nonlinearity: .leakyRelu, dropout: dropout, rng: &rng, ledger: .shared)
         block.optimizer = Optimizer(block.localParameters, settings: settings, ledger: .shared)
         return block
     }
 
-    private func trainLocal(_ block: LinearBlock, _ x: Tensor, lr: Float, seed: UInt64) -> (handOff: Tensor, stats: BlockStepStats) {
+    private func trainLocal(_ block: HiddenBlock<LinearMap>, _ x: Tensor, lr: Float, seed: UInt64) -> (handOff: Tensor, stats: BlockStepStats) {
         labels.withUnsafeBufferPointer { block.trainLocal(x, labels: $0.baseAddress!, lr: lr, dropoutSeed: seed) }
     }
 

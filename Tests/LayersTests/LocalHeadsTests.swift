@@ -12,9 +12,9 @@ final class LocalHeadsTests: XCTestCase {
 
     /// Heads with non-zero pred and decoder weights (they start at zero, which would make the
     /// gradient to h vanish and every check on it vacuous).
-    private func makeHeads(_ loss: LossKind, seed: UInt64) -> LocalHeads {
+    private func makeHeads(_ loss: LossKind, seed: UInt64) -> LocalHeads<LinearMap> {
         var rng = Xoshiro256(seed: seed)
-        let heads = LocalHeads(loss: loss, features: features, classes: classes, layer: 0, rng: &rng, ledger: .shared)
+        let heads = LocalHeads<LinearMap>(loss: loss, features: features, classes: classes, layer: 0, rng: &rng, ledger: .shared)
         var random = TestRandom(seed: seed &+ 1000)
         if let w = heads.predWeight { w.value.copy(from: random.uniform(w.count).map { Float($0) }) }
         if let w = heads.decoderWeight { w.value.copy(from: random.uniform(w.count).map { Float($0) }) }
@@ -28,7 +28,7 @@ final class LocalHeadsTests: XCTestCase {
     }
 
     /// Runs apply on h with dh pre-filled with dh0 and returns what it added to dh.
-    private func apply(_ heads: LocalHeads, h: [Double], dh0: [Double], beta: Float) -> Applied {
+    private func apply(_ heads: LocalHeads<LinearMap>, h: [Double], dh0: [Double], beta: Float) -> Applied {
         for p in heads.parameters { p.dropGrad() }
         let dh = makeTensor([batch, features], dh0)
         let (pred, sim) = labels.withUnsafeBufferPointer {
@@ -38,7 +38,7 @@ final class LocalHeadsTests: XCTestCase {
     }
 
     /// (1 - beta) CE(pred head) + beta L_sim, with each head's weights as they are now.
-    private func referenceLoss(_ heads: LocalHeads, beta: Float) -> (pred: ([Double], [Double], [Double]) -> Double,
+    private func referenceLoss(_ heads: LocalHeads<LinearMap>, beta: Float) -> (pred: ([Double], [Double], [Double]) -> Double,
                                                                  sim: ([Double], [Double]) -> Double) {
         // Written out here rather than read from LossKind.weights, so a swapped beta there fails.
         let w: (pred: Double, sim: Double)
@@ -112,7 +112,7 @@ final class LocalHeadsTests: XCTestCase {
     /// own gradient is the true one.
     func testPredBpfUsesFeedbackMatrixNotDecoderWeights() {
         let heads = makeHeads(.predBpf, seed: 5)
-        let size = LocalHeads.projectionSize
+        let size = LossKind.projectionSize
         let wd = heads.decoderWeight!.value.doubles, bd = heads.decoderBias!.value.doubles
         let feedback = heads.feedback!.doubles, p = heads.projection!.doubles
         XCTAssertGreaterThan(maxAbs(wd), 0.1, "decoder weights must be non-zero for B and Wd to differ")

@@ -34,7 +34,7 @@ final class NetworkTests: XCTestCase {
     }
 
     /// Everything a block holds that training can change.
-    private func state(_ block: LinearBlock) -> [[Float]] {
+    private func state(_ block: HiddenBlock<LinearMap>) -> [[Float]] {
         block.localParameters.map { $0.value.array } + [block.runningMean.array, block.runningVar.array]
     }
 

@@ -33,7 +33,7 @@ final class SharedConvWorkspaceTests: XCTestCase {
             let workspace = shared
                 ? ConvWorkspace(ConvGeometry(inChannels: 8, outChannels: 8, height: 12, width: 12), alsoServing: [geometry, ConvGeometry(inChannels: 4, outChannels: 4, height: 6, width: 6)], ledger: ledger)
                 : nil
-            let block = ConvBlock(index: 0, geometry: geometry, poolAfter: true, classes: 3, dimInDecoder: 16, loss: .predsim, beta: 0.99,
+            let block = HiddenBlock<ConvMap>(index: 0, geometry: geometry, poolAfter: true, classes: 3, dimInDecoder: 16, loss: .predsim, beta: 0.99,
                                   nonlinearity: .leakyRelu, dropout: 0.1, rng: &rng, ledger: ledger, sharedWorkspace: workspace)
             block.optimizer = Optimizer(block.localParameters, settings: OptimizerSettings(), ledger: ledger)
             let x = Tensor([labels.count, 2, 6, 6], .input, label: "x", ledger: ledger)

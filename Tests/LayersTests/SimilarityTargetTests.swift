@@ -31,7 +31,7 @@ final class SimilarityTargetTests: XCTestCase {
     /// instead of -1/2 in the target it would be (4 * 1 + 4 * 0.25 + 4 * 0.25) / 16 = 3/8.
     func testSimHeadLossAgainstTargetByHand() {
         var rng = Xoshiro256(seed: 1)
-        let heads = LocalHeads(loss: .sim, features: 3, classes: 3, layer: 0, rng: &rng, ledger: .shared)
+        let heads = LocalHeads<LinearMap>(loss: .sim, features: 3, classes: 3, layer: 0, rng: &rng, ledger: .shared)
         heads.simWeight!.value.copy(from: [1, 0, 0, 0, 1, 0, 0, 0, 1])
         func simLoss(hLabels: [Int32]) -> Float {
             let h = makeTensor([4, 3], Reference.oneHot(hLabels, classes: 3)), dh = zeros([4, 3])

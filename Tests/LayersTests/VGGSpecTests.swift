@@ -126,7 +126,7 @@ final class VGGSpecTests: XCTestCase {
         XCTAssertEqual(spec(.vgg8b, loss: .backprop).headParameterCount, 0)
     }
 
-    /// DESIGN.md's worked examples, read from the ConvHeads of a real vgg8b network (28x28,
+    /// DESIGN.md's worked examples, read from the conv blocks' heads of a real vgg8b network (28x28,
     /// dim_in_decoder 1024): the first block pools 128x28x28 with kernel 16x8 and padding 8x4 to
     /// 128x2x4; the last (512 at 3x3) with kernel 4x2 (padding 2x1) to 512x1x2. The built
     /// network's parameters and head parameters add up to the spec's counts.

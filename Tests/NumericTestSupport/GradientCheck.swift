@@ -87,3 +87,30 @@ public func assertMutationDetected(_ analytic: [Double], _ numeric: [Double], _ 
                                      absoluteTolerance: absoluteTolerance),
                     "\(what): the negated gradient still passes", file: file, line: line)
 }
+
+/// The error of central differences of a Float64 function, the metric of a finite-difference
+/// gradient check: |(f(x + h) - f(x - h)) / 2h - f'(x)| <= h^2 / 6 max|f'''| (truncation,
+/// Taylor's theorem) + 2 e_f / 2h, where e_f <= terms u64 sum|terms of f| is the rounding error
+/// of one Float64 evaluation (cancellation). At h = 1e-6 both are near 1e-10 for O(1) data; a
+/// Float32 result cannot be checked against it at that level, so checks with this bound compare
+/// Float64 gradient formulas with finite differences, and the Float32 kernel with the formula
+/// within its rounding bound (`Rounded`).
+public enum FiniteDifference {
+    public static let unitRoundoff64 = 0x1p-53
+
+    /// The bound above for step h, a bound on |f'''| near x, and one evaluation's `terms` and
+    /// sum of |terms|.
+    public static func bound(step h: Double, thirdDerivative: Double, terms: Int, absoluteSum: Double) -> Double {
+        h * h / 6 * thirdDerivative + Double(terms) * unitRoundoff64 * absoluteSum / h
+    }
+
+    /// Asserts |analytic_i - numeric_i| <= `bound` for every i, that the gradient is not (nearly)
+    /// zero (at least 1000 bounds), so that the check is not vacuous.
+    public static func assertMatches(_ analytic: [Double], _ numeric: [Double], bound: Double, _ what: String,
+                                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertGreaterThan(maxAbs(numeric), 1000 * bound, "\(what): the gradient is (nearly) zero at this bound", file: file, line: line)
+        if let why = gradientMismatch(analytic: analytic, numeric: numeric, relativeTolerance: 0, absoluteTolerance: bound) {
+            XCTFail("\(what): \(why)", file: file, line: line)
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import DatasetTestSupport
 import Foundation
 import XCTest
 @testable import Shards
@@ -5,14 +6,14 @@ import XCTest
 /// A real slice of Fashion-MNIST: the first 2000 training records, cut from the system's .gz
 /// files into a smaller .gz IDX pair, converted and read back byte for byte.
 final class ConvertFashionMNISTTests: XCTestCase {
-    static let root = "/usr/share/datasets/fashion-mnist"
+    static let root = RequiredDataset.fashionMNIST.directory
     let count = 2000
     var dir = ""
     var pixels: [UInt8] = []
     var labels: [UInt8] = []
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: Self.root + "/train-images-idx3-ubyte.gz"), "Fashion-MNIST is not installed")
+        try RequiredDataset.fashionMNIST.require()
         dir = makeTempDirectory()
         let images = try InputFile(path: Self.root + "/train-images-idx3-ubyte.gz")
         let header = try images.readExactly(16, expectedTotal: 16)

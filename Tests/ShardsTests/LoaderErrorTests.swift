@@ -29,7 +29,9 @@ final class LoaderErrorTests: XCTestCase {
                     XCTAssertTrue("\(caught!)".contains("block \(failing)"), context)
                     // No record of the failed block was handed out, and the loader keeps failing.
                     XCTAssertTrue(handedOut.isDisjoint(with: (failing * 25)..<(failing * 25 + 25)), context)
-                    XCTAssertThrowsError(try loader.nextBatch(), context)
+                    XCTAssertThrowsError(try loader.nextBatch(), context) { again in
+                        guard case LoaderError.decodeFailed(block: failing, _) = again else { return XCTFail("\(again); \(context)") }
+                    }
                 }
             }
         }
@@ -67,10 +69,16 @@ final class LoaderErrorTests: XCTestCase {
         let source = LoaderFixtures.uniformSource(blocks: 2, recordsPerBlock: 5)
         var config = LoaderFixtures.config()
         config.batchSize = 0
-        XCTAssertThrowsError(try BatchLoader(source: source, config: config, ledger: ledger))
+        XCTAssertThrowsError(try BatchLoader(source: source, config: config, ledger: ledger)) { error in
+            guard case LoaderError.invalidConfig(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("batch"), message)
+        }
         config = LoaderFixtures.config()
         config.mean = [0, 0]  // two values for one channel
-        XCTAssertThrowsError(try BatchLoader(source: source, config: config, ledger: ledger))
+        XCTAssertThrowsError(try BatchLoader(source: source, config: config, ledger: ledger)) { error in
+            guard case LoaderError.invalidConfig(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("2 values for 1 channels"), message)
+        }
         XCTAssertEqual(ledger.current().total, 0)
     }
 }

@@ -101,10 +101,16 @@ final class LoaderResumeTests: XCTestCase {
         }
         var otherSeed = config(threads: 1)
         otherSeed.seed = 5
-        XCTAssertThrowsError(try BatchLoader(source: source, config: otherSeed, cursor: loader.cursor, ledger: Ledger()))
+        XCTAssertThrowsError(try BatchLoader(source: source, config: otherSeed, cursor: loader.cursor, ledger: Ledger())) { error in
+            guard case LoaderError.cursorMismatch(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("seed"), message)
+        }
         var otherPool = config(threads: 1)
         otherPool.poolBlocks = 8
-        XCTAssertThrowsError(try loader.resume(from: BatchLoader(source: source, config: otherPool, ledger: Ledger()).cursor))
+        XCTAssertThrowsError(try loader.resume(from: BatchLoader(source: source, config: otherPool, ledger: Ledger()).cursor)) { error in
+            guard case LoaderError.cursorMismatch(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("poolBlocks 8"), message)
+        }
     }
 
     func testCursorJSONIsUnder512BytesAndRoundTripsLargeSeeds() throws {

@@ -122,7 +122,9 @@ final class LoaderTests: XCTestCase {
         let source = LoaderFixtures.uniformSource(blocks: 20, recordsPerBlock: 25, failingBlock: 19)
         let loader = try BatchLoader(source: source, config: LoaderFixtures.config(shuffle: false, threads: 2), ledger: Ledger())
         let before = try LoaderOutput.drain(loader, limit: 3)
-        XCTAssertThrowsError(try LoaderOutput.drain(loader))
+        XCTAssertThrowsError(try LoaderOutput.drain(loader)) { error in
+            guard case LoaderError.decodeFailed(block: 19, _) = error else { return XCTFail("expected block 19 to fail, got \(error)") }
+        }
         loader.startEpoch(0)
         XCTAssertTrue(try LoaderOutput.drain(loader, limit: 3) == before)
     }

@@ -1,10 +1,11 @@
 import MemoryLedger
+import NumericTestSupport
 import Tensors
 import XCTest
 
 /// Small helpers for the conv, pooling and spatial-std kernel tests: seeded data, Float64
-/// finite differences and comparisons. Kept in one namespace so they cannot clash with other
-/// test helpers of the module.
+/// finite differences and the conv passes' exact values with their rounding bounds. Kept in one
+/// namespace so they cannot clash with other test helpers of the module.
 enum ConvCheck {
     /// A tiny seeded generator (SplitMix64): test data must not depend on other modules.
     struct Random {
@@ -44,7 +45,6 @@ enum ConvCheck {
     }
 
     static func norm(_ v: [Double]) -> Double { dot(v, v).squareRoot() }
-    static func maxAbs(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
 
     /// Central differences of f at x: (f(x + h e_i) - f(x - h e_i)) / 2h.
     static func numericalGradient(at x: [Double], step h: Double = 1e-6, _ f: ([Double]) -> Double) -> [Double] {
@@ -58,27 +58,36 @@ enum ConvCheck {
         }
     }
 
-    /// |a_i - n_i| <= tolerance * max|n| for all i, and the gradient is not (nearly) zero, so the
-    /// check cannot pass vacuously.
-    static func assertGradient(_ analytic: [Double], _ numeric: [Double], _ what: String, tolerance: Double = 1e-4,
-                               minimumNorm: Double = 1e-2, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(analytic.count, numeric.count, "\(what): sizes", file: file, line: line)
-        XCTAssertGreaterThan(norm(analytic), minimumNorm, "\(what): analytic gradient is (nearly) zero", file: file, line: line)
-        XCTAssertGreaterThan(norm(numeric), minimumNorm, "\(what): numeric gradient is (nearly) zero", file: file, line: line)
-        let bound = tolerance * maxAbs(numeric)
-        for i in analytic.indices where !(abs(analytic[i] - numeric[i]) <= bound) {
-            XCTFail("\(what): element \(i) analytic \(analytic[i]) vs numeric \(numeric[i]) (bound \(bound))", file: file, line: line)
-            return
-        }
+    /// The exact results of a conv case's three passes with their rounding bounds: every element
+    /// is a Float32 sum, within `RoundingBound.ofSum` of its exact value whatever the engine's
+    /// order, blocking or thread split. The sums of |terms| are the same convolutions of the
+    /// inputs' absolute values. Lengths: forward C k^2 products (+ the bias), backward-data
+    /// OC k^2, backward-weights and the bias gradient B H' W' (fewer at padded borders; the
+    /// longest length bounds them all).
+    struct Expected {
+        var y: [Rounded], yWithoutBias: [Rounded], dx: [Rounded], dw: [Rounded], db: [Rounded]
+        /// dx accumulated onto itself (`accumulate: true` after a first pass): one sum of 2 OC k^2
+        /// terms in a particular order, exact value and sum of |terms| doubled.
+        var dxTwice: [Rounded]
+        var forwardTerms: Int, dataTerms: Int, weightTerms: Int
     }
 
-    /// |a_i - e_i| <= tolerance * max(1, |e_i|) for all i.
-    static func assertClose(_ actual: [Double], _ expected: [Double], tolerance: Double, _ what: String,
-                            file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(actual.count, expected.count, "\(what): sizes", file: file, line: line)
-        for i in actual.indices where !(abs(actual[i] - expected[i]) <= tolerance * max(1, abs(expected[i]))) {
-            XCTFail("\(what): element \(i) is \(actual[i]), expected \(expected[i])", file: file, line: line)
-            return
-        }
+    static func expected(_ t: ConvKernelTests.Case) -> Expected {
+        let g = t.g, k2 = g.kernel * g.kernel
+        let (ax, aw, ab, ar) = (t.x.map(abs), t.w.map(abs), t.b.map(abs), t.r.map(abs))
+        let forwardTerms = g.inChannels * k2, dataTerms = g.outChannels * k2, weightTerms = t.batch * g.outSpatial
+        let y = ConvKernelTests.referenceConv(t.x, t.w, t.b, g, batch: t.batch)
+        let yAbs = ConvKernelTests.referenceConv(ax, aw, ab, g, batch: t.batch)
+        let y0 = ConvKernelTests.referenceConv(t.x, t.w, nil, g, batch: t.batch)
+        let y0Abs = ConvKernelTests.referenceConv(ax, aw, nil, g, batch: t.batch)
+        let grads = DNNLConvolutionTests.referenceBackward(t.x, t.w, t.r, g, batch: t.batch)
+        let gradsAbs = DNNLConvolutionTests.referenceBackward(ax, aw, ar, g, batch: t.batch)
+        return Expected(y: Rounded.ofSums(terms: forwardTerms + 1, exact: y, absoluteSums: yAbs),
+                        yWithoutBias: Rounded.ofSums(terms: forwardTerms, exact: y0, absoluteSums: y0Abs),
+                        dx: Rounded.ofSums(terms: dataTerms, exact: grads.dx, absoluteSums: gradsAbs.dx),
+                        dw: Rounded.ofSums(terms: weightTerms, exact: grads.dw, absoluteSums: gradsAbs.dw),
+                        db: Rounded.ofSums(terms: weightTerms, exact: grads.db, absoluteSums: gradsAbs.db),
+                        dxTwice: Rounded.ofSums(terms: 2 * dataTerms, exact: grads.dx.map { 2 * $0 }, absoluteSums: gradsAbs.dx.map { 2 * $0 }),
+                        forwardTerms: forwardTerms, dataTerms: dataTerms, weightTerms: weightTerms)
     }
 }

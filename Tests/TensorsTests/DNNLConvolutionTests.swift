@@ -1,4 +1,5 @@
 import MemoryLedger
+import NumericTestSupport
 import Tensors
 import XCTest
 
@@ -71,35 +72,145 @@ final class DNNLConvolutionTests: XCTestCase {
         return (ConvCheck.doubles(y), ConvCheck.doubles(dx), ConvCheck.doubles(dw), ConvCheck.doubles(db))
     }
 
-    func testAllPassesMatchFloat64ReferenceAndIm2colOnOddShapes() {
+    /// Both engines, each against the Float64 passes within the rounding bound of every
+    /// element's sum (`ConvCheck.expected`), not against each other: they sum in different
+    /// orders, so their difference is the sum of two rounding errors.
+    func testAllPassesOnBothEnginesMatchFloat64WithinTheRoundingBoundOnOddShapes() {
         for (i, g) in Self.geometries.enumerated() {
             XCTAssertTrue(DNNLConvolution.handles(g))
             let t = ConvKernelTests.Case(g, batch: 3, seed: UInt64(40 + i))
-            let dnnl = Self.passes(t, engine: .dnnl), im2col = Self.passes(t, engine: .im2col)
-            let y = ConvKernelTests.referenceConv(t.x, t.w, t.b, g, batch: 3)
-            let (dx, dw, db) = Self.referenceBackward(t.x, t.w, t.r, g, batch: 3)
-            ConvCheck.assertClose(dnnl.y, y, tolerance: 1e-5, "\(g) forward vs Float64")
-            ConvCheck.assertClose(dnnl.dx, dx, tolerance: 1e-5, "\(g) backward-data vs Float64")
-            ConvCheck.assertClose(dnnl.dw, dw, tolerance: 1e-5, "\(g) backward-weights vs Float64")
-            ConvCheck.assertClose(dnnl.db, db, tolerance: 1e-5, "\(g) bias grad vs Float64")
-            ConvCheck.assertClose(dnnl.y, im2col.y, tolerance: 1e-5, "\(g) forward vs im2col")
-            ConvCheck.assertClose(dnnl.dx, im2col.dx, tolerance: 1e-5, "\(g) backward-data vs im2col")
-            ConvCheck.assertClose(dnnl.dw, im2col.dw, tolerance: 1e-5, "\(g) backward-weights vs im2col")
-            ConvCheck.assertClose(dnnl.db, im2col.db, tolerance: 1e-5, "\(g) bias grad vs im2col")
+            let expected = ConvCheck.expected(t)
+            for engine in [ConvEngine.dnnl, .im2col] {
+                let run = Self.passes(t, engine: engine)
+                assertWithinBound(run.y, expected.y, "\(g) \(engine) forward")
+                assertWithinBound(run.dx, expected.dx, "\(g) \(engine) backward-data")
+                assertWithinBound(run.dw, expected.dw, "\(g) \(engine) backward-weights")
+                assertWithinBound(run.db, expected.db, "\(g) \(engine) bias grad")
+            }
+        }
+        // Broken variant: backward-data correlating dy with the kernel unflipped (the weights
+        // rotated by 180 degrees in space), on the geometries with a kernel larger than 1x1.
+        for g in Self.geometries where g.kernel > 1 && g.height > 1 {
+            let t = ConvKernelTests.Case(g, batch: 3, seed: 99), k = g.kernel
+            var rotated = t
+            for o in 0..<g.outChannels { for c in 0..<g.inChannels { for a in 0..<k { for b in 0..<k {
+                rotated.w[((o * g.inChannels + c) * k + a) * k + b] = t.w[((o * g.inChannels + c) * k + (k - 1 - a)) * k + (k - 1 - b)]
+            } } } }
+            assertBoundCatches(Self.passes(rotated, engine: .dnnl).dx, ConvCheck.expected(t).dx,
+                               "\(g): backward-data with the kernel unflipped")
         }
     }
 
-    /// vgg8b's 128->256 conv at 28x28 and its 512->512 conv at 3x3, batch 2: oneDNN (blocked
-    /// layouts, AVX-512) equals im2col + OpenBLAS within float rounding of 1152- and 4608-term sums.
-    func testVgg8bShapesMatchIm2colAtBatch2() {
+    /// Exact (Float64) value and sum of |terms| of sampled elements of the three passes, for
+    /// y = conv(x, w) + b and dy = r: forward sums C k^2 products (+ bias), backward-data sums
+    /// OC k^2, backward-weights sums B H' W', the bias gradient B H' W'.
+    struct SampledExact {
+        var index: [Int] = [], exact: [Double] = [], absoluteSum: [Double] = []
+    }
+
+    static func sampledForward(_ t: ConvKernelTests.Case, samples: Int, seed: UInt64) -> SampledExact {
+        let g = t.g, (c, h, wd, k, p) = (g.inChannels, g.height, g.width, g.kernel, g.padding)
+        let (oc, oh, ow) = (g.outChannels, g.outHeight, g.outWidth)
+        var rng = ConvCheck.Random(seed: seed), out = SampledExact()
+        for _ in 0..<samples {
+            let i = Int(rng.next() % UInt64(t.batch * oc * oh * ow))
+            let (n, o, r, s) = (i / (oc * oh * ow), i / (oh * ow) % oc, i / ow % oh, i % ow)
+            var sum = t.b[o], absSum = abs(t.b[o])
+            for ci in 0..<c { for a in 0..<k { for b in 0..<k {
+                let ih = r + a - p, iw = s + b - p
+                guard ih >= 0, ih < h, iw >= 0, iw < wd else { continue }
+                let term = t.x[((n * c + ci) * h + ih) * wd + iw] * t.w[((o * c + ci) * k + a) * k + b]
+                sum += term; absSum += abs(term)
+            } } }
+            out.index.append(i); out.exact.append(sum); out.absoluteSum.append(absSum)
+        }
+        return out
+    }
+
+    static func sampledBackwardData(_ t: ConvKernelTests.Case, samples: Int, seed: UInt64) -> SampledExact {
+        let g = t.g, (c, h, wd, k, p) = (g.inChannels, g.height, g.width, g.kernel, g.padding)
+        let (oc, oh, ow) = (g.outChannels, g.outHeight, g.outWidth)
+        var rng = ConvCheck.Random(seed: seed), out = SampledExact()
+        for _ in 0..<samples {
+            let i = Int(rng.next() % UInt64(t.batch * c * h * wd))
+            let (n, ci, ih, iw) = (i / (c * h * wd), i / (h * wd) % c, i / wd % h, i % wd)
+            var sum = 0.0, absSum = 0.0
+            for o in 0..<oc { for a in 0..<k { for b in 0..<k {
+                let r = ih - a + p, s = iw - b + p
+                guard r >= 0, r < oh, s >= 0, s < ow else { continue }
+                let term = t.w[((o * c + ci) * k + a) * k + b] * t.r[((n * oc + o) * oh + r) * ow + s]
+                sum += term; absSum += abs(term)
+            } } }
+            out.index.append(i); out.exact.append(sum); out.absoluteSum.append(absSum)
+        }
+        return out
+    }
+
+    static func sampledBackwardWeights(_ t: ConvKernelTests.Case, samples: Int, seed: UInt64) -> SampledExact {
+        let g = t.g, (c, h, wd, k, p) = (g.inChannels, g.height, g.width, g.kernel, g.padding)
+        let (oc, oh, ow) = (g.outChannels, g.outHeight, g.outWidth)
+        var rng = ConvCheck.Random(seed: seed), out = SampledExact()
+        for _ in 0..<samples {
+            let i = Int(rng.next() % UInt64(oc * c * k * k))
+            let (o, ci, a, b) = (i / (c * k * k), i / (k * k) % c, i / k % k, i % k)
+            var sum = 0.0, absSum = 0.0
+            for n in 0..<t.batch { for r in 0..<oh { for s in 0..<ow {
+                let ih = r + a - p, iw = s + b - p
+                guard ih >= 0, ih < h, iw >= 0, iw < wd else { continue }
+                let term = t.x[((n * c + ci) * h + ih) * wd + iw] * t.r[((n * oc + o) * oh + r) * ow + s]
+                sum += term; absSum += abs(term)
+            } } }
+            out.index.append(i); out.exact.append(sum); out.absoluteSum.append(absSum)
+        }
+        return out
+    }
+
+    /// Every sampled element of `actual` within `RoundingBound.ofSum` of its exact value, or the
+    /// first that is not.
+    static func violation(_ actual: [Double], _ sampled: SampledExact, terms: Int) -> String? {
+        let picked = sampled.index.map { actual[$0] }
+        guard let j = RoundingBound.firstViolation(actual: picked, exact: sampled.exact,
+                                                   absoluteSums: sampled.absoluteSum, terms: terms) else { return nil }
+        let bound = RoundingBound.ofSum(terms: terms, absoluteSum: sampled.absoluteSum[j], exact: sampled.exact[j])
+        return "element \(sampled.index[j]) is \(picked[j]), exact \(sampled.exact[j]), bound \(bound)"
+    }
+
+    /// vgg8b's 128->256 conv at 28x28 and its 512->512 conv at 3x3, batch 2, on both engines:
+    /// every sampled element of every pass is within the rounding bound of a sum of its length
+    /// (forward 1,152 and 4,608 terms) of the Float64 value. The two engines then agree with each
+    /// other within the sum of their bounds, on any BLAS kernel and oneDNN ISA. The bound is tight
+    /// enough to catch a broken convolution: one weight tap left out, or the input read one pixel
+    /// off, fails it.
+    func testVgg8bShapesMatchFloat64WithinTheRoundingBoundOnBothEngines() {
         for (i, g) in [ConvGeometry(inChannels: 128, outChannels: 256, height: 28, width: 28),
                        ConvGeometry(inChannels: 512, outChannels: 512, height: 3, width: 3)].enumerated() {
             let t = ConvKernelTests.Case(g, batch: 2, seed: UInt64(60 + i))
-            let dnnl = Self.passes(t, engine: .dnnl), im2col = Self.passes(t, engine: .im2col)
-            ConvCheck.assertClose(dnnl.y, im2col.y, tolerance: 2e-5, "\(g) forward")
-            ConvCheck.assertClose(dnnl.dx, im2col.dx, tolerance: 2e-5, "\(g) backward-data")
-            ConvCheck.assertClose(dnnl.dw, im2col.dw, tolerance: 1e-4, "\(g) backward-weights")
-            ConvCheck.assertClose(dnnl.db, im2col.db, tolerance: 1e-5, "\(g) bias grad")
+            let k2 = g.kernel * g.kernel
+            let forward = Self.sampledForward(t, samples: 400, seed: 90)
+            let data = Self.sampledBackwardData(t, samples: 400, seed: 91)
+            let weights = Self.sampledBackwardWeights(t, samples: 200, seed: 92)
+            let spatial = t.batch * g.outSpatial
+            let exactBias = (0..<g.outChannels).map { o in (0..<t.batch).flatMap { n in (0..<g.outSpatial).map { t.r[(n * g.outChannels + o) * g.outSpatial + $0] } } }
+            let biasSampled = SampledExact(index: Array(0..<g.outChannels), exact: exactBias.map { $0.reduce(0, +) },
+                                           absoluteSum: exactBias.map { $0.reduce(0) { $0 + abs($1) } })
+            for engine in [ConvEngine.dnnl, .im2col] {
+                let run = Self.passes(t, engine: engine)
+                for (name, actual, sampled, terms) in [("forward", run.y, forward, g.inChannels * k2 + 1),
+                                                       ("backward-data", run.dx, data, g.outChannels * k2),
+                                                       ("backward-weights", run.dw, weights, spatial),
+                                                       ("bias grad", run.db, biasSampled, spatial)] {
+                    if let v = Self.violation(actual, sampled, terms: terms) { XCTFail("\(g) \(engine) \(name): \(v)") }
+                }
+            }
+            // Broken variants the bound must catch (on the default engine).
+            var missingTap = t
+            for o in 0..<g.outChannels { missingTap.w[(o * g.inChannels + 3) * k2 + 4] = 0 }  // centre tap of channel 3
+            XCTAssertNotNil(Self.violation(Self.passes(missingTap, engine: .dnnl).y, forward, terms: g.inChannels * k2 + 1),
+                            "\(g): a forward without one weight tap must break the bound")
+            var shifted = t
+            shifted.x = Array(t.x.dropFirst()) + [t.x[0]]  // every pixel read one place off
+            XCTAssertNotNil(Self.violation(Self.passes(shifted, engine: .dnnl).y, forward, terms: g.inChannels * k2 + 1),
+                            "\(g): a forward reading the input one pixel off must break the bound")
         }
     }
 
@@ -125,10 +236,15 @@ final class DNNLConvolutionTests: XCTestCase {
             return (y, dx, dw, db, bytes)
         }
         let whole = run(chunk: batch), chunked = run(chunk: 2)
-        XCTAssertEqual(chunked.y, whole.y, "forward: chunks only split the batch")
-        XCTAssertEqual(chunked.dx, whole.dx)
-        ConvCheck.assertClose(chunked.dw.map(Double.init), whole.dw.map(Double.init), tolerance: 1e-5, "dw summed over chunks")
-        ConvCheck.assertClose(chunked.db.map(Double.init), whole.db.map(Double.init), tolerance: 1e-5, "db summed over chunks")
+        // Each against Float64, not against each other: a chunk's primitive may block the sums
+        // differently from the whole batch's.
+        let expected = ConvCheck.expected(t)
+        for (name, result) in [("whole", whole), ("chunks of 2", chunked)] {
+            assertWithinBound(result.y.map(Double.init), expected.y, "\(name): forward")
+            assertWithinBound(result.dx.map(Double.init), expected.dx, "\(name): backward-data")
+            assertWithinBound(result.dw.map(Double.init), expected.dw, "\(name): dw summed over chunks")
+            assertWithinBound(result.db.map(Double.init), expected.db, "\(name): db summed over chunks")
+        }
         XCTAssertLessThan(chunked.bytes, whole.bytes, "a chunk of 2 needs less workspace than one of 5")
     }
 
@@ -152,20 +268,25 @@ final class DNNLConvolutionTests: XCTestCase {
         Conv2dKernel.backwardWeights(dy: dy.rows(0..<1), x: x.rows(0..<1), weightGrad: chunkW, biasGrad: chunkB, workspace: ws)
         Conv2dKernel.backwardWeights(dy: dy.rows(1..<4), x: x.rows(1..<4), weightGrad: chunkW, biasGrad: chunkB,
                                      workspace: ws, accumulate: true)
-        ConvCheck.assertClose(ConvCheck.doubles(chunkW), ConvCheck.doubles(fullW), tolerance: 1e-5, "chunked dW")
-        ConvCheck.assertClose(ConvCheck.doubles(chunkB), ConvCheck.doubles(fullB), tolerance: 1e-5, "chunked db")
+        // Both against Float64 (the chunked dW is the batch's sum in another order).
+        let expected = ConvCheck.expected(t)
+        assertWithinBound(ConvCheck.doubles(fullW), expected.dw, "whole-batch dW")
+        assertWithinBound(ConvCheck.doubles(fullB), expected.db, "whole-batch db")
+        assertWithinBound(ConvCheck.doubles(chunkW), expected.dw, "chunked dW")
+        assertWithinBound(ConvCheck.doubles(chunkB), expected.db, "chunked db")
         // Weight gradient only (the sim head's conv has no bias).
         let onlyW = Tensor(g.weightShape, .gradients, label: "dw", zeroed: false)
         onlyW.fill(42)
         Conv2dKernel.backwardWeights(dy: dy, x: x, weightGrad: onlyW, biasGrad: nil, workspace: ws)
-        ConvCheck.assertClose(ConvCheck.doubles(onlyW), ConvCheck.doubles(fullW), tolerance: 1e-5, "dW without db")
+        assertWithinBound(ConvCheck.doubles(onlyW), expected.dw, "dW without db")
 
         let dx = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx")
         Conv2dKernel.backwardData(dy: dy, weight: w, into: dx, workspace: ws)
         let twice = Tensor(g.inputShape(batch: batch), .activationGrads, label: "dx", zeroed: false)
         twice.copy(from: dx)
         Conv2dKernel.backwardData(dy: dy, weight: w, into: twice, workspace: ws, accumulate: true)
-        ConvCheck.assertClose(ConvCheck.doubles(twice), ConvCheck.doubles(dx).map { 2 * $0 }, tolerance: 1e-5, "accumulated dx")
+        assertWithinBound(ConvCheck.doubles(dx), expected.dx, "dx")
+        assertWithinBound(ConvCheck.doubles(twice), expected.dxTwice, "accumulated dx")
     }
 
     /// oneDNN's scratchpad and reorder buffers are one `.workspace` allocation of the ledger,

@@ -4,7 +4,30 @@ import XCTest
 
 /// BLAS.gemm against a Float64 triple loop, for every transpose case, with row strides wider
 /// than the matrices (lda, ldb, ldc) and both alpha and beta in play.
+///
+/// Every element of C = alpha op(A) op(B) + beta C is a Float32 sum of k products, scaled by
+/// alpha, plus beta C: whatever the kernel's blocking, FMA use and order, it is within
+/// `RoundingBound.ofSum` of the exact value with k + 2 terms (the products and additions of
+/// the sum, alpha's product, beta C's product and the final addition) and sum of magnitudes
+/// |alpha| (|op(A)| |op(B)|)_ij + |beta| |C_ij|.
 final class GemmTests: XCTestCase {
+    /// Runs BLAS.gemm on Float copies of the stored operands; returns C as stored (ldc wide).
+    private func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double, a: [Double], lda: Int,
+                      b: [Double], ldb: Int, beta: Double, c: [Double], ldc: Int) -> [Double] {
+        let a = a.map { Float($0) }, b = b.map { Float($0) }
+        var c = c.map { Float($0) }
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: Float(alpha),
+                              a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                              beta: Float(beta), c: cp.baseAddress!, ldc: ldc)
+                }
+            }
+        }
+        return c.map { Double($0) }
+    }
+
     func testRawGemmAllTransposeCasesWithPaddedStrides() {
         let (m, n, k) = (3, 4, 5)
         let alpha = 0.5, beta = -2.0
@@ -22,22 +45,24 @@ final class GemmTests: XCTestCase {
                 for i in 0..<m { for p in 0..<k { opA[i * k + p] = transA ? aStored[p * lda + i] : aStored[i * lda + p] } }
                 for p in 0..<k { for j in 0..<n { opB[p * n + j] = transB ? bStored[j * ldb + p] : bStored[p * ldb + j] } }
                 let product = Reference.matmul(opA, opB, m: m, k: k, n: n)
-                var expected = cStored
-                for i in 0..<m { for j in 0..<n { expected[i * ldc + j] = alpha * product[i * n + j] + beta * cStored[i * ldc + j] } }
-
-                let a = aStored.map { Float($0) }, b = bStored.map { Float($0) }
-                var c = cStored.map { Float($0) }
-                a.withUnsafeBufferPointer { ap in
-                    b.withUnsafeBufferPointer { bp in
-                        c.withUnsafeMutableBufferPointer { cp in
-                            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: Float(alpha),
-                                      a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
-                                      beta: Float(beta), c: cp.baseAddress!, ldc: ldc)
-                        }
+                let magnitudes = Reference.matmul(opA.map(abs), opB.map(abs), m: m, k: k, n: n)
+                // Padding columns of C (j >= n) keep their original values exactly.
+                var expected = cStored.map { Rounded(exact: $0) }
+                for i in 0..<m {
+                    for j in 0..<n {
+                        let c = cStored[i * ldc + j]
+                        expected[i * ldc + j] = .ofSum(terms: k + 2, exact: alpha * product[i * n + j] + beta * c,
+                                                       absoluteSum: abs(alpha) * magnitudes[i * n + j] + abs(beta) * abs(c))
                     }
                 }
-                // Padding columns of C (j >= n) are the original values: expected holds them.
-                assertClose(c.map { Double($0) }, expected, tolerance: 1e-5, "gemm transA \(transA) transB \(transB)")
+                let what = "gemm transA \(transA) transB \(transB)"
+                let c = gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: aStored, lda: lda,
+                             b: bStored, ldb: ldb, beta: beta, c: cStored, ldc: ldc)
+                assertWithinBound(c, expected, what)
+                // Broken variant: the last of the k products left out of every sum.
+                let missingTerm = gemm(transA: transA, transB: transB, m: m, n: n, k: k - 1, alpha: alpha, a: aStored, lda: lda,
+                                       b: bStored, ldb: ldb, beta: beta, c: cStored, ldc: ldc)
+                assertBoundCatches(missingTerm, expected, "\(what) without its last product")
             }
         }
     }
@@ -53,8 +78,9 @@ final class GemmTests: XCTestCase {
                 let opB = transB ? Reference.transpose(bValues, rows: n, cols: k) : bValues
                 let c = zeros([m, n])
                 BLAS.gemm(makeTensor(aShape, aValues), makeTensor(bShape, bValues), into: c, transposeA: transA, transposeB: transB)
-                assertClose(c.doubles, Reference.matmul(opA, opB, m: m, k: k, n: n), tolerance: 1e-5,
-                            "tensor gemm transA \(transA) transB \(transB)")
+                let expected = Rounded.ofSums(terms: k, exact: Reference.matmul(opA, opB, m: m, k: k, n: n),
+                                              absoluteSums: Reference.matmul(opA.map(abs), opB.map(abs), m: m, k: k, n: n))
+                assertWithinBound(c.doubles, expected, "tensor gemm transA \(transA) transB \(transB)")
             }
         }
     }
@@ -64,7 +90,13 @@ final class GemmTests: XCTestCase {
         let a = random.uniform(2 * 3), b = random.uniform(3 * 2), c0 = random.uniform(4)
         let c = makeTensor([2, 2], c0)
         BLAS.gemm(makeTensor([2, 3], a), makeTensor([3, 2], b), into: c, beta: 1)
-        let expected = zip(Reference.matmul(a, b, m: 2, k: 3, n: 2), c0).map { $0 + $1 }
-        assertClose(c.doubles, expected, tolerance: 1e-6, "C += A B")
+        // C + A B is a sum of 3 + 1 terms.
+        let expected = Rounded.ofSums(terms: 3 + 1, exact: zip(Reference.matmul(a, b, m: 2, k: 3, n: 2), c0).map { $0 + $1 },
+                                      absoluteSums: zip(Reference.matmul(a.map(abs), b.map(abs), m: 2, k: 3, n: 2), c0).map { $0 + abs($1) })
+        assertWithinBound(c.doubles, expected, "C += A B")
+        // Broken variant: C overwritten instead of accumulated (beta 0).
+        let overwritten = zeros([2, 2])
+        BLAS.gemm(makeTensor([2, 3], a), makeTensor([3, 2], b), into: overwritten)
+        assertBoundCatches(overwritten.doubles, expected, "C = A B where C += A B was asked for")
     }
 }

@@ -10,10 +10,24 @@ final class GradientCheckTests: XCTestCase {
     private func f(_ v: [Double]) -> Double { zip(v, r).reduce(0) { $0 + sin($1.0) * $1.1 } }
     private var exact: [Double] { zip(x, r).map { cos($0) * $1 } }
 
+    /// The finite-difference metric: at h = 1e-6, truncation h^2/6 max|R_i sin'''(x_i)| <= 2.2e-13
+    /// and cancellation 10 u64 sum|R_i| / h <= 4.5e-9 (`FiniteDifference.bound`).
+    private var finiteDifferenceBound: Double {
+        FiniteDifference.bound(step: 1e-6, thirdDerivative: 1.3, terms: 10, absoluteSum: r.reduce(0) { $0 + abs($1) })
+    }
+
     func testNumericalGradientMatchesTheExactGradient() {
         let numeric = numericalGradient(at: x, f)
-        XCTAssertNil(gradientMismatch(analytic: exact, numeric: numeric, relativeTolerance: 1e-8, absoluteTolerance: 0))
+        FiniteDifference.assertMatches(exact, numeric, bound: finiteDifferenceBound, "sin")
         assertGradientsMatch(exact, numeric, "sin")
+    }
+
+    /// The metric's bound is tight enough to catch a gradient off by a millionth of its scale.
+    func testFiniteDifferenceBoundRejectsAPerturbationOfAMillionth() {
+        let numeric = numericalGradient(at: x, f)
+        var wrong = exact
+        wrong[1] += 1e-6 * maxAbs(numeric)
+        XCTAssertNotNil(gradientMismatch(analytic: wrong, numeric: numeric, relativeTolerance: 0, absoluteTolerance: finiteDifferenceBound))
     }
 
     func testCheckerRejectsAGradientPerturbedByATenthOfAPercent() {

@@ -1,7 +1,13 @@
 import MemoryLedger
+import NumericTestSupport
 import Tensors
 import XCTest
 
+/// Max pooling selects inputs and routes dy: no rounding at all, so its results are compared
+/// exactly. Average pooling sums at most kh kw inputs and multiplies by the Float32 1/(kh kw):
+/// compared with a rounding model (`Rounded`). Gradients of these piecewise-linear maps are
+/// checked against central differences in the finite-difference metric (no truncation error
+/// away from ties; cancellation only, `FiniteDifference.bound`).
 final class PoolingKernelTests: XCTestCase {
     // MARK: references (Float64)
 
@@ -39,6 +45,26 @@ final class PoolingKernelTests: XCTestCase {
                         sum += padded[(r * g.kernelHeight + i) * pw + s * g.kernelWidth + j]
                     } }
                     y.append(sum / Double(g.kernelHeight * g.kernelWidth))
+                }
+            }
+        }
+        return y
+    }
+
+    /// AvgPoolKernel.forward as a rounding model: each window's sum (at most kh kw terms; the
+    /// padding's zeros add nothing) times the Float32 1 / (kh kw).
+    static func avgPoolModel(_ x: [Double], batch: Int, _ g: AvgPoolGeometry) -> [Rounded] {
+        let scale = Rounded(exact: 1) / Rounded(exact: Double(g.kernelHeight * g.kernelWidth))
+        var y: [Rounded] = []
+        for p in 0..<(batch * g.channels) {
+            for r in 0..<g.outHeight {
+                for s in 0..<g.outWidth {
+                    var window: [Rounded] = []
+                    for i in 0..<g.kernelHeight { for j in 0..<g.kernelWidth {
+                        let ih = r * g.kernelHeight + i - g.padHeight, iw = s * g.kernelWidth + j - g.padWidth
+                        if ih >= 0, ih < g.height, iw >= 0, iw < g.width { window.append(Rounded(exact: x[(p * g.height + ih) * g.width + iw])) }
+                    } }
+                    y.append(Rounded.sum(window) * scale)
                 }
             }
         }
@@ -110,12 +136,24 @@ final class PoolingKernelTests: XCTestCase {
             let numeric = ConvCheck.numericalGradient(at: xs, step: 1e-3) {
                 ConvCheck.dot(Self.referenceMaxPool($0, batch: 2, channels: 3, height: h, width: w), rs)
             }
-            ConvCheck.assertGradient(ConvCheck.doubles(saved), numeric, "\(h)x\(w) saved argmax")
-            ConvCheck.assertGradient(ConvCheck.doubles(recomputed), numeric, "\(h)x\(w) recomputed argmax")
+            // Linear between ties (step 1e-3 < gap / 2): no truncation error; one evaluation sums
+            // the B C H' W' products |y r| < 1.
+            let fd = FiniteDifference.bound(step: 1e-3, thirdDerivative: 0, terms: rs.count, absoluteSum: Double(rs.count))
+            FiniteDifference.assertMatches(ConvCheck.doubles(saved), numeric, bound: fd, "\(h)x\(w) saved argmax")
+            FiniteDifference.assertMatches(ConvCheck.doubles(recomputed), numeric, bound: fd, "\(h)x\(w) recomputed argmax")
             XCTAssertEqual(saved.array, recomputed.array)
-            // accumulate adds onto what dx holds
+            // Broken variant: dy routed to the window's first element instead of its maximum.
+            var firstOfWindow = [Double](repeating: 0, count: n)
+            for (o, v) in rs.enumerated() {
+                let (plane, r, c) = (o / (outShape[2] * outShape[3]), o / outShape[3] % outShape[2], o % outShape[3])
+                firstOfWindow[(plane * h + 2 * r) * w + 2 * c] = v
+            }
+            XCTAssertNotNil(gradientMismatch(analytic: firstOfWindow, numeric: numeric, relativeTolerance: 0, absoluteTolerance: fd),
+                            "\(h)x\(w): dy routed to the wrong element passes")
+            // accumulate adds onto what dx holds: dy + dy, exact.
+            let once = saved.array
             MaxPoolKernel.backward(dy: dy, argmax: argmax, into: saved, accumulate: true)
-            ConvCheck.assertClose(ConvCheck.doubles(saved), numeric.map { 2 * $0 }, tolerance: 1e-6, "accumulated")
+            XCTAssertEqual(saved.array, once.map { 2 * $0 }, "accumulated")
         }
     }
 
@@ -145,9 +183,20 @@ final class PoolingKernelTests: XCTestCase {
             let y = Tensor(g.outputShape(batch: 2), .activations, label: "y", zeroed: false)
             y.fill(.nan)
             AvgPoolKernel.forward(x: ConvCheck.tensor(g.inputShape(batch: 2), xs), into: y, geometry: g)
-            let expected = Self.referenceAvgPool(xs, batch: 2, g)
+            let expected = Self.avgPoolModel(xs, batch: 2, g)
             XCTAssertEqual(expected.count, y.count, "\(g): output size")
-            ConvCheck.assertClose(ConvCheck.doubles(y), expected, tolerance: 1e-6, "\(g)")
+            XCTAssertNil(RoundingBound.violation(Self.referenceAvgPool(xs, batch: 2, g), expected.map { Rounded(exact: $0.exact, error: 1e-15) }))
+            assertWithinBound(ConvCheck.doubles(y), expected, "\(g)")
+            // Broken variant: the divisor counting only the positions inside the image.
+            if g.padHeight > 0 {
+                let insideOnly = Self.referenceAvgPool(xs, batch: 2, g).enumerated().map { i, v -> Double in
+                    let r = i / g.outWidth % g.outHeight, c = i % g.outWidth
+                    let rows = min(g.height, (r + 1) * g.kernelHeight - g.padHeight) - max(0, r * g.kernelHeight - g.padHeight)
+                    let cols = min(g.width, (c + 1) * g.kernelWidth - g.padWidth) - max(0, c * g.kernelWidth - g.padWidth)
+                    return v * Double(g.kernelHeight * g.kernelWidth) / Double(rows * cols)
+                }
+                assertBoundCatches(insideOnly, expected, "\(g) average over the inside positions only")
+            }
         }
     }
 
@@ -172,10 +221,25 @@ final class PoolingKernelTests: XCTestCase {
             let dx = Tensor(g.inputShape(batch: 2), .activationGrads, label: "dx", zeroed: false)
             dx.fill(.nan)
             AvgPoolKernel.backward(dy: ConvCheck.tensor(g.outputShape(batch: 2), rs), into: dx, geometry: g)
+            // dx = dy * (1 / (kh kw)) inside a window, 0 outside every window.
+            let scale = Rounded(exact: 1) / Rounded(exact: Double(g.kernelHeight * g.kernelWidth))
+            var expected = [Rounded](repeating: Rounded(exact: 0), count: xs.count)
+            for p in 0..<(2 * g.channels) { for r in 0..<g.outHeight { for s in 0..<g.outWidth {
+                for i in 0..<g.kernelHeight { for j in 0..<g.kernelWidth {
+                    let ih = r * g.kernelHeight + i - g.padHeight, iw = s * g.kernelWidth + j - g.padWidth
+                    if ih >= 0, ih < g.height, iw >= 0, iw < g.width {
+                        expected[(p * g.height + ih) * g.width + iw] = Rounded(exact: rs[(p * g.outHeight + r) * g.outWidth + s]) * scale
+                    }
+                } }
+            } } }
+            assertWithinBound(ConvCheck.doubles(dx), expected, "\(g)")
+            // The formula against central differences: linear, so cancellation only.
             let numeric = ConvCheck.numericalGradient(at: xs) { ConvCheck.dot(Self.referenceAvgPool($0, batch: 2, g), rs) }
-            ConvCheck.assertGradient(ConvCheck.doubles(dx), numeric, "\(g)")
+            FiniteDifference.assertMatches(expected.map(\.exact), numeric,
+                                           bound: FiniteDifference.bound(step: 1e-6, thirdDerivative: 0, terms: xs.count + rs.count, absoluteSum: Double(rs.count)),
+                                           "\(g) formula")
             AvgPoolKernel.backward(dy: ConvCheck.tensor(g.outputShape(batch: 2), rs), into: dx, geometry: g, accumulate: true)
-            ConvCheck.assertClose(ConvCheck.doubles(dx), numeric.map { 2 * $0 }, tolerance: 1e-5, "\(g) accumulated")
+            assertWithinBound(ConvCheck.doubles(dx), expected.map { $0 + $0 }, "\(g) accumulated")
         }
     }
 

@@ -25,7 +25,12 @@ final class ChunkConfigTests: XCTestCase {
     func testChunkMustBePositive() {
         var config = TrainingConfig()
         config.chunk = 0
-        XCTAssertThrowsError(try config.validate())
+        XCTAssertThrowsError(try config.validate()) { error in
+            guard case TrainingError.invalidConfig(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(message, "--chunk must be positive (got 0)")
+        }
+        config.chunk = 1
+        XCTAssertNoThrow(try config.validate())
     }
 
     func testProfileRequestWithoutChunkDecodes() throws {

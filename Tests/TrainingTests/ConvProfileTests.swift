@@ -57,29 +57,48 @@ final class ConvProfileTests: XCTestCase {
         XCTAssertEqual(MemoryProfileRun(request: r, executable: "/bin/false").plannerCheck(comparison).count, 1)
     }
 
-    /// Free at last use in a conv block: when its update begins, x-hat, invStd, dh and every
-    /// head temporary are gone; only the block's input hand-off and h are live.
-    func testConvBlockUpdateSeesOnlyItsInputAndH() {
+    /// What is live when each conv block's update begins: activations, activation gradients
+    /// and loss temporaries, beside the bytes of the block's input hand-off and h.
+    private func liveAtConvUpdates(retainActivations: Bool) -> [(layer: Int, activations: Int, activationGrads: Int, lossTemp: Int, inputAndH: Int)] {
         let r = request()
         let ledger = Ledger()
         let network = Network(spec: r.spec(mode: "local"), seed: 2, optimizer: r.optimizer, ledger: ledger)
+        for block in network.convBlocks { block.retainActivationsForTesting = retainActivations }
+        defer { network.convBlocks.forEach { $0.releaseRetained() } }
         let images = Tensor([r.batchSize] + r.model.inputShape, .input, label: "batch", ledger: ledger)
         let labels = (0..<r.batchSize).map { Int32($0 % 10) }
         ledger.clearEvents()
         _ = labels.withUnsafeBufferPointer { network.trainStep(images: images, labels: $0.baseAddress!, lr: 1e-3, step: 0) }
         let events = ledger.history().events
         let timeline = Timeline(events: events, final: ledger.current())
-        var checked = 0
+        var rows: [(layer: Int, activations: Int, activationGrads: Int, lossTemp: Int, inputAndH: Int)] = []
         for (i, event) in events.enumerated() where event.kind == .marker && event.phase == .update && event.layer < network.convBlocks.count {
             let block = network.convBlocks[event.layer]
             let hBytes = r.batchSize * block.geometry.outChannels * block.geometry.outSpatial * MemoryLayout<Float>.stride
             let inputBytes = event.layer == 0 ? 0 : r.batchSize * network.convBlocks[event.layer - 1].outputShape.reduce(1, *) * MemoryLayout<Float>.stride
-            XCTAssertEqual(timeline.categories[.activationGrads][i], 0, "block \(event.layer)")
-            XCTAssertEqual(timeline.categories[.lossTemp][i], 0, "block \(event.layer)")
-            XCTAssertEqual(timeline.categories[.activations][i], inputBytes + hBytes, "block \(event.layer)")
-            checked += 1
+            rows.append((event.layer, timeline.categories[.activations][i], timeline.categories[.activationGrads][i],
+                         timeline.categories[.lossTemp][i], inputBytes + hBytes))
         }
-        XCTAssertEqual(checked, network.convBlocks.count)
+        XCTAssertEqual(rows.count, network.convBlocks.count)
+        return rows
+    }
+
+    /// Free at last use in a conv block: when its update begins, x-hat, invStd, dh and every
+    /// head temporary are gone; only the block's input hand-off and h are live.
+    func testConvBlockUpdateSeesOnlyItsInputAndH() {
+        for row in liveAtConvUpdates(retainActivations: false) {
+            XCTAssertEqual(row.activationGrads, 0, "block \(row.layer)")
+            XCTAssertEqual(row.lossTemp, 0, "block \(row.layer)")
+            XCTAssertEqual(row.activations, row.inputAndH, "block \(row.layer)")
+        }
+    }
+
+    /// Negative control of the check above: conv blocks that keep x-hat and invStd past their
+    /// backward show more than their input and h at the update.
+    func testConvNegativeControlKeepingActivationsFailsTheUpdateCheck() {
+        for row in liveAtConvUpdates(retainActivations: true) {
+            XCTAssertGreaterThan(row.activations, row.inputAndH, "block \(row.layer)")
+        }
     }
 
     func testBudgetOnAConvModelIsRefusedAsUnplanned() {

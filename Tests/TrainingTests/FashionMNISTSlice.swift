@@ -1,3 +1,4 @@
+import DatasetTestSupport
 import Foundation
 import XCTest
 @testable import Shards
@@ -5,9 +6,9 @@ import XCTest
 /// A small real dataset for end-to-end tests: the first `train` training records and the first
 /// `test` test records of Debian's Fashion-MNIST, cut into IDX files and converted to shards.
 enum FashionMNISTSlice {
-    static let root = "/usr/share/datasets/fashion-mnist"
-
-    static var available: Bool { FileManager.default.fileExists(atPath: root + "/train-images-idx3-ubyte.gz") }
+    /// Tests call `RequiredDataset.fashionMNIST.require()` first: a skip on a developer's
+    /// machine, a failure under CI.
+    static let root = RequiredDataset.fashionMNIST.directory
 
     static func temporaryDirectory(_ name: String) -> String {
         let path = NSTemporaryDirectory() + "layerwise-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -40,4 +41,12 @@ enum FashionMNISTSlice {
         for d in dims { out += [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
         return out + data
     }
+}
+
+/// The training seeds an end-to-end test runs: 1, or the comma-separated list in
+/// `LAYERWISE_E2E_SEEDS` (how the floors' margins were measured: `LAYERWISE_E2E_SEEDS=1,2,3,4,5`).
+func endToEndSeeds() -> [UInt64] {
+    guard let list = ProcessInfo.processInfo.environment["LAYERWISE_E2E_SEEDS"] else { return [1] }
+    let seeds = list.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+    return seeds.isEmpty ? [1] : seeds
 }

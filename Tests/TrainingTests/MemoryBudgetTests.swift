@@ -3,16 +3,6 @@ import XCTest
 @testable import Training
 
 final class MemoryBudgetTests: XCTestCase {
-    func testSizesParseWithBinaryAndDecimalUnits() {
-        XCTAssertEqual(MemoryBudget.parse("256MiB"), 256 << 20)
-        XCTAssertEqual(MemoryBudget.parse("1.5GiB"), 3 << 29)
-        XCTAssertEqual(MemoryBudget.parse("300MB"), 300_000_000)
-        XCTAssertEqual(MemoryBudget.parse("64k"), 65_536)
-        XCTAssertEqual(MemoryBudget.parse("4096"), 4096)
-        XCTAssertNil(MemoryBudget.parse("lots"))
-        XCTAssertNil(MemoryBudget.parse("12 parsecs"))
-    }
-
     /// The MLP with predsim heads needs more than backprop: a budget between the two refuses
     /// local with the numbers and names backprop (and the lighter local losses) as fitting.
     func testBudgetRefusesWithTheNumbersAndNamesTheModesThatFit() throws {

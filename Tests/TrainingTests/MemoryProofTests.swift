@@ -21,7 +21,7 @@ final class MemoryProofTests: XCTestCase {
             for (index, inFeatures) in [(0, 7), (1, spec.numHidden)] {
                 let ledger = Ledger()
                 var rng = Xoshiro256(seed: 9)
-                let block = LinearBlock(index: index, inFeatures: inFeatures, outFeatures: spec.numHidden, classes: spec.classes,
+                let block = HiddenBlock<LinearMap>(index: index, inFeatures: inFeatures, outFeatures: spec.numHidden, classes: spec.classes,
                                         loss: loss, beta: spec.beta, nonlinearity: spec.nonlinearity, dropout: spec.dropout,
                                         rng: &rng, ledger: ledger)
                 block.optimizer = Optimizer(block.localParameters, settings: OptimizerSettings(), ledger: ledger)

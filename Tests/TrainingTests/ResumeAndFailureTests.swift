@@ -1,3 +1,4 @@
+import DatasetTestSupport
 import Foundation
 import Layers
 import MemoryLedger
@@ -5,6 +6,7 @@ import Reports
 import Tensors
 import XCTest
 @testable import Training
+import Shards
 
 /// A killed run resumes exactly; a diverging run stops with the layer and step named and its
 /// checkpoint intact; eval rejects checkpoints of other models and damaged files.
@@ -12,7 +14,7 @@ final class ResumeAndFailureTests: XCTestCase {
     var directory = ""
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(FashionMNISTSlice.available, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        try RequiredDataset.fashionMNIST.require()
         directory = FashionMNISTSlice.temporaryDirectory("resume")
         try FashionMNISTSlice.make(in: directory, train: 700, test: 200)
     }
@@ -55,7 +57,7 @@ final class ResumeAndFailureTests: XCTestCase {
                 let run = "killed-\(loss)-\(kill)"
                 let first = try Trainer(config: config(run, loss: loss), ledger: Ledger(), showProgress: false, log: { _ in })
                 first.killAtGlobalStep = kill
-                XCTAssertThrowsError(try first.run())
+                XCTAssertThrowsError(try first.run()) { XCTAssertTrue($0 is Trainer.Killed, "\($0)") }
                 let resumed = try Trainer(config: config(run, loss: loss), resume: true, ledger: Ledger(), showProgress: false, log: { _ in })
                 // It really continues from the checkpoint (a restart from scratch would also end
                 // with the same weights, since every random draw is seeded).
@@ -75,7 +77,7 @@ final class ResumeAndFailureTests: XCTestCase {
     func testResumeWithOtherSettingsIsRefused() throws {
         let first = try Trainer(config: config("other"), ledger: Ledger(), showProgress: false, log: { _ in })
         first.killAtGlobalStep = 4
-        XCTAssertThrowsError(try first.run())
+        XCTAssertThrowsError(try first.run()) { XCTAssertTrue($0 is Trainer.Killed, "\($0)") }
         var changed = config("other")
         changed.lr = 0.1
         XCTAssertThrowsError(try Trainer(config: changed, resume: true, ledger: Ledger(), showProgress: false)) { error in
@@ -128,7 +130,6 @@ final class ResumeAndFailureTests: XCTestCase {
     }
 }
 
-import Shards
 enum ShardsSchema {
     static func of(_ directory: String) throws -> RecordSchema { try ShardDataset(directory: directory).schema }
 }
@@ -136,7 +137,7 @@ enum ShardsSchema {
 /// `layerwise train --memory-report DIR`: the reports of the first steps of a real run.
 final class TrainMemoryReportTests: XCTestCase {
     func testTrainWritesAOneModeMemoryReportOfItsFirstSteps() throws {
-        try XCTSkipUnless(FashionMNISTSlice.available, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        try RequiredDataset.fashionMNIST.require()
         let directory = FashionMNISTSlice.temporaryDirectory("memreport")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FashionMNISTSlice.make(in: directory, train: 300, test: 100)

@@ -1,3 +1,4 @@
+import Foundation
 /// The header of a NumPy `.npy` file (format versions 1, 2 and 3): element type, memory order
 /// and shape, and where the data starts.
 struct NPYArray {
@@ -117,5 +118,3 @@ struct NPYArray {
         return file
     }
 }
-
-import Foundation

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A source of records for conversion: a known count of fixed-size records whose fields are an
 /// `image` and an int32 scalar `label`, read sequentially in source order.
 public protocol RecordInput {
@@ -41,7 +45,3 @@ func sourceFile(_ path: String) -> SourceFile {
     var st = stat()
     return SourceFile(path: path, bytes: stat(path, &st) == 0 ? Int(st.st_size) : 0)
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

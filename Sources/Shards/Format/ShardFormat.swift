@@ -9,6 +9,10 @@
 ///           then the trailer {u64 index offset, u32 block count, u32 largest block,
 ///           u64 total records, u32 CRC32C of entries + preceding trailer fields, u32 magic "ZSIX"}
 /// ```
+/// Every byte is checked, so any corrupted byte is found: the two frame magics and "ZSHD" and
+/// "ZSIX" are compared, the frame sizes are checked against the file and each other, the header
+/// payload, each block frame and the index (entries and trailer fields) are under a CRC32C, and
+/// the CRC32Cs themselves are compared. There is no padding and no reserved field.
 /// The trailer is the file's last 32 bytes, so a reader finds the index from the end; the
 /// skippable frames make the whole file a valid multi-frame zstd stream that `zstd -dc`
 /// decompresses to the records concatenated.

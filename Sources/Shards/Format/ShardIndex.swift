@@ -55,8 +55,13 @@ struct ShardIndex: Equatable {
     static func decode(_ file: UnsafeRawBufferPointer, name: String, blocksStart: Int, recordSize: Int) throws -> ShardIndex {
         let size = file.count
         let t = size - ShardFormat.trailerSize
-        guard t >= blocksStart + ShardFormat.frameHeaderSize, file.u32(at: size - 4) == ShardFormat.trailerMagic else {
-            throw ShardError.missingTrailer(file: name, size: size)
+        guard t >= blocksStart + ShardFormat.frameHeaderSize else {
+            // Too short for an index frame after the header (which checked out): cut short.
+            throw ShardError.truncated(file: name, offset: blocksStart, needed: blocksStart + ShardFormat.frameHeaderSize + ShardFormat.trailerSize,
+                                       size: size)
+        }
+        guard file.u32(at: size - 4) == ShardFormat.trailerMagic else {
+            throw ShardError.missingTrailer(file: name, offset: size - 4, size: size)
         }
         let indexOffsetRaw = file.u64(at: t)
         let blockCount = Int(file.u32(at: t + 8))

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Elementwise nonlinearities, applied in place. Their backward needs only the output: for
 /// ReLU and LeakyReLU with a positive slope, output > 0 exactly where input > 0.
 public enum Nonlinearity: String, Codable, Sendable, CaseIterable {
@@ -9,14 +11,12 @@ public enum Nonlinearity: String, Codable, Sendable, CaseIterable {
 
     /// x <- f(x)
     public func forward(_ x: Tensor) {
-        let p = x.pointer, n = x.count, s = negativeSlope
-        for i in 0..<n { let v = p[i]; p[i] = v > 0 ? v : v * s }
+        lw_leaky_relu_forward(x.pointer, x.count, negativeSlope)
     }
 
     /// grad <- grad * f'(input), with f' read from the forward's output `y`.
     public func backward(output y: Tensor, grad: Tensor) {
         precondition(y.count == grad.count)
-        let yp = y.pointer, g = grad.pointer, n = y.count, s = negativeSlope
-        for i in 0..<n { if !(yp[i] > 0) { g[i] *= s } }
+        lw_leaky_relu_backward(y.pointer, grad.pointer, y.count, negativeSlope)
     }
 }

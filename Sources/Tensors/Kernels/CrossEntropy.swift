@@ -1,3 +1,4 @@
+import Foundation
 /// Softmax cross-entropy over logits (B, K) with integer labels, mean over the batch.
 public enum CrossEntropy {
     /// Returns (loss, correct predictions). If `grad` is given, it receives
@@ -69,4 +70,3 @@ extension Float {
     @inline(__always) var exp: Float { Float(Foundation.exp(Double(self))) }
     @inline(__always) var log: Float { Float(Foundation.log(Double(self))) }
 }
-import Foundation

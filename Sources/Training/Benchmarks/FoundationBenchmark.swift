@@ -44,7 +44,10 @@ public enum FoundationBenchmark {
         BLAS.setThreads(configuration.threads)
         let gemm = shapes.map { measureGEMM($0, configuration) }
         let ledger = LedgerOverheadBenchmark.run(configuration)
-        return FoundationBenchmarkReport(threads: BLAS.threads, repeats: configuration.repeats, gemm: gemm, ledger: ledger)
+        return FoundationBenchmarkReport(threads: BLAS.threads, repeats: configuration.repeats,
+                                         elementwiseKernels: KernelPath.current.rawValue,
+                                         openBLASCoreType: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "",
+                                         gemm: gemm, ledger: ledger)
     }
 
     /// Times the same product through `BLAS.gemm(Tensor...)` on ledger tensors and through

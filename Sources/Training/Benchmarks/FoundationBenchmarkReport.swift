@@ -37,6 +37,10 @@ public struct FoundationBenchmarkReport: Codable, Sendable {
 
     public var threads: Int
     public var repeats: Int
+    /// The elementwise kernels' dispatch path (`KernelPath`: avx512, avx2, neon or generic).
+    public var elementwiseKernels: String
+    /// OPENBLAS_CORETYPE as set in the environment ("" when OpenBLAS picks its kernel itself).
+    public var openBLASCoreType: String
     public var gemm: [GEMM]
     public var ledger: LedgerOverhead
 
@@ -44,7 +48,9 @@ public struct FoundationBenchmarkReport: Codable, Sendable {
     public var table: String {
         func f(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
         func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
-        var lines = ["foundation benchmark: BLAS threads \(threads), median of \(repeats) repeats", "",
+        let coreType = openBLASCoreType.isEmpty ? "chosen by OpenBLAS" : "OPENBLAS_CORETYPE=\(openBLASCoreType)"
+        var lines = ["foundation benchmark: BLAS threads \(threads), median of \(repeats) repeats",
+                     "elementwise kernels: \(elementwiseKernels); sgemm kernel \(coreType)", "",
                      "GEMM (GFLOP/s)                                  m     n     k    wrapper     direct   ratio"]
         for g in gemm {
             let name = g.name.padding(toLength: 44, withPad: " ", startingAt: 0)

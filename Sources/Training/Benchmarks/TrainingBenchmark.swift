@@ -15,7 +15,7 @@ public enum TrainingBenchmark {
         public var batchSize: Int = 128
         public var steps: Int = 40
         public var repeats: Int = 3
-        public var threads: Int = ProcessInfoCores.count
+        public var threads: Int = ProcessorCount.online
         /// Also measure each local loss with chunked local steps of this many examples, in the
         /// same run as the whole-batch steps (rows named "predsim chunk 16").
         public var chunk: Int?

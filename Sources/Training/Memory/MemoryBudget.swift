@@ -1,32 +1,10 @@
 import Foundation
 import Layers
+import MemoryLedger
 import Reports
 
 /// `--memory-budget`: a byte count the run's predicted ledger peak must fit in.
 public enum MemoryBudget {
-    /// Parses `262144`, `64KiB`, `256MiB`, `1.5GiB` (powers of 1024) and `300MB`, `2GB`, `500kB`
-    /// (powers of 1000, as the SI prefixes say). `K`, `M`, `G` alone mean KiB, MiB, GiB.
-    /// Nil for anything else.
-    public static func parse(_ text: String) -> Int? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let number = trimmed.prefix { $0.isNumber || $0 == "." }
-        let unit = trimmed.dropFirst(number.count).trimmingCharacters(in: .whitespaces).lowercased()
-        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
-        let scale: Double
-        switch unit {
-        case "", "b": scale = 1
-        case "kib", "k": scale = 1024
-        case "mib", "m": scale = 1024 * 1024
-        case "gib", "g": scale = 1024 * 1024 * 1024
-        case "kb": scale = 1e3
-        case "mb": scale = 1e6
-        case "gb": scale = 1e9
-        default: return nil
-        }
-        let bytes = (value * scale).rounded(.down)
-        return bytes < Double(Int.max) ? Int(bytes) : nil
-    }
-
     /// "predicted ledger peak, local (predsim): 49.9 MiB (52,327,464 bytes) = weights ... + ..."
     public static func describe(_ plan: MemoryPlan) -> String {
         let p = plan.persistent

@@ -136,7 +136,7 @@ struct LayerShape {
     var outFeatures: Int
     var classes: Int
 
-    static let projection = LocalHeads.projectionSize
+    static let projection = LossKind.projectionSize
 
     static func layers(of spec: ModelSpec) -> [LayerShape] {
         var layers: [LayerShape] = []
@@ -189,7 +189,7 @@ struct LayerShape {
                          handOffBytes: kind == .linear ? batch * outFeatures * MemoryLayout<Float>.stride : 0)
     }
 
-    // MARK: local step (mirrors LinearBlock.trainLocal, LocalHeads.apply, OutputLayer.train)
+    // MARK: local step (mirrors HiddenBlock<LinearMap>.trainLocal, LocalHeads.apply, OutputLayer.train)
 
     /// The name of this layer's input: the batch for layer 0, else the previous hand-off.
     private var inputName: String { index == 0 ? "input" : "\(index - 1).handoff" }

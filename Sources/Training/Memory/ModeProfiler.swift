@@ -14,7 +14,7 @@ public enum ModeProfiler {
     /// - Parameter mode: "local" or "backprop".
     public static func run(_ request: ProfileRequest, mode: String) throws -> ModeProfile {
         let startRSS = ProcessMemory.read().currentRSS
-        BLAS.setThreads(request.threads ?? ProcessInfoCores.count)
+        BLAS.setThreads(request.threads ?? ProcessorCount.online)
         let ledger = Ledger()
         var spec = request.spec(mode: mode)
         let batch = request.batchSize

@@ -8,30 +8,29 @@ import Tensors
 ///
 /// Worth it where the input is small against the hand-off: vgg8b's first block reads
 /// (B, 1, 28, 28) and hands on (B, 128, 28, 28), 49 MiB at batch 128, recomputed by a
-/// one-channel conv (1.8 MFLOP an image) instead of kept (`ConvBlock.handOffIsCheapToRecompute`).
+/// one-channel conv (1.8 MFLOP an image) instead of kept (`HiddenBlock.handOffIsCheapToRecompute`).
 public final class RecomputedHandOff {
     /// The hand-off's shape, (B, C, H', W').
     public let shape: [Int]
     public let layer: Int
     let input: Tensor
-    let geometry: ConvGeometry
-    let workspace: ConvWorkspace
+    /// The block's map (its scratch included).
+    let map: any HiddenMap
     let poolAfter: Bool
     let nonlinearity: Nonlinearity
     let dropout: Float
     let dropoutSeed: UInt64
     /// Copies of the block's weights and batch statistics as its forward saw them, one
-    /// allocation booked as the block's activations: conv weight, conv bias, gamma, beta, mean, invStd.
+    /// allocation booked as the block's activations: map weight, map bias, gamma, beta, mean, invStd.
     let frozen: Tensor
     private let ledger: Ledger
 
-    init(block: ConvBlock, input: Tensor, mean: Tensor, invStd: Tensor, dropoutSeed: UInt64) {
+    init<Map: HiddenMap>(block: HiddenBlock<Map>, input: Tensor, mean: Tensor, invStd: Tensor, dropoutSeed: UInt64) {
         let batch = input.rowCount
         shape = [batch] + block.outputShape
         layer = block.index
-        self.input = input.reshaped(block.geometry.inputShape(batch: batch))
-        geometry = block.geometry
-        workspace = block.workspace
+        self.input = input.reshaped(block.map.inputShape(batch: batch))
+        map = block.map
         poolAfter = block.poolAfter
         nonlinearity = block.nonlinearity
         dropout = block.dropout
@@ -49,8 +48,8 @@ public final class RecomputedHandOff {
 
     /// The frozen tensors as views: weight, bias, gamma, beta, mean, invStd.
     private var parts: [Tensor] {
-        let oc = geometry.outChannels
-        let shapes = [geometry.weightShape, [oc], [oc], [oc], [oc], [oc]]
+        let oc = map.outChannels
+        let shapes = [map.weightShape, [oc], [oc], [oc], [oc], [oc]]
         var at = 0
         return shapes.map { s in
             defer { at += s.reduce(1, *) }
@@ -61,31 +60,31 @@ public final class RecomputedHandOff {
     public var rowCount: Int { shape[0] }
     public var byteCount: Int { shape.reduce(1, *) * MemoryLayout<Float>.stride }
 
-    /// Rows `rows` of the hand-off into `out` (n, C, H', W'): conv, BatchNorm with the batch's
+    /// Rows `rows` of the hand-off into `out` (n, C, H', W'): the map, BatchNorm with the batch's
     /// statistics, nonlinearity, the batch's dropout mask for these images, max pool.
     /// `scratch` (n, C, H, W) holds h when the block pools (otherwise h is made in `out`).
     public func materialize(rows: Range<Int>, into out: Tensor, scratch: Tensor?) {
         let p = parts
-        let channels = geometry.outChannels
+        let channels = map.outChannels
         let h = poolAfter ? scratch! : out
-        Conv2dKernel.forward(x: input.rows(rows), weight: p[0], bias: p[1], into: h, workspace: workspace)
+        map.forward(x: input.rows(rows), weight: p[0], bias: p[1], into: h)
         BatchNormKernel.normalize(z: h, channels: channels, mean: p[4], invStd: p[5], gamma: p[2], beta: p[3], out: h)
         nonlinearity.forward(h)
-        Dropout.apply(h, p: dropout, seed: dropoutSeed, channelSize: geometry.outSpatial, firstGroup: rows.lowerBound * channels)
+        Dropout.apply(h, p: dropout, seed: dropoutSeed, channelSize: map.outSpatial, firstGroup: rows.lowerBound * channels)
         if poolAfter { MaxPoolKernel.forward(x: h, into: out) }
     }
 
     /// The whole hand-off as a tensor (for a consumer that reads it whole).
     public func materialized() -> Tensor {
         let out = Tensor(shape, .activations, layer: layer, label: "handoff", ledger: ledger, zeroed: false)
-        let scratch = poolAfter ? Tensor(geometry.outputShape(batch: rowCount), .activations, layer: layer, label: "h",
+        let scratch = poolAfter ? Tensor(map.outputShape(batch: rowCount), .activations, layer: layer, label: "h",
                                          ledger: ledger, zeroed: false) : nil
         materialize(rows: 0..<rowCount, into: out, scratch: scratch)
         return out
     }
 }
 
-/// What a chunked conv step reads and hands on: a tensor, or a hand-off recomputed a chunk at a time.
+/// What a chunked step reads and hands on: a tensor, or a hand-off recomputed a chunk at a time.
 public enum ChunkedHandOff {
     case tensor(Tensor)
     case recomputed(RecomputedHandOff)

@@ -17,20 +17,20 @@ enum HeadParameters {
 
     /// P (128, classes), uniform +-1/sqrt(classes), never trained.
     static func projection(layer: Int, classes: Int, rng: inout Xoshiro256, ledger: Ledger) -> Tensor {
-        let p = Tensor([LocalHeads.projectionSize, classes], .headWeights, layer: layer, label: "bpf.projection", ledger: ledger)
+        let p = Tensor([LossKind.projectionSize, classes], .headWeights, layer: layer, label: "bpf.projection", ledger: ledger)
         let bound = 1 / Float(classes).squareRoot()
         for i in 0..<p.count { p.pointer[i] = rng.uniform(-bound, bound) }
         return p
     }
 
-    /// pred-bpf: decoder Linear(features -> 128) (weight zero, bias uniform) and the fixed
-    /// feedback matrix B (128, features) that carries its gradient to h.
+    /// pred-bpf: decoder Linear(features -> 128) and the fixed feedback matrix B (128, features)
+    /// that carries its gradient to h. The decoder's weight and bias both start at zero, as the
+    /// paper's feedback-alignment layer does; B is uniform +-1/sqrt(features).
     static func decoder(layer: Int, features: Int, rng: inout Xoshiro256, ledger: Ledger) -> (weight: Parameter, bias: Parameter, feedback: Tensor) {
-        let size = LocalHeads.projectionSize
+        let size = LossKind.projectionSize
         let bound = 1 / Float(features).squareRoot()
         let weight = Parameter(name: "blocks.\(layer).bpf.decoder.weight", shape: [size, features], category: .headWeights, layer: layer, label: "bpf.decoder.weight", ledger: ledger)
         let bias = Parameter(name: "blocks.\(layer).bpf.decoder.bias", shape: [size], category: .headWeights, layer: layer, label: "bpf.decoder.bias", ledger: ledger)
-        bias.initUniform(bound: bound, rng: &rng)
         let feedback = Tensor([size, features], .headWeights, layer: layer, label: "bpf.feedback", ledger: ledger)
         for i in 0..<feedback.count { feedback.pointer[i] = rng.uniform(-bound, bound) }
         return (weight, bias, feedback)

@@ -1,0 +1,366 @@
+// One implementation of each elementwise kernel per instruction set (see lw_kernels.h).
+// Contraction into fused multiply-adds is off for the whole file: every path rounds after each
+// multiply and each add, so all paths give the same bits.
+#pragma STDC FP_CONTRACT OFF
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+#include "lw_kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+// MARK: - One element, the definition every path follows (and the tail of every vector loop)
+
+static inline void adam_one(float *w, const float *g, float *m, float *v, size_t i,
+                            float b1, float c1, float b2, float c2, float step, float isb, float eps, float wd) {
+    float gi = wd == 0.0f ? g[i] : g[i] + wd * w[i];
+    float mi = b1 * m[i] + c1 * gi;
+    float vi = b2 * v[i] + c2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = w[i] - step * mi / (__builtin_sqrtf(vi) * isb + eps);
+}
+
+static inline void sgd_one(float *w, const float *g, float *buf, size_t i, float lr, float mu, float wd, int first) {
+    float gi = wd == 0.0f ? g[i] : g[i] + wd * w[i];
+    float bi = first ? gi : mu * buf[i] + gi;
+    buf[i] = bi;
+    w[i] = w[i] - lr * bi;
+}
+
+// MARK: - generic
+
+static void adam_generic(float *w, const float *g, float *m, float *v, size_t n,
+                         float b1, float b2, float step, float isb, float eps, float wd) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    for (size_t i = 0; i < n; i++) adam_one(w, g, m, v, i, b1, c1, b2, c2, step, isb, eps, wd);
+}
+
+static void sgd_generic(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int first) {
+    for (size_t i = 0; i < n; i++) sgd_one(w, g, buf, i, lr, mu, wd, first);
+}
+
+static void relu_forward_generic(float *x, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) { float v = x[i]; x[i] = v > 0.0f ? v : v * slope; }
+}
+
+static void relu_backward_generic(const float *y, float *grad, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) { if (!(y[i] > 0.0f)) grad[i] = grad[i] * slope; }
+}
+
+// MARK: - AVX2 (8 lanes) and AVX-512 (16 lanes)
+
+#if defined(__x86_64__)
+__attribute__((target("avx2")))
+static void adam_avx2(float *w, const float *g, float *m, float *v, size_t n,
+                      float b1, float b2, float step, float isb, float eps, float wd) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    const __m256 B1 = _mm256_set1_ps(b1), C1 = _mm256_set1_ps(c1), B2 = _mm256_set1_ps(b2), C2 = _mm256_set1_ps(c2);
+    const __m256 S = _mm256_set1_ps(step), I = _mm256_set1_ps(isb), E = _mm256_set1_ps(eps), WD = _mm256_set1_ps(wd);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i);
+        __m256 gi = _mm256_loadu_ps(g + i);
+        if (wd != 0.0f) gi = _mm256_add_ps(gi, _mm256_mul_ps(WD, wi));
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(B1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(C1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(B2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(C2, gi), gi));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        __m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), I), E);
+        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(S, mi), denom)));
+    }
+    for (; i < n; i++) adam_one(w, g, m, v, i, b1, c1, b2, c2, step, isb, eps, wd);
+}
+
+__attribute__((target("avx2")))
+static void sgd_avx2(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int first) {
+    const __m256 LR = _mm256_set1_ps(lr), MU = _mm256_set1_ps(mu), WD = _mm256_set1_ps(wd);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i);
+        __m256 gi = _mm256_loadu_ps(g + i);
+        if (wd != 0.0f) gi = _mm256_add_ps(gi, _mm256_mul_ps(WD, wi));
+        __m256 bi = first ? gi : _mm256_add_ps(_mm256_mul_ps(MU, _mm256_loadu_ps(buf + i)), gi);
+        _mm256_storeu_ps(buf + i, bi);
+        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_mul_ps(LR, bi)));
+    }
+    for (; i < n; i++) sgd_one(w, g, buf, i, lr, mu, wd, first);
+}
+
+__attribute__((target("avx2")))
+static void relu_forward_avx2(float *x, size_t n, float slope) {
+    const __m256 S = _mm256_set1_ps(slope), Z = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 positive = _mm256_cmp_ps(v, Z, _CMP_GT_OQ);
+        _mm256_storeu_ps(x + i, _mm256_blendv_ps(_mm256_mul_ps(v, S), v, positive));
+    }
+    for (; i < n; i++) { float v = x[i]; x[i] = v > 0.0f ? v : v * slope; }
+}
+
+__attribute__((target("avx2")))
+static void relu_backward_avx2(const float *y, float *grad, size_t n, float slope) {
+    const __m256 S = _mm256_set1_ps(slope), Z = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 positive = _mm256_cmp_ps(_mm256_loadu_ps(y + i), Z, _CMP_GT_OQ);
+        __m256 gi = _mm256_loadu_ps(grad + i);
+        _mm256_storeu_ps(grad + i, _mm256_blendv_ps(_mm256_mul_ps(gi, S), gi, positive));
+    }
+    for (; i < n; i++) { if (!(y[i] > 0.0f)) grad[i] = grad[i] * slope; }
+}
+
+__attribute__((target("avx512f")))
+static void adam_avx512(float *w, const float *g, float *m, float *v, size_t n,
+                        float b1, float b2, float step, float isb, float eps, float wd) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    const __m512 B1 = _mm512_set1_ps(b1), C1 = _mm512_set1_ps(c1), B2 = _mm512_set1_ps(b2), C2 = _mm512_set1_ps(c2);
+    const __m512 S = _mm512_set1_ps(step), I = _mm512_set1_ps(isb), E = _mm512_set1_ps(eps), WD = _mm512_set1_ps(wd);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 wi = _mm512_loadu_ps(w + i);
+        __m512 gi = _mm512_loadu_ps(g + i);
+        if (wd != 0.0f) gi = _mm512_add_ps(gi, _mm512_mul_ps(WD, wi));
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(B1, _mm512_loadu_ps(m + i)), _mm512_mul_ps(C1, gi));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(B2, _mm512_loadu_ps(v + i)), _mm512_mul_ps(_mm512_mul_ps(C2, gi), gi));
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(v + i, vi);
+        __m512 denom = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), I), E);
+        _mm512_storeu_ps(w + i, _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(S, mi), denom)));
+    }
+    for (; i < n; i++) adam_one(w, g, m, v, i, b1, c1, b2, c2, step, isb, eps, wd);
+}
+
+__attribute__((target("avx512f")))
+static void sgd_avx512(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int first) {
+    const __m512 LR = _mm512_set1_ps(lr), MU = _mm512_set1_ps(mu), WD = _mm512_set1_ps(wd);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 wi = _mm512_loadu_ps(w + i);
+        __m512 gi = _mm512_loadu_ps(g + i);
+        if (wd != 0.0f) gi = _mm512_add_ps(gi, _mm512_mul_ps(WD, wi));
+        __m512 bi = first ? gi : _mm512_add_ps(_mm512_mul_ps(MU, _mm512_loadu_ps(buf + i)), gi);
+        _mm512_storeu_ps(buf + i, bi);
+        _mm512_storeu_ps(w + i, _mm512_sub_ps(wi, _mm512_mul_ps(LR, bi)));
+    }
+    for (; i < n; i++) sgd_one(w, g, buf, i, lr, mu, wd, first);
+}
+
+__attribute__((target("avx512f")))
+static void relu_forward_avx512(float *x, size_t n, float slope) {
+    const __m512 S = _mm512_set1_ps(slope), Z = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __mmask16 positive = _mm512_cmp_ps_mask(v, Z, _CMP_GT_OQ);
+        _mm512_storeu_ps(x + i, _mm512_mask_blend_ps(positive, _mm512_mul_ps(v, S), v));
+    }
+    for (; i < n; i++) { float v = x[i]; x[i] = v > 0.0f ? v : v * slope; }
+}
+
+__attribute__((target("avx512f")))
+static void relu_backward_avx512(const float *y, float *grad, size_t n, float slope) {
+    const __m512 S = _mm512_set1_ps(slope), Z = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 positive = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + i), Z, _CMP_GT_OQ);
+        __m512 gi = _mm512_loadu_ps(grad + i);
+        _mm512_storeu_ps(grad + i, _mm512_mask_blend_ps(positive, _mm512_mul_ps(gi, S), gi));
+    }
+    for (; i < n; i++) { if (!(y[i] > 0.0f)) grad[i] = grad[i] * slope; }
+}
+#endif
+
+// MARK: - NEON (4 lanes)
+
+#if defined(__aarch64__)
+static void adam_neon(float *w, const float *g, float *m, float *v, size_t n,
+                      float b1, float b2, float step, float isb, float eps, float wd) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    const float32x4_t B1 = vdupq_n_f32(b1), C1 = vdupq_n_f32(c1), B2 = vdupq_n_f32(b2), C2 = vdupq_n_f32(c2);
+    const float32x4_t S = vdupq_n_f32(step), I = vdupq_n_f32(isb), E = vdupq_n_f32(eps), WD = vdupq_n_f32(wd);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t wi = vld1q_f32(w + i);
+        float32x4_t gi = vld1q_f32(g + i);
+        if (wd != 0.0f) gi = vaddq_f32(gi, vmulq_f32(WD, wi));
+        float32x4_t mi = vaddq_f32(vmulq_f32(B1, vld1q_f32(m + i)), vmulq_f32(C1, gi));
+        float32x4_t vi = vaddq_f32(vmulq_f32(B2, vld1q_f32(v + i)), vmulq_f32(vmulq_f32(C2, gi), gi));
+        vst1q_f32(m + i, mi);
+        vst1q_f32(v + i, vi);
+        float32x4_t denom = vaddq_f32(vmulq_f32(vsqrtq_f32(vi), I), E);
+        vst1q_f32(w + i, vsubq_f32(wi, vdivq_f32(vmulq_f32(S, mi), denom)));
+    }
+    for (; i < n; i++) adam_one(w, g, m, v, i, b1, c1, b2, c2, step, isb, eps, wd);
+}
+
+static void sgd_neon(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int first) {
+    const float32x4_t LR = vdupq_n_f32(lr), MU = vdupq_n_f32(mu), WD = vdupq_n_f32(wd);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t wi = vld1q_f32(w + i);
+        float32x4_t gi = vld1q_f32(g + i);
+        if (wd != 0.0f) gi = vaddq_f32(gi, vmulq_f32(WD, wi));
+        float32x4_t bi = first ? gi : vaddq_f32(vmulq_f32(MU, vld1q_f32(buf + i)), gi);
+        vst1q_f32(buf + i, bi);
+        vst1q_f32(w + i, vsubq_f32(wi, vmulq_f32(LR, bi)));
+    }
+    for (; i < n; i++) sgd_one(w, g, buf, i, lr, mu, wd, first);
+}
+
+static void relu_forward_neon(float *x, size_t n, float slope) {
+    const float32x4_t S = vdupq_n_f32(slope), Z = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        vst1q_f32(x + i, vbslq_f32(vcgtq_f32(v, Z), v, vmulq_f32(v, S)));
+    }
+    for (; i < n; i++) { float v = x[i]; x[i] = v > 0.0f ? v : v * slope; }
+}
+
+static void relu_backward_neon(const float *y, float *grad, size_t n, float slope) {
+    const float32x4_t S = vdupq_n_f32(slope), Z = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t gi = vld1q_f32(grad + i);
+        vst1q_f32(grad + i, vbslq_f32(vcgtq_f32(vld1q_f32(y + i), Z), gi, vmulq_f32(gi, S)));
+    }
+    for (; i < n; i++) { if (!(y[i] > 0.0f)) grad[i] = grad[i] * slope; }
+}
+#endif
+
+// MARK: - Dispatch
+
+typedef struct {
+    void (*adam)(float *, const float *, float *, float *, size_t, float, float, float, float, float, float);
+    void (*sgd)(float *, const float *, float *, size_t, float, float, float, int);
+    void (*relu_forward)(float *, size_t, float);
+    void (*relu_backward)(const float *, float *, size_t, float);
+} kernel_table;
+
+static const kernel_table generic_table = {adam_generic, sgd_generic, relu_forward_generic, relu_backward_generic};
+#if defined(__x86_64__)
+static const kernel_table avx2_table = {adam_avx2, sgd_avx2, relu_forward_avx2, relu_backward_avx2};
+static const kernel_table avx512_table = {adam_avx512, sgd_avx512, relu_forward_avx512, relu_backward_avx512};
+#endif
+#if defined(__aarch64__)
+static const kernel_table neon_table = {adam_neon, sgd_neon, relu_forward_neon, relu_backward_neon};
+#endif
+
+static const kernel_table *table_for(lw_kernel_path path) {
+    switch (path) {
+#if defined(__x86_64__)
+    case LW_KERNELS_AVX2: return &avx2_table;
+    case LW_KERNELS_AVX512: return &avx512_table;
+#endif
+#if defined(__aarch64__)
+    case LW_KERNELS_NEON: return &neon_table;
+#endif
+    default: return &generic_table;
+    }
+}
+
+int lw_kernels_supported(lw_kernel_path path) {
+    switch (path) {
+    case LW_KERNELS_GENERIC: return 1;
+#if defined(__x86_64__)
+    case LW_KERNELS_AVX2: return __builtin_cpu_supports("avx2");
+    case LW_KERNELS_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+#if defined(__aarch64__)
+    case LW_KERNELS_NEON: return 1;  // Advanced SIMD is part of every ARMv8-A core
+#endif
+    default: return 0;
+    }
+}
+
+const char *lw_kernels_path_name(lw_kernel_path path) {
+    switch (path) {
+    case LW_KERNELS_AVX2: return "avx2";
+    case LW_KERNELS_AVX512: return "avx512";
+    case LW_KERNELS_NEON: return "neon";
+    default: return "generic";
+    }
+}
+
+// The selection is made once (pthread_once: kernels run on several threads at once); forcing a
+// path later is for tests and benchmarks, between kernel calls.
+static pthread_once_t selection_once = PTHREAD_ONCE_INIT;
+static int selected = -1;
+static const kernel_table *current = 0;
+static const char *rejected = 0;
+static char rejected_text[64];
+
+static void select_path_once(void) {
+    lw_kernel_path best = LW_KERNELS_GENERIC;
+#if defined(__x86_64__)
+    if (lw_kernels_supported(LW_KERNELS_AVX512)) best = LW_KERNELS_AVX512;
+    else if (lw_kernels_supported(LW_KERNELS_AVX2)) best = LW_KERNELS_AVX2;
+#endif
+#if defined(__aarch64__)
+    best = LW_KERNELS_NEON;
+#endif
+    const char *request = getenv("LAYERWISE_KERNELS");
+    if (request && *request) {
+        int found = 0;
+        for (int p = LW_KERNELS_GENERIC; p <= LW_KERNELS_NEON; p++) {
+            if (strcmp(request, lw_kernels_path_name((lw_kernel_path)p)) == 0 && lw_kernels_supported((lw_kernel_path)p)) {
+                best = (lw_kernel_path)p;
+                found = 1;
+            }
+        }
+        if (!found) {
+            strncpy(rejected_text, request, sizeof rejected_text - 1);
+            rejected = rejected_text;
+        }
+    }
+    current = table_for(best);
+    selected = (int)best;
+}
+
+static inline void select_path(void) { pthread_once(&selection_once, select_path_once); }
+
+lw_kernel_path lw_kernels_path(void) { select_path(); return (lw_kernel_path)selected; }
+
+const char *lw_kernels_rejected_request(void) { select_path(); return rejected; }
+
+int lw_kernels_force(lw_kernel_path path) {
+    select_path();
+    if (!lw_kernels_supported(path)) return 0;
+    current = table_for(path);
+    selected = (int)path;
+    return 1;
+}
+
+void lw_adam(float *w, const float *g, float *m, float *v, size_t n,
+             float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd) {
+    select_path();
+    current->adam(w, g, m, v, n, b1, b2, step_size, inv_sqrt_bc2, eps, wd);
+}
+
+void lw_sgd(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int first) {
+    select_path();
+    current->sgd(w, g, buf, n, lr, mu, wd, first);
+}
+
+void lw_leaky_relu_forward(float *x, size_t n, float slope) {
+    select_path();
+    current->relu_forward(x, n, slope);
+}
+
+void lw_leaky_relu_backward(const float *y, float *grad, size_t n, float slope) {
+    select_path();
+    current->relu_backward(y, grad, n, slope);
+}
