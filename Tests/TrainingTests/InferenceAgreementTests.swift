@@ -1,3 +1,4 @@
+import DatasetTestSupport
 import Foundation
 import Layers
 import MemoryLedger
@@ -136,7 +137,7 @@ final class InferenceAgreementTests: XCTestCase {
     /// training network's `evaluate` gives, batch by batch, with every logit within the bound and
     /// no class mismatch beyond ties within rounding; it frees everything it allocated.
     func testTrainersTestPassMatchesTheTrainingNetworkOnRealData() throws {
-        try XCTSkipUnless(FashionMNISTSlice.available, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        try RequiredDataset.fashionMNIST.require()
         let directory = FashionMNISTSlice.temporaryDirectory("inference")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FashionMNISTSlice.make(in: directory, train: 512, test: 160)
