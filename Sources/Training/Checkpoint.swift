@@ -1,5 +1,6 @@
 import Foundation
 import Layers
+import MemoryLedger
 import Tensors
 
 /// Checkpoints as safetensors files. Tensor names:
@@ -82,6 +83,25 @@ public enum Checkpoint {
             throw TrainingError.checkpoint(path: path, problem: "has no readable model spec")
         }
         return spec
+    }
+
+    /// An inference-only network of the checkpoint's model: only the tensors `eval` needs are
+    /// read (no heads, no optimizer state), into tensors the network books as `weights`. The
+    /// file's mapping is released when this returns.
+    public static func inferenceNetwork(from path: String, microBatch: Int = InferenceNetwork.defaultMicroBatch,
+                                        ledger: Ledger = .shared) throws -> InferenceNetwork {
+        let file = try open(path)
+        let spec = try decodeSpec(file, path: path)
+        return try InferenceNetwork(spec: spec, parameters: .load { name, tensor in
+            let info: SafeTensorsFile.TensorInfo
+            do { info = try file.info(name) } catch {
+                throw TrainingError.checkpoint(path: path, problem: "lacks tensor \(name)")
+            }
+            guard info.dtype == .f32, info.shape == tensor.shape else {
+                throw TrainingError.checkpoint(path: path, problem: "tensor \(name) is \(info.dtype) \(info.shape), expected F32 \(tensor.shape)")
+            }
+            try file.copy(name, into: UnsafeMutableRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
+        }, microBatch: microBatch, ledger: ledger)
     }
 
     /// Loads weights (and, if `includeTraining`, heads and optimizer state) into `network`,

@@ -3,15 +3,29 @@ import MemoryLedger
 import Shards
 import Tensors
 
-/// Test error of a network on a split: BatchNorm with running statistics, no dropout, no heads.
+/// Test error of a model on a split: BatchNorm with running statistics, no dropout, no heads.
+/// It runs an `InferenceNetwork`, micro-batch by micro-batch, so the memory it needs beyond the
+/// weights does not grow with the batch size.
 public enum Evaluator {
+    /// Error in percent of a training network, through an inference network over its own
+    /// tensors (shared, not copied; the conv workspace and activations live only during this call).
     public static func error(network: Network, dataset: ShardDataset, split: String, config: TrainingConfig,
                              limit: Int? = nil, ledger: Ledger = .shared) throws -> Double {
-        try measure(network: network, dataset: dataset, split: split, config: config, limit: limit, ledger: ledger).error
+        let inference = try inferenceNetwork(sharing: network)
+        return try measure(network: inference, dataset: dataset, split: split, config: config, limit: limit, ledger: ledger).error
+    }
+
+    /// An inference network whose parameters are `network`'s tensors, found by their checkpoint
+    /// names (`Checkpoint.namedTensors`): the storage is shared, nothing is copied or booked.
+    public static func inferenceNetwork(sharing network: Network,
+                                        microBatch: Int = InferenceNetwork.defaultMicroBatch) throws -> InferenceNetwork {
+        let tensors = Dictionary(Checkpoint.namedTensors(network), uniquingKeysWith: { first, _ in first })
+        return try InferenceNetwork(spec: network.spec, parameters: .shared { tensors[$0] }, microBatch: microBatch,
+                                    ledger: network.ledger)
     }
 
     /// Error in percent and the number of records evaluated.
-    public static func measure(network: Network, dataset: ShardDataset, split: String, config: TrainingConfig,
+    public static func measure(network: InferenceNetwork, dataset: ShardDataset, split: String, config: TrainingConfig,
                                limit: Int? = nil, ledger: Ledger = .shared) throws -> (error: Double, records: Int) {
         let source = try dataset.split(split)
         let loader = try BatchLoader(source: source, config: Trainer.loaderConfig(config, training: false), ledger: ledger)
@@ -35,10 +49,13 @@ public enum Evaluation {
         public var model: String
         public var error: Double
         public var records: Int
+        /// The ledger's high-water mark over loading and evaluating, with its breakdown.
+        public var ledgerPeak: LedgerSnapshot
     }
 
     public static func run(runFolder: String?, checkpoint: String?, data: String?, split: String,
-                           batchSize: Int = 500, threads: Int? = nil) throws -> Result {
+                           batchSize: Int = 500, microBatch: Int = InferenceNetwork.defaultMicroBatch,
+                           threads: Int? = nil) throws -> Result {
         var config = TrainingConfig()
         var checkpointPath = checkpoint ?? ""
         if let runFolder {
@@ -57,9 +74,8 @@ public enum Evaluation {
             throw TrainingError.checkpoint(path: checkpointPath, problem: "expects inputs \(spec.inputShape) with \(spec.classes) classes, but \(config.data) holds \(dataSpec.inputShape) with \(dataSpec.classes)")
         }
         let ledger = Ledger()
-        let network = Network(spec: spec, seed: 0, ledger: ledger)
-        try Checkpoint.load(from: checkpointPath, into: network, includeTraining: false)
+        let network = try Checkpoint.inferenceNetwork(from: checkpointPath, microBatch: microBatch, ledger: ledger)
         let r = try Evaluator.measure(network: network, dataset: dataset, split: split, config: config, ledger: ledger)
-        return Result(model: spec.description, error: r.error, records: r.records)
+        return Result(model: spec.description, error: r.error, records: r.records, ledgerPeak: ledger.peak())
     }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import MemoryLedger
+import Reports
 import Training
 
 struct EvalCommand: ParsableCommand {
@@ -28,5 +30,8 @@ struct EvalCommand: ParsableCommand {
         let result = try Evaluation.run(runFolder: runFolder, checkpoint: checkpoint, data: data, split: split,
                                         batchSize: batchSize, threads: threads)
         print("\(result.model): \(split) error \(String(format: "%.2f", result.error))% on \(result.records) records")
+        let peak = result.ledgerPeak
+        let parts = Category.allCases.filter { peak.bytes($0) > 0 }.map { "\($0) \(ByteFormat.human(peak.bytes($0)))" }
+        print("ledger peak \(ByteFormat.human(peak.total)): " + parts.joined(separator: ", "))
     }
 }
