@@ -172,6 +172,70 @@ final class ConvertIDXTests: XCTestCase {
         }
     }
 
+    func testTrailingBytesAreAnErrorNamingFileAndCountUnlessAllowed() throws {
+        for gzip in [false, true] {
+            let raw = try writeIDX(count: 30)
+            var bytes = readBytes(dir + "/images.idx")
+            bytes += [1, 2, 3, 4, 5, 6, 7]
+            if gzip { try InputFile.writeGzip(bytes, to: dir + "/images.idx") } else { writeBytes(bytes, dir + "/images.idx") }
+            let target = dir + "/trail\(gzip)"
+            assertShardError(try convert(try input(), to: target), mentioning: "images.idx has 7 bytes after its last record") {
+                if case .trailingBytes(_, 7, 16 + 30 * 30) = $0 { return true } else { return false }
+            }
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: target), [], "a refused conversion leaves nothing behind")
+            let allowed = try IDXInput(images: dir + "/images.idx", labels: dir + "/labels.idx", allowTrailingBytes: true)
+            try convert(allowed, to: dir + "/allowed\(gzip)")
+            XCTAssertEqual(try decodeAll(try ShardDataset(directory: dir + "/allowed\(gzip)").split("train")), raw,
+                           "the trailing bytes are ignored, the records kept")
+        }
+        // The labels file is checked the same way.
+        try writeIDX(count: 30)
+        writeBytes(readBytes(dir + "/labels.idx") + [9], dir + "/labels.idx")
+        assertShardError(try convert(try input(), to: dir + "/labels"), mentioning: "labels.idx has 1 byte after") {
+            if case .trailingBytes(_, 1, 8 + 30) = $0 { return true } else { return false }
+        }
+    }
+
+    func testLabelFarAboveTheRestWarnsNamingTheLabelAndOrdinaryLabelsDoNot() throws {
+        try writeIDX(count: 40)
+        XCTAssertEqual(try convert(try input(), to: dir + "/plain").warnings, [])
+        var labels = readBytes(dir + "/labels.idx")
+        labels[8 + 17] = 255
+        writeBytes(labels, dir + "/labels.idx")
+        let report = try convert(try input(), to: dir + "/stray")
+        XCTAssertEqual(report.warnings.count, 1)
+        XCTAssertTrue(report.warnings[0].contains("labels.idx: label 255 (1 record) far above the others (0...9)"), report.warnings[0])
+        XCTAssertEqual(report.schema.classCount, 256)
+    }
+
+    func testSkipAndTakeCarveTwoPartsThatNeverOverlapAndTogetherCoverTheSource() throws {
+        let raw = try writeIDX(count: 100)
+        let recordSize = 6 * 5 + 4
+        func carve(_ split: String, skip: Int, take: Int?, seed: UInt64?) throws {
+            var options = ConversionOptions(directory: dir + "/ds", split: split,
+                                            writer: ShardWriterOptions(blockBytes: 1024, level: 3, threads: 1), shuffleSeed: seed)
+            options.skip = skip
+            options.take = take
+            try DatasetConverter.convert(try input(), options: options)
+        }
+        try carve("train", skip: 0, take: 63, seed: 7)  // pre-shuffled: the slice is taken before the shuffle
+        try carve("validation", skip: 63, take: nil, seed: 7)
+        let dataset = try ShardDataset(directory: dir + "/ds")
+        let train = sortedRecords(try decodeAll(try dataset.split("train")), recordSize: recordSize)
+        let validation = sortedRecords(try decodeAll(try dataset.split("validation")), recordSize: recordSize)
+        XCTAssertEqual(train, sortedRecords(Array(raw[0 ..< 63 * recordSize]), recordSize: recordSize))
+        XCTAssertEqual(validation, sortedRecords(Array(raw[(63 * recordSize)...]), recordSize: recordSize))
+        XCTAssertTrue(Set(train).isDisjoint(with: Set(validation)), "the two parts overlap")
+        XCTAssertEqual((train + validation).sorted { $0.lexicographicallyPrecedes($1) }, sortedRecords(raw, recordSize: recordSize))
+        XCTAssertEqual(dataset.manifest.splits["validation"]!.source.options, ["skip": "63", "take": "37"])
+        // Source order is kept without a shuffle, and a middle slice is exactly those records.
+        try carve("middle", skip: 10, take: 20, seed: nil)
+        XCTAssertEqual(try decodeAll(try ShardDataset(directory: dir + "/ds").split("middle")), Array(raw[10 * recordSize ..< 30 * recordSize]))
+        assertShardError(try carve("empty", skip: 100, take: nil, seed: nil), mentioning: "leaves no records") {
+            if case .invalidOption("skip", _) = $0 { return true } else { return false }
+        }
+    }
+
     func testLabelOutOfRangeFailsAtomically() throws {
         try writeIDX(count: 40)
         _ = try convert(try input(), to: dir + "/ds", split: "train")

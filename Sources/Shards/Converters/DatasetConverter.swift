@@ -12,10 +12,11 @@ import Randomness
 ///   (the first only checks labels, since the header needs the class count before any block).
 /// The same input, options and seed give byte-identical shards for any thread count.
 public enum DatasetConverter {
-    public static func convert(_ input: RecordInput, options: ConversionOptions,
+    public static func convert(_ source: RecordInput, options: ConversionOptions,
                                progress: ((ConversionProgress) -> Void)? = nil) throws -> ConversionReport {
         let started = Date()
         try validate(options)
+        let input = options.skip == 0 && options.take == nil ? source : try RecordSlice(source, skip: options.skip, take: options.take)
         let recordSize = input.recordSize
         let total = input.recordCount
         guard total > 0 else {
@@ -46,7 +47,8 @@ public enum DatasetConverter {
                 shuffleMethod: method, zstdVersion: Zstd.versionString, tool: "layerwise shards convert")
             let manifest = try writer.commit(parameters: parameters, source: input.provenance)
             return ConversionReport(directory: options.directory, split: options.split, manifest: manifest,
-                                    schema: context.schema!, seconds: Date().timeIntervalSince(started))
+                                    schema: context.schema!, seconds: Date().timeIntervalSince(started),
+                                    warnings: [context.labels.outlierWarning()].compactMap { $0 })
         } catch {
             writer.abort()
             throw error
@@ -84,8 +86,9 @@ public enum DatasetConverter {
         }
 
         /// Reads the whole input in chunks of about 4 MiB (or into `into` when given), checking
-        /// labels and the record count; `visit` sees each chunk.
-        mutating func readAll(phase: String, into target: UnsafeMutableRawBufferPointer? = nil,
+        /// labels and the record count; `visit` sees each chunk. `firstPass` is false for a
+        /// second pass over the same records, which is not counted again.
+        mutating func readAll(phase: String, into target: UnsafeMutableRawBufferPointer? = nil, firstPass: Bool = true,
                               visit: (UnsafeRawBufferPointer) throws -> Void) throws {
             let reader = try input.makeReader()
             let chunkRecords = max(1, (4 << 20) / recordSize)
@@ -99,7 +102,7 @@ public enum DatasetConverter {
                 let got = try reader.read(into: destination)
                 if got == 0 { break }
                 let records = UnsafeRawBufferPointer(rebasing: destination[0 ..< got * recordSize])
-                try labels.check(records, first: done)
+                try labels.check(records, first: done, count: firstPass)
                 try visit(records)
                 done += got
                 report(phase, done)
@@ -166,7 +169,7 @@ public enum DatasetConverter {
         try c.startWriting()
         var done = 0
         let writer = c.writer
-        try c.readAll(phase: "writing") { records in
+        try c.readAll(phase: "writing", firstPass: false) { records in
             try writer.append(records)
             done += records.count
         }
