@@ -15,6 +15,8 @@ struct ShardsConvertCommand: ParsableCommand {
         subcommands: [ConvertIDXCommand.self, ConvertCIFARCommand.self, ConvertNPYCommand.self, ConvertCSVCommand.self])
 }
 
+extension AugmentRecipe: ExpressibleByArgument {}
+
 /// Options every converter shares.
 struct ConvertOptions: ParsableArguments {
     @Option(help: "The dataset folder to create or add a split to.")
@@ -53,6 +55,9 @@ struct ConvertOptions: ParsableArguments {
     @Flag(help: "Replace the split if the dataset already has it.")
     var replace = false
 
+    @Option(help: "Augmentation to recommend for this data, stored in the manifest: none, crop or crop,flip (flip only suits data without a handedness, e.g. clothes; not digits or text). `train` uses it when given no --augment.")
+    var augmentHint: AugmentRecipe?
+
     @Option(help: "Pass over the first N source records (source order, before the pre-shuffle).")
     var skip: Int = 0
 
@@ -75,6 +80,7 @@ struct ConvertOptions: ParsableArguments {
                                         classCount: classes, replace: replace)
         options.skip = skip
         options.take = take
+        options.augmentHint = augmentHint
         return options
     }
 

@@ -31,6 +31,37 @@ final class ShardsCLITests: XCTestCase {
         XCTAssertEqual(info.stdout.components(separatedBy: ", ratio ").count - 1, 2, "one compression ratio per split:\n\(info.stdout)")
     }
 
+    func testInfoPrintsStatisticsAndTrainChecksSplitsFirstAndNamesTheHintItUses() throws {
+        let folder = try makeTemporaryFolder(self)
+        let dataset = try convert(folder, split: "train", extra: ["--augment-hint", "crop,flip"])
+        try convert(folder, split: "test", pair: IDXPair(count: 20))
+        let layerwise = try CommandLineTool.layerwise()
+
+        let info = try CommandLineTool.run(layerwise, ["shards", "info", dataset.path])
+        XCTAssertEqual(info.status, 0, info.all)
+        XCTAssertTrue(info.stdout.contains("augment     crop,flip (the converter's --augment-hint"), info.stdout)
+        XCTAssertEqual(info.stdout.components(separatedBy: "  pixels    mean ").count - 1, 2, "statistics for each split:\n\(info.stdout)")
+        XCTAssertTrue(info.stdout.contains("  labels    0: 12, 1: 12, 2: 12, 3: 12, 4: 12"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("  labels    0: 4, 1: 4, 2: 4, 3: 4, 4: 4"), info.stdout)
+
+        let run = folder.appendingPathComponent("run").path
+        let small = ["--num-layers", "1", "--num-hidden", "8", "--batch-size", "20", "--epochs", "1", "--milestones", "", "--quiet"]
+        let missing = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", run, "--test-split", "validation"] + small)
+        XCTAssertNotEqual(missing.status, 0, missing.all)
+        XCTAssertTrue(missing.stderr.contains("--test-split validation: no such split in \(dataset.path) (it has: test, train)"), missing.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/config.json"), "refused before the run started")
+        let tooSmall = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", run, "--model", "vgg8b"] + small)
+        XCTAssertNotEqual(tooSmall.status, 0, tooSmall.all)
+        XCTAssertTrue(tooSmall.stderr.contains("--model vgg8b halves the image 4 times but splits train and test of \(dataset.path) hold 6x6 images (it needs at least 16x16)"), tooSmall.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/config.json"), "refused before the run started")
+
+        let trained = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", run] + small)
+        XCTAssertEqual(trained.status, 0, trained.all)
+        let first = trained.stdout.split(separator: "\n").first.map(String.init) ?? ""
+        XCTAssertTrue(first.hasPrefix("data \(dataset.path): train 60 records, test 20 records, 6x6x1 uint8 images, 5 classes; augmentation crop,flip (the dataset's --augment-hint"), trained.stdout)
+        XCTAssertTrue(first.contains("normalised with train's statistics from the manifest mean "), trained.stdout)
+    }
+
     func testVerifyExitsZeroOnAGoodDatasetAndNamesShardAndBlockAfterAByteFlip() throws {
         let folder = try makeTemporaryFolder(self)
         let dataset = try convert(folder)

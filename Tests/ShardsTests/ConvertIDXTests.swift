@@ -1,3 +1,4 @@
+import MemoryLedger
 import XCTest
 @testable import Shards
 
@@ -234,6 +235,79 @@ final class ConvertIDXTests: XCTestCase {
         assertShardError(try carve("empty", skip: 100, take: nil, seed: nil), mentioning: "leaves no records") {
             if case .invalidOption("skip", _) = $0 { return true } else { return false }
         }
+    }
+
+    func testStatisticsPerSplitMatchAHandComputationAndSurviveAReload() throws {
+        // Two channels of 3 x 2 pixels; split "train" from seed 1, "test" from seed 2.
+        func handStatistics(pixels: [UInt8], labels: [UInt8]) -> SplitStatistics {
+            var mean = [Float](), std = [Float]()
+            for c in 0..<2 {
+                let values = stride(from: c, to: pixels.count, by: 2).map { Double(pixels[$0]) / 255 }
+                let m = values.reduce(0, +) / Double(values.count)
+                let variance = values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(values.count)
+                mean.append(Float(m))
+                std.append(Float(variance.squareRoot()))
+            }
+            let counts = (0..<4).map { k in labels.filter { Int($0) == k }.count }
+            return SplitStatistics(mean: mean, std: std, labelCounts: counts)
+        }
+        var expected: [String: SplitStatistics] = [:]
+        for (split, seed, count) in [("train", UInt64(1), 50), ("test", UInt64(2), 23)] {
+            let pixels = testBytes(count * 3 * 2 * 2, seed: seed)
+            let labels = testBytes(count, seed: seed + 100, range: 4)
+            writeBytes(idxBytes(dims: [count, 3, 2, 2], data: pixels), dir + "/\(split)-images.idx")
+            writeBytes(idxBytes(dims: [count], data: labels), dir + "/\(split)-labels.idx")
+            expected[split] = handStatistics(pixels: pixels, labels: labels)
+            let input = try IDXInput(images: dir + "/\(split)-images.idx", labels: dir + "/\(split)-labels.idx")
+            // Pre-shuffled, and through the external shuffle for the test split: the statistics
+            // do not depend on the order or the strategy.
+            try convert(input, to: dir + "/ds", split: split, seed: 9, memoryBudget: split == "test" ? 300 : 64 << 20, classCount: 4)
+        }
+        let manifest = try ShardDataset(directory: dir + "/ds").manifest
+        for split in ["train", "test"] {
+            let got = try XCTUnwrap(manifest.splits[split]?.statistics, split)
+            XCTAssertEqual(got.labelCounts, expected[split]!.labelCounts, split)
+            for c in 0..<2 {
+                XCTAssertEqual(got.mean[c], expected[split]!.mean[c], accuracy: 1e-6, "\(split) channel \(c)")
+                XCTAssertEqual(got.std[c], expected[split]!.std[c], accuracy: 1e-6, "\(split) channel \(c)")
+            }
+            // The loader's own pass over the shards gives the same numbers.
+            let computed = try Normalization.compute(source: try ShardDataset(directory: dir + "/ds").split(split), ledger: Ledger())
+            XCTAssertEqual(computed, got.normalization, split)
+        }
+        XCTAssertNotEqual(manifest.splits["train"]!.statistics, manifest.splits["test"]!.statistics)
+        let info = String(describing: try DatasetInfo(directory: dir + "/ds"))
+        XCTAssertTrue(info.contains("pixels    mean \(formatFixed(Double(expected["train"]!.mean[0]), 4)), \(formatFixed(Double(expected["train"]!.mean[1]), 4))"), info)
+        XCTAssertTrue(info.contains("labels    0: \(expected["test"]!.labelCounts[0]), 1: "), info)
+    }
+
+    func testOldManifestWithoutStatisticsOrHintStillLoads() throws {
+        try writeIDX(count: 20)
+        try convert(try input(), to: dir + "/ds")
+        let path = dir + "/ds/manifest.json"
+        var json = try JSONSerialization.jsonObject(with: Data(readBytes(path))) as! [String: Any]
+        var splits = json["splits"] as! [String: Any]
+        var train = splits["train"] as! [String: Any]
+        XCTAssertNotNil(train["statistics"])
+        train["statistics"] = nil
+        splits["train"] = train
+        json["splits"] = splits
+        json["augmentHint"] = nil
+        writeBytes(Array(try JSONSerialization.data(withJSONObject: json)), path)
+        let manifest = try DatasetManifest.load(directory: dir + "/ds")
+        XCTAssertNil(manifest.splits["train"]!.statistics)
+        XCTAssertNil(manifest.augmentHint)
+        XCTAssertTrue(String(describing: try DatasetInfo(directory: dir + "/ds")).contains("no statistics"))
+    }
+
+    func testAugmentHintIsStoredAndKeptWhenAnotherSplitIsAdded() throws {
+        try writeIDX(count: 20)
+        var options = ConversionOptions(directory: dir + "/ds", split: "train", writer: ShardWriterOptions(blockBytes: 1024, level: 3, threads: 1))
+        options.augmentHint = .cropFlip
+        try DatasetConverter.convert(try input(), options: options)
+        XCTAssertEqual(try DatasetManifest.load(directory: dir + "/ds").augmentHint, "crop,flip")
+        try convert(try input(), to: dir + "/ds", split: "test")
+        XCTAssertEqual(try DatasetManifest.load(directory: dir + "/ds").augmentHint, "crop,flip")
     }
 
     func testLabelOutOfRangeFailsAtomically() throws {

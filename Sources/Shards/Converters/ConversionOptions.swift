@@ -21,6 +21,9 @@ public struct ConversionOptions: Sendable {
     /// pre-shuffle), and how many to convert after them (nil: the rest).
     public var skip: Int = 0
     public var take: Int?
+    /// The augmentation to recommend in the manifest (`train` uses it when given no
+    /// `--augment`); nil keeps the dataset's existing recommendation, if any.
+    public var augmentHint: AugmentRecipe?
 
     public static let defaultSeed: UInt64 = 0x5EED
 

@@ -28,6 +28,7 @@ public enum DatasetConverter {
         do {
             let fixed = options.classCount ?? writer.existing?.schema.classCount ?? input.impliedClassCount
             var context = Context(input: input, writer: writer, labels: LabelChecker(input: input, fixedClassCount: fixed),
+                                  pixels: try? PixelStatistics(schema: RecordSchema(fields: input.fields, classCount: 1)),
                                   recordsPerShard: options.recordsPerShard(recordSize: recordSize), progress: progress)
             let method: String
             let totalBytes = total.multipliedReportingOverflow(by: recordSize)
@@ -45,7 +46,11 @@ public enum DatasetConverter {
                 blockBytes: options.writer.blockBytes, recordsPerBlock: options.writer.recordsPerBlock(recordSize: recordSize),
                 level: options.writer.level, recordsPerShard: context.recordsPerShard, shuffleSeed: options.shuffleSeed,
                 shuffleMethod: method, zstdVersion: Zstd.versionString, tool: "layerwise shards convert")
-            let manifest = try writer.commit(parameters: parameters, source: input.provenance)
+            let statistics = context.pixels?.normalization.map {
+                SplitStatistics(mean: $0.mean, std: $0.std, labelCounts: context.labels.labelCounts(classCount: context.schema!.classCount))
+            }
+            let manifest = try writer.commit(parameters: parameters, source: input.provenance, statistics: statistics,
+                                             augmentHint: options.augmentHint?.rawValue)
             return ConversionReport(directory: options.directory, split: options.split, manifest: manifest,
                                     schema: context.schema!, seconds: Date().timeIntervalSince(started),
                                     warnings: [context.labels.outlierWarning()].compactMap { $0 })
@@ -69,6 +74,9 @@ public enum DatasetConverter {
         let input: RecordInput
         let writer: DatasetWriter
         var labels: LabelChecker
+        /// Per-channel pixel statistics of the split, gathered in the first pass (nil when the
+        /// records are not images the loader can read).
+        var pixels: PixelStatistics?
         let recordsPerShard: Int
         let progress: ((ConversionProgress) -> Void)?
         var schema: RecordSchema?
@@ -103,6 +111,7 @@ public enum DatasetConverter {
                 if got == 0 { break }
                 let records = UnsafeRawBufferPointer(rebasing: destination[0 ..< got * recordSize])
                 try labels.check(records, first: done, count: firstPass)
+                if firstPass { pixels?.add(records) }
                 try visit(records)
                 done += got
                 report(phase, done)
