@@ -73,6 +73,8 @@ public final class Trainer {
                 (config.mean, config.std, config.normalize) = (computed.mean, computed.std, "dataset-computed")
                 notes.append("normalised with \(config.trainSplit)'s statistics, computed now (the manifest has none; convert again to store them)")
             }
+        } else {
+            notes.append(config.normalize == "none" ? "not normalised (--normalize none):" : "normalised with")
         }
         notes[notes.count - 1] += " mean \(Trainer.format(config.mean!)) std \(Trainer.format(config.std!))"
         try checked.checkNormalization(mean: config.mean!, std: config.std!)

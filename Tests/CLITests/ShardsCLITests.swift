@@ -60,6 +60,21 @@ final class ShardsCLITests: XCTestCase {
         let first = trained.stdout.split(separator: "\n").first.map(String.init) ?? ""
         XCTAssertTrue(first.hasPrefix("data \(dataset.path): train 60 records, test 20 records, 6x6x1 uint8 images, 5 classes; augmentation crop,flip (the dataset's --augment-hint"), trained.stdout)
         XCTAssertTrue(first.contains("normalised with train's statistics from the manifest mean "), trained.stdout)
+
+        let given = folder.appendingPathComponent("given").path
+        let explicit = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", given, "--normalize", "0.5,0.25",
+                                                           "--augment", "none", "--test-split", "none"] + small)
+        XCTAssertEqual(explicit.status, 0, explicit.all)
+        XCTAssertTrue(explicit.stdout.hasPrefix("data \(dataset.path): train 60 records, no test split, 6x6x1 uint8 images, 5 classes; augmentation none; normalised with mean 0.5000 std 0.2500"), explicit.stdout)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: given + "/config.json"))) as? [String: Any]
+        XCTAssertEqual(config?["mean"] as? [Double], [0.5])
+        XCTAssertEqual(config?["std"] as? [Double], [0.25])
+        XCTAssertEqual(config?["augment"] as? String, "none")
+        let eval = try CommandLineTool.run(layerwise, ["eval", "--run", given, "--split", "test"])
+        XCTAssertEqual(eval.status, 0, eval.all)
+        let odd = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", given, "--normalize", "0.5"] + small)
+        XCTAssertNotEqual(odd.status, 0, odd.all)
+        XCTAssertTrue(odd.stderr.contains("--normalize 0.5 is not dataset, none or MEAN,STD"), odd.all)
     }
 
     func testVerifyExitsZeroOnAGoodDatasetAndNamesShardAndBlockAfterAByteFlip() throws {
