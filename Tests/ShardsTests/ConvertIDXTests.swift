@@ -183,11 +183,20 @@ final class ConvertIDXTests: XCTestCase {
             assertShardError(try convert(try input(), to: target), mentioning: "images.idx has 7 bytes after its last record") {
                 if case .trailingBytes(_, 7, 16 + 30 * 30) = $0 { return true } else { return false }
             }
-            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: target), [], "a refused conversion leaves nothing behind")
+            // Plain files are refused when opened, gzip ones at their end: either way nothing is left.
+            XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? [], [], "a refused conversion leaves nothing behind")
             let allowed = try IDXInput(images: dir + "/images.idx", labels: dir + "/labels.idx", allowTrailingBytes: true)
             try convert(allowed, to: dir + "/allowed\(gzip)")
             XCTAssertEqual(try decodeAll(try ShardDataset(directory: dir + "/allowed\(gzip)").split("train")), raw,
                            "the trailing bytes are ignored, the records kept")
+        }
+        // Found even when only the first records are converted (plain files are checked by size).
+        try writeIDX(count: 30)
+        writeBytes(readBytes(dir + "/images.idx") + [0, 0], dir + "/images.idx")
+        var options = ConversionOptions(directory: dir + "/first", writer: ShardWriterOptions(blockBytes: 1024, level: 3, threads: 1))
+        options.take = 10
+        assertShardError(try DatasetConverter.convert(try input(), options: options), mentioning: "images.idx has 2 bytes after") {
+            if case .trailingBytes(_, 2, 16 + 30 * 30) = $0 { return true } else { return false }
         }
         // The labels file is checked the same way.
         try writeIDX(count: 30)

@@ -28,6 +28,17 @@ public struct IDXInput: RecordInput {
         guard imageShape.allSatisfy({ $0 > 0 }), imageShape.reduce(1, *) <= 1 << 28 else {
             throw ShardError.invalidInput(file: images, problem: "image dimensions \(imageShape) are not usable")
         }
+        if !allowTrailingBytes {
+            // Plain files are checked now, by size, so a conversion of only the first records
+            // (--take) sees them too; gzip files when the reader reaches their end.
+            for (path, payload) in [(images, imagesHeaderBytes + recordCount * imageShape.reduce(1, *)), (labels, 8 + recordCount)] {
+                let file = try InputFile(path: path)
+                _ = try file.readExactly(1, expectedTotal: payload)
+                if !file.isCompressed && file.sizeOnDisk > payload {
+                    throw ShardError.trailingBytes(file: path, count: file.sizeOnDisk - payload, payloadBytes: payload)
+                }
+            }
+        }
     }
 
     /// The dimensions in an IDX header, after checking magic (type 0x08 unsigned byte) and rank.
