@@ -58,6 +58,8 @@ public enum ShardError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidInput(file: String, problem: String)
     /// An input file ends early.
     case truncatedInput(file: String, expectedBytes: Int, actualBytes: Int)
+    /// An input file goes on after the header and records it announces (uncompressed bytes).
+    case trailingBytes(file: String, count: Int, payloadBytes: Int)
     /// A text input has a fault on a given line (1-based).
     case invalidLine(file: String, line: Int, problem: String)
     /// Two inputs that must agree on a record count do not.
@@ -121,6 +123,8 @@ public enum ShardError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(file): \(problem)."
         case let .truncatedInput(file, expected, actual):
             return "\(file) is truncated: expected \(expected) bytes but found \(actual)."
+        case let .trailingBytes(file, count, payload):
+            return "\(file) has \(count) byte\(count == 1 ? "" : "s") after its last record (header and records end at byte \(payload)): the wrong file, or a count in its header that is too small; pass --allow-trailing to ignore them."
         case let .invalidLine(file, line, problem):
             return "\(file), line \(line): \(problem)."
         case let .countMismatch(file, count, otherFile, otherCount):

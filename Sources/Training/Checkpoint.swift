@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import MemoryLedger
+import Shards
 import Tensors
 
 /// Checkpoints as safetensors files. Tensor names:
@@ -12,7 +13,9 @@ import Tensors
 /// - `optimizer.{parameter name}.{m|v|momentum}`: optimizer moments.
 /// Metadata: `layerwise.format` (`checkpoint/1`), `layerwise.spec` (the ModelSpec as JSON),
 /// `layerwise.state` (TrainerState as JSON: epoch, loader cursor, step, epoch sums) and
-/// `layerwise.optimizer_steps` (each optimizer's step count, JSON array).
+/// `layerwise.optimizer_steps` (each optimizer's step count, JSON array) and
+/// `layerwise.normalization` (the mean and std every batch was normalised with, JSON; absent
+/// from checkpoints written before it was recorded, whose runs used Fashion-MNIST's).
 /// The file is written atomically, so a kill leaves the previous checkpoint intact.
 public enum Checkpoint {
     public static let format = "checkpoint/1"
@@ -41,20 +44,33 @@ public enum Checkpoint {
         return out
     }
 
-    public static func save(network: Network, state: TrainerState, to path: String) throws {
+    public static func save(network: Network, state: TrainerState, normalization: Normalization? = nil, to path: String) throws {
         let entries = namedTensors(network).map { name, t in
             SafeTensorsEntry(name: name, dtype: .f32, shape: t.shape,
                              borrowing: UnsafeRawBufferPointer(start: t.pointer, count: t.byteCount))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let metadata = [
+        var metadata = [
             "layerwise.format": format,
             "layerwise.spec": String(decoding: try encoder.encode(network.spec), as: UTF8.self),
             "layerwise.state": String(decoding: try encoder.encode(state), as: UTF8.self),
             "layerwise.optimizer_steps": String(decoding: try encoder.encode(network.optimizers.map(\.stepCount)), as: UTF8.self),
         ]
+        if let normalization {
+            metadata["layerwise.normalization"] = String(decoding: try encoder.encode(normalization), as: UTF8.self)
+        }
         try SafeTensors.write(entries, metadata: metadata, to: path)
+    }
+
+    /// The normalisation a checkpoint's run applied, or nil when it predates the record.
+    public static func normalization(at path: String) throws -> Normalization? {
+        let file = try open(path)
+        guard let json = file.metadata["layerwise.normalization"] else { return nil }
+        guard let recorded = try? JSONDecoder().decode(Normalization.self, from: Data(json.utf8)) else {
+            throw TrainingError.checkpoint(path: path, problem: "has an unreadable layerwise.normalization entry")
+        }
+        return recorded
     }
 
     /// Reads the model spec stored in a checkpoint.

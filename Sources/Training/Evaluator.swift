@@ -64,6 +64,10 @@ public enum Evaluation {
             checkpointPath = folder.checkpointPath
         }
         if let data { config.data = data }
+        // The normalisation the model was trained with; checkpoints and configs from before it
+        // was recorded ran with Fashion-MNIST's.
+        let trained = try Checkpoint.normalization(at: checkpointPath) ?? Normalization(mean: config.mean ?? [0.286], std: config.std ?? [0.353])
+        (config.mean, config.std) = (trained.mean, trained.std)
         config.batchSize = batchSize
         BLAS.setThreads(threads ?? ProcessorCount.online)
         let spec = try Checkpoint.spec(at: checkpointPath)

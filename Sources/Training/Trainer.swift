@@ -27,18 +27,59 @@ public final class Trainer {
     struct Killed: Error {}
 
     /// - Parameters:
-    ///   - resume: continue from the run folder's checkpoint (its config must match).
-    ///   - log: receives one line per epoch (the CLI prints them).
-    public init(config: TrainingConfig, resume: Bool = false, ledger: Ledger = .shared,
+    ///   - resume: continue from the run folder's checkpoint (its config must match; augmentation
+    ///     and normalisation left unchosen take the saved run's).
+    ///   - log: receives the data line (splits, augmentation, normalisation: the first line a run
+    ///     prints) and one line per epoch (the CLI prints them).
+    public init(config requested: TrainingConfig, resume: Bool = false, ledger: Ledger = .shared,
                 showProgress: Bool = true, log: @escaping (String) -> Void = { print($0) }) throws {
-        try config.validate()
-        self.config = config
+        try requested.validate()
         self.ledger = ledger
         self.log = log
         progress = ProgressReporter(enabled: showProgress)
-        BLAS.setThreads(config.threads ?? ProcessorCount.online)
-        dataset = try ShardDataset(directory: config.data)
-        trainSource = try dataset.split(config.trainSplit)
+        BLAS.setThreads(requested.threads ?? ProcessorCount.online)
+        dataset = try ShardDataset(directory: requested.data)
+        let saved = resume ? try RunFolder(path: requested.run).readConfig() : nil
+        var config = requested
+        if let saved {
+            // Choices the user did not repeat are the saved run's, so a run started before they
+            // had names (crop and flip, Fashion-MNIST's mean and std) resumes as it ran.
+            if config.augment == nil { config.augment = saved.augment ?? .cropFlip }
+            if config.mean == nil && config.normalize == nil {
+                (config.mean, config.std, config.normalize) = (saved.mean, saved.std, saved.normalize)
+            }
+        }
+        // Every split, its schema and shapes, before anything big is allocated.
+        let checked = try DataCheck(dataset: dataset, config: config)
+        trainSource = checked.train
+        var notes: [String] = []
+        if config.augment == nil {
+            if let hint = dataset.manifest.augmentHint.flatMap(AugmentRecipe.init(rawValue:)) {
+                config.augment = hint
+                notes.append("augmentation \(hint.rawValue) (the dataset's --augment-hint; --augment to choose)")
+            } else {
+                config.augment = .crop
+                notes.append("augmentation crop (the default; --augment none|crop|crop,flip to choose)")
+            }
+        } else {
+            notes.append("augmentation \(config.augment!.rawValue)")
+        }
+        if config.mean == nil {
+            if let statistics = dataset.manifest.splits[config.trainSplit]?.statistics {
+                (config.mean, config.std, config.normalize) = (statistics.mean, statistics.std, "dataset")
+                notes.append("normalised with \(config.trainSplit)'s statistics from the manifest")
+            } else {
+                let computed = try Normalization.compute(source: trainSource, ledger: ledger)
+                (config.mean, config.std, config.normalize) = (computed.mean, computed.std, "dataset-computed")
+                notes.append("normalised with \(config.trainSplit)'s statistics, computed now (the manifest has none; convert again to store them)")
+            }
+        } else {
+            notes.append(config.normalize == "none" ? "not normalised (--normalize none):" : "normalised with")
+        }
+        notes[notes.count - 1] += " mean \(Trainer.format(config.mean!)) std \(Trainer.format(config.std!))"
+        try checked.checkNormalization(mean: config.mean!, std: config.std!)
+        self.config = config
+        log("data \(config.data): \(checked.summary); " + notes.joined(separator: "; "))
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
         if let budget = config.memoryBudget {
             guard spec.kind == .mlp else {
@@ -51,10 +92,9 @@ public final class Trainer {
         }
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger)
         network.chunkSize = config.chunk
-        loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true), ledger: ledger)
+        loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
         runFolder = try RunFolder(path: config.run)
-        if resume {
-            let saved = try runFolder.readConfig()
+        if let saved {
             guard saved.resumeKey == config.resumeKey else {
                 throw TrainingError.runFolder(path: config.run, problem: "was made with another configuration; resume with the same flags (or start a new run folder)")
             }
@@ -69,6 +109,13 @@ public final class Trainer {
         }
     }
 
+    static func format(_ values: [Float]) -> String {
+        values.count == 1 ? String(format: "%.4f", values[0]) : "[" + values.map { String(format: "%.4f", $0) }.joined(separator: ", ") + "]"
+    }
+
+    /// The normalisation the run applies to every split (training and evaluation alike).
+    public var normalization: Normalization { Normalization(mean: config.mean ?? [0], std: config.std ?? [1]) }
+
     /// The network spec with the input shape and class count taken from the data.
     static func resolvedSpec(_ spec: ModelSpec, schema: RecordSchema) throws -> ModelSpec {
         guard let image = schema.field("image") else { throw TrainingError.data("the dataset has no `image` field") }
@@ -79,11 +126,14 @@ public final class Trainer {
         return spec
     }
 
-    static func loaderConfig(_ config: TrainingConfig, training: Bool) -> LoaderConfig {
-        LoaderConfig(batchSize: config.batchSize, shuffle: training, seed: config.seed,
-                     threads: config.loaderThreads,
-                     augment: training && config.augment ? .fashionMNIST : nil,
-                     dropLast: false, mean: config.mean, std: config.std)
+    /// The loader of a split: training batches are shuffled and augmented (the crop's padding
+    /// from the image size in `layout`), evaluation batches are neither; both are normalised
+    /// with the run's mean and std.
+    static func loaderConfig(_ config: TrainingConfig, training: Bool, layout: ImageLayout? = nil) -> LoaderConfig {
+        let augment = training ? layout.flatMap { config.augment?.augmentation(height: $0.height, width: $0.width) } : nil
+        return LoaderConfig(batchSize: config.batchSize, shuffle: training, seed: config.seed,
+                            threads: config.loaderThreads, augment: augment,
+                            dropLast: false, mean: config.mean, std: config.std)
     }
 
     /// Trains until `config.epochs`, returning the metrics of the epochs run now.
@@ -126,7 +176,7 @@ public final class Trainer {
             progress.update(title: "epoch \(epoch + 1)/\(config.epochs)", done: state.stepInEpoch, total: stepsPerEpoch,
                             status: String(format: "loss %.4f err %.2f%% %.0f samples/s", state.meanOutputLoss, state.trainError, rate))
             if config.checkpointEvery > 0 && state.stepInEpoch % config.checkpointEvery == 0 && state.cursor.recordsConsumed < recordsPerEpoch {
-                try Checkpoint.save(network: network, state: state, to: runFolder.checkpointPath)
+                try Checkpoint.save(network: network, state: state, normalization: normalization, to: runFolder.checkpointPath)
             }
         }
         progress.finish(clear: true)
@@ -135,12 +185,12 @@ public final class Trainer {
         }
         let seconds = BenchmarkClock.now() - started
         let peak = ledger.peak()
-        let testError = try evaluate(split: config.testSplit, limit: config.testLimit)
+        let testError = try config.testSplit.map { try evaluate(split: $0, limit: config.testLimit) }
         var metrics = state.epochMetrics(epoch: epoch, lr: lr, seconds: seconds + state.secondsBefore, testError: testError, peak: peak)
         metrics.samplesPerSecond = Double(samples) / max(seconds, 1e-9)
         try runFolder.append(metrics)
         state.finishEpoch()
-        try Checkpoint.save(network: network, state: state, to: runFolder.checkpointPath)
+        try Checkpoint.save(network: network, state: state, normalization: normalization, to: runFolder.checkpointPath)
         log(metrics.summaryLine(epochs: config.epochs))
         return metrics
     }

@@ -1,5 +1,6 @@
 import Layers
 import Foundation
+import Shards
 
 /// Everything a training run needs, as written to the run folder's `config.json`.
 /// Defaults give the paper's Fashion-MNIST MLP recipe (DESIGN.md section 2).
@@ -7,7 +8,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Dataset folder (shards + manifest.json).
     public var data: String = "data/fashion-mnist"
     public var trainSplit: String = "train"
-    public var testSplit: String = "test"
+    /// The split evaluated after every epoch; nil: none (`--test-split none`).
+    public var testSplit: String? = "test"
     /// Run folder (config, metrics, checkpoints).
     public var run: String = "runs/mlp"
     public var model = ModelSpec()
@@ -21,12 +23,22 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var seed: UInt64 = 1
     /// BLAS threads (nil: all cores).
     public var threads: Int?
-    /// Fashion-MNIST augmentation: random crop with 2-pixel padding and horizontal flip.
-    public var augment: Bool = true
-    /// Normalisation in the [0, 1] pixel space, one value per channel (or one for all);
-    /// nil computes them over the training split.
-    public var mean: [Float]? = [0.286]
-    public var std: [Float]? = [0.353]
+    /// Augmentation of training batches. nil: not chosen; the trainer resolves it before the
+    /// first step (the saved run's when resuming, else the dataset's `augmentHint`, else crop)
+    /// and config.json records the result. Older config.json files hold `true` (crop and
+    /// flip, what those runs did) or `false`.
+    public var augment: AugmentRecipe?
+    /// Normalisation in the [0, 1] pixel space, one value per channel (or one for all), applied
+    /// to every split (training and evaluation alike). nil: not chosen; the trainer resolves
+    /// it before the first step (the saved run's when resuming, else the training split's
+    /// statistics) and config.json records the values used.
+    public var mean: [Float]?
+    public var std: [Float]?
+    /// How `mean` and `std` were chosen: "dataset" (the training split's statistics from the
+    /// manifest), "dataset-computed" (computed from the training split, the manifest had none),
+    /// "none" (0 and 1) or "given". nil in runs started before this was recorded (they used
+    /// Fashion-MNIST's 0.286 and 0.353, which their config.json holds).
+    public var normalize: String?
     /// Train on at most this many records per epoch (nil: all), for short runs.
     public var trainLimit: Int?
     /// Evaluate on at most this many test records (nil: all).
@@ -71,6 +83,9 @@ extension TrainingConfig {
         if let threads { try require(threads >= 1, "--threads must be at least 1 (got \(threads))") }
         if let trainLimit { try require(trainLimit > 0, "--train-limit must be positive") }
         if let chunk { try require(chunk > 0, "--chunk must be positive (got \(chunk))") }
+        try require((mean == nil) == (std == nil), "--normalize needs both a mean and a std")
+        if let std { try require(!std.isEmpty && std.allSatisfy { $0 > 0 && $0.isFinite }, "--normalize: std values must be positive (got \(std))") }
+        if let mean { try require(!mean.isEmpty && mean.allSatisfy { $0.isFinite }, "--normalize: mean values must be finite (got \(mean))") }
     }
 
     /// The parts of the configuration that a resumed run must share with the original

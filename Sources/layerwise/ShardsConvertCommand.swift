@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Glibc
 import Shards
 import Tensors
@@ -13,6 +14,8 @@ struct ShardsConvertCommand: ParsableCommand {
         abstract: "Convert a dataset into one split of a .zshard dataset (run again with another --split to add one).",
         subcommands: [ConvertIDXCommand.self, ConvertCIFARCommand.self, ConvertNPYCommand.self, ConvertCSVCommand.self])
 }
+
+extension AugmentRecipe: ExpressibleByArgument {}
 
 /// Options every converter shares.
 struct ConvertOptions: ParsableArguments {
@@ -52,18 +55,33 @@ struct ConvertOptions: ParsableArguments {
     @Flag(help: "Replace the split if the dataset already has it.")
     var replace = false
 
+    @Option(help: "Augmentation to recommend for this data, stored in the manifest: none, crop or crop,flip (flip only suits data without a handedness, e.g. clothes; not digits or text). `train` uses it when given no --augment.")
+    var augmentHint: AugmentRecipe?
+
+    @Option(help: "Pass over the first N source records (source order, before the pre-shuffle).")
+    var skip: Int = 0
+
+    @Option(help: "Convert at most N source records after --skip (default: the rest). --take N for one split and --skip N for another carve one file into two parts that never overlap.")
+    var take: Int?
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if blockSize.bytes < 1 { throw ValidationError("--block-size must be at least 1 byte.") }
+        if skip < 0 { throw ValidationError("--skip must not be negative.") }
+        if let take, take < 1 { throw ValidationError("--take must be at least 1.") }
     }
 
     var conversionOptions: ConversionOptions {
-        ConversionOptions(directory: out, split: split,
-                          writer: ShardWriterOptions(blockBytes: blockSize.bytes, level: level,
-                                                     threads: threads ?? ProcessorCount.online),
-                          shardRecords: shardRecords, shardBytes: shardSize.bytes,
-                          shuffleSeed: noShuffle ? nil : seed, memoryBudget: memoryBudget.bytes,
-                          classCount: classes, replace: replace)
+        var options = ConversionOptions(directory: out, split: split,
+                                        writer: ShardWriterOptions(blockBytes: blockSize.bytes, level: level,
+                                                                   threads: threads ?? ProcessorCount.online),
+                                        shardRecords: shardRecords, shardBytes: shardSize.bytes,
+                                        shuffleSeed: noShuffle ? nil : seed, memoryBudget: memoryBudget.bytes,
+                                        classCount: classes, replace: replace)
+        options.skip = skip
+        options.take = take
+        options.augmentHint = augmentHint
+        return options
     }
 
     /// Runs the conversion with a progress bar and prints what was written.
@@ -73,6 +91,7 @@ struct ConvertOptions: ParsableArguments {
             bar.update(title: p.phase, done: p.done, total: p.total)
         }
         bar.finish()
+        for warning in report.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         print(ConversionSummary(report))
     }
 }
@@ -86,7 +105,10 @@ struct ConvertIDXCommand: ParsableCommand {
     @Option(help: "IDX labels file (magic 0x0801).")
     var labels: String
 
+    @Flag(help: "Accept bytes after the last record of either file (default: an error naming the file and the byte count).")
+    var allowTrailing = false
+
     @OptionGroup var options: ConvertOptions
 
-    func run() throws { try options.run(try IDXInput(images: images, labels: labels)) }
+    func run() throws { try options.run(try IDXInput(images: images, labels: labels, allowTrailingBytes: allowTrailing)) }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Layers
+import Shards
 import MemoryLedger
 import Reports
 import Tensors
@@ -13,11 +14,19 @@ struct TrainCommand: ParsableCommand {
         discussion: """
         Defaults give the paper's Fashion-MNIST MLP recipe: mlp 3x1024, predsim (beta 0.99), Adam \
         lr 5e-4, batch 128, 200 epochs, milestones 100,150,175,188 (x0.25), dropout 0.025, \
-        LeakyReLU for sim/predsim and ReLU otherwise, crop+flip augmentation.
+        LeakyReLU for sim/predsim and ReLU otherwise. The data decides the rest: batches are \
+        normalised with the training split's per-channel statistics (--normalize) and augmented \
+        with the dataset's --augment-hint, else a random crop (--augment). The Fashion-MNIST \
+        recipe of the paper adds the flip: --augment crop,flip. Both splits are checked against \
+        the model before the first step; the first line printed says what was chosen.
         """)
 
     @Option(help: "Dataset folder made by `layerwise shards convert`.")
     var data: String = "data/fashion-mnist"
+    @Option(help: "The split to train on.")
+    var trainSplit: String = "train"
+    @Option(help: "The split evaluated after every epoch, or none.")
+    var testSplit: String = "test"
     @Option(name: .customLong("run"), help: "Run folder for config.json, metrics.jsonl and checkpoints.")
     var runFolder: String = "runs/mlp"
     @Flag(help: "Continue the run in --run from its last checkpoint.")
@@ -50,8 +59,14 @@ struct TrainCommand: ParsableCommand {
     var weightDecay: Float = 0
     @Option(help: "Seed of initialisation, shuffling, augmentation and dropout.")
     var seed: UInt64 = 1
-    @Flag(help: "Turn off the crop and flip augmentation.")
+    @Option(help: ArgumentHelp("none, crop (a random crop, padding from the image size) or crop,flip (plus a horizontal flip: for data without a handedness, not digits or text). Default: the dataset's --augment-hint, else crop; a resumed run keeps its own.",
+                               valueName: "recipe"))
+    var augment: AugmentRecipe?
+    @Flag(help: "Same as --augment none.")
     var noAugment = false
+    @Option(help: ArgumentHelp("dataset (the training split's per-channel mean and std from the manifest, applied to every split), none, or MEAN,STD (one value for all channels, or MEAN1,MEAN2,MEAN3,STD1,STD2,STD3). Default: dataset; a resumed run keeps its own.",
+                               valueName: "how"))
+    var normalize: String?
 
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
@@ -85,12 +100,28 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto (the cgroup limit, else \(Int(MemoryBudget.availableFraction * 100))% of MemAvailable)")
         }
         guard parsedMilestones != nil else { throw ValidationError("--milestones must be comma-separated epochs, e.g. 100,150") }
+        if noAugment && augment != nil && augment != AugmentRecipe.none { throw ValidationError("--no-augment and --augment \(augment!.rawValue) disagree; give one") }
+        if let normalize, normalize != "dataset", normalize != "none", parsedNormalization == nil {
+            throw ValidationError("--normalize \(normalize) is not dataset, none or MEAN,STD (an even number of numbers, std positive), e.g. 0.5,0.25")
+        }
+        if trainSplit.isEmpty || testSplit.isEmpty { throw ValidationError("--train-split and --test-split need a split name (or --test-split none)") }
     }
 
     var parsedMilestones: [Int]? {
         if milestones.isEmpty { return [] }
         let parts = milestones.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         return parts.contains(where: { $0 == nil }) ? nil : parts.map { $0! }
+    }
+
+    /// `MEAN,STD` or `M1,...,Mc,S1,...,Sc`.
+    var parsedNormalization: (mean: [Float], std: [Float])? {
+        guard let normalize else { return nil }
+        let values = normalize.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count >= 2, values.count % 2 == 0, values.allSatisfy({ $0 != nil && $0!.isFinite }) else { return nil }
+        let numbers = values.map { $0! }
+        let half = numbers.count / 2
+        guard numbers[half...].allSatisfy({ $0 > 0 }) else { return nil }
+        return (Array(numbers[..<half]), Array(numbers[half...]))
     }
 
     func makeConfig() -> TrainingConfig {
@@ -110,7 +141,15 @@ struct TrainCommand: ParsableCommand {
         c.optimizer.momentum = momentum
         c.optimizer.weightDecay = weightDecay
         c.seed = seed
-        c.augment = !noAugment
+        c.trainSplit = trainSplit
+        c.testSplit = testSplit == "none" ? nil : testSplit
+        c.augment = noAugment ? AugmentRecipe.none : augment  // nil: the trainer decides (hint, crop, or the resumed run's)
+        switch normalize {
+        case nil: break  // the trainer decides (the training split's statistics, or the resumed run's)
+        case "dataset": c.normalize = "dataset"
+        case "none": (c.mean, c.std, c.normalize) = ([0], [1], "none")
+        default: (c.mean, c.std, c.normalize) = (parsedNormalization!.mean, parsedNormalization!.std, "given")
+        }
         c.threads = threads
         c.loaderThreads = loaderThreads
         c.trainLimit = trainLimit

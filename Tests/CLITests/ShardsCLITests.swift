@@ -31,6 +31,52 @@ final class ShardsCLITests: XCTestCase {
         XCTAssertEqual(info.stdout.components(separatedBy: ", ratio ").count - 1, 2, "one compression ratio per split:\n\(info.stdout)")
     }
 
+    func testInfoPrintsStatisticsAndTrainChecksSplitsFirstAndNamesTheHintItUses() throws {
+        let folder = try makeTemporaryFolder(self)
+        let dataset = try convert(folder, split: "train", extra: ["--augment-hint", "crop,flip"])
+        try convert(folder, split: "test", pair: IDXPair(count: 20))
+        let layerwise = try CommandLineTool.layerwise()
+
+        let info = try CommandLineTool.run(layerwise, ["shards", "info", dataset.path])
+        XCTAssertEqual(info.status, 0, info.all)
+        XCTAssertTrue(info.stdout.contains("augment     crop,flip (the converter's --augment-hint"), info.stdout)
+        XCTAssertEqual(info.stdout.components(separatedBy: "  pixels    mean ").count - 1, 2, "statistics for each split:\n\(info.stdout)")
+        XCTAssertTrue(info.stdout.contains("  labels    0: 12, 1: 12, 2: 12, 3: 12, 4: 12"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("  labels    0: 4, 1: 4, 2: 4, 3: 4, 4: 4"), info.stdout)
+
+        let run = folder.appendingPathComponent("run").path
+        let small = ["--num-layers", "1", "--num-hidden", "8", "--batch-size", "20", "--epochs", "1", "--milestones", "", "--quiet"]
+        let missing = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", run, "--test-split", "validation"] + small)
+        XCTAssertNotEqual(missing.status, 0, missing.all)
+        XCTAssertTrue(missing.stderr.contains("--test-split validation: no such split in \(dataset.path) (it has: test, train)"), missing.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/config.json"), "refused before the run started")
+        let tooSmall = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", run, "--model", "vgg8b"] + small)
+        XCTAssertNotEqual(tooSmall.status, 0, tooSmall.all)
+        XCTAssertTrue(tooSmall.stderr.contains("--model vgg8b halves the image 4 times but splits train and test of \(dataset.path) hold 6x6 images (it needs at least 16x16)"), tooSmall.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/config.json"), "refused before the run started")
+
+        let trained = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", run] + small)
+        XCTAssertEqual(trained.status, 0, trained.all)
+        let first = trained.stdout.split(separator: "\n").first.map(String.init) ?? ""
+        XCTAssertTrue(first.hasPrefix("data \(dataset.path): train 60 records, test 20 records, 6x6x1 uint8 images, 5 classes; augmentation crop,flip (the dataset's --augment-hint"), trained.stdout)
+        XCTAssertTrue(first.contains("normalised with train's statistics from the manifest mean "), trained.stdout)
+
+        let given = folder.appendingPathComponent("given").path
+        let explicit = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", given, "--normalize", "0.5,0.25",
+                                                           "--augment", "none", "--test-split", "none"] + small)
+        XCTAssertEqual(explicit.status, 0, explicit.all)
+        XCTAssertTrue(explicit.stdout.hasPrefix("data \(dataset.path): train 60 records, no test split, 6x6x1 uint8 images, 5 classes; augmentation none; normalised with mean 0.5000 std 0.2500"), explicit.stdout)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: given + "/config.json"))) as? [String: Any]
+        XCTAssertEqual(config?["mean"] as? [Double], [0.5])
+        XCTAssertEqual(config?["std"] as? [Double], [0.25])
+        XCTAssertEqual(config?["augment"] as? String, "none")
+        let eval = try CommandLineTool.run(layerwise, ["eval", "--run", given, "--split", "test"])
+        XCTAssertEqual(eval.status, 0, eval.all)
+        let odd = try CommandLineTool.run(layerwise, ["train", "--data", dataset.path, "--run", given, "--normalize", "0.5"] + small)
+        XCTAssertNotEqual(odd.status, 0, odd.all)
+        XCTAssertTrue(odd.stderr.contains("--normalize 0.5 is not dataset, none or MEAN,STD"), odd.all)
+    }
+
     func testVerifyExitsZeroOnAGoodDatasetAndNamesShardAndBlockAfterAByteFlip() throws {
         let folder = try makeTemporaryFolder(self)
         let dataset = try convert(folder)

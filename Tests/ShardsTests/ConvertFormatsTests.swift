@@ -91,6 +91,17 @@ final class ConvertFormatsTests: XCTestCase {
         XCTAssertEqual(try readSplit("n"), records(images: pixels, labels: labels.map { Int32($0) }, imageBytes: 12))
     }
 
+    func testNPYLabelsFarOutsideTheRestWarnAndCloseOnesDoNot() throws {
+        let pixels = testBytes(12 * 4, seed: 3)
+        writeBytes(npy("|u1", [12, 2, 2], pixels), dir + "/x.npy")
+        writeBytes(npy("<i8", [12], le([Int64](arrayLiteral: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2))), dir + "/y.npy")
+        XCTAssertEqual(try convert(try NPYInput(images: dir + "/x.npy", labels: dir + "/y.npy"), to: dir + "/ok").warnings, [])
+        writeBytes(npy("<i8", [12], le([Int64](arrayLiteral: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1000, 1001))), dir + "/far.npy")
+        let report = try convert(try NPYInput(images: dir + "/x.npy", labels: dir + "/far.npy"), to: dir + "/far")
+        XCTAssertEqual(report.warnings.count, 1)
+        XCTAssertTrue(report.warnings[0].contains("far.npy: labels 1000, 1001 (2 records) far above the others (0...9)"), report.warnings[0])
+    }
+
     func testNPYFloat32AndFloat64FeaturesBecomeFloat32() throws {
         let values: [Float] = (0..<12).map { Float($0) * 0.25 - 1 }
         writeBytes(npy("<i4", [3], le([Int32(2), 0, 1])), dir + "/y.npy")
@@ -152,6 +163,17 @@ final class ConvertFormatsTests: XCTestCase {
         XCTAssertEqual(report.schema.classCount, 3)
         let expected = le([0.5, 1.5, -3]) + le([Int32(2)]) + le([1, 2, 0.4]) + le([Int32(0)]) + le([7.25, 8, 9]) + le([Int32(1)])
         XCTAssertEqual(try readSplit("csv"), expected)
+    }
+
+    func testCSVLabelFarOutsideTheRestWarnsAndCloseOnesDoNot() throws {
+        let rows = (0..<20).map { "\($0 % 5),\($0),\($0 * 2)" }
+        writeBytes(Array((rows.joined(separator: "\n") + "\n").utf8), dir + "/ok.csv")
+        XCTAssertEqual(try convert(try CSVInput(path: dir + "/ok.csv"), to: dir + "/ok").warnings, [])
+        writeBytes(Array((rows.joined(separator: "\n") + "\n99,1,2\n").utf8), dir + "/far.csv")
+        let report = try convert(try CSVInput(path: dir + "/far.csv"), to: dir + "/far")
+        XCTAssertEqual(report.warnings.count, 1)
+        XCTAssertTrue(report.warnings[0].contains("far.csv: label 99 (1 record) far above the others (0...4)"), report.warnings[0])
+        XCTAssertEqual(report.schema.classCount, 100)
     }
 
     func testCSVWithoutHeaderAsUint8ImagesGzipped() throws {

@@ -1,3 +1,4 @@
+import MemoryLedger
 import XCTest
 @testable import Shards
 
@@ -170,6 +171,152 @@ final class ConvertIDXTests: XCTestCase {
             default: return false
             }
         }
+    }
+
+    func testTrailingBytesAreAnErrorNamingFileAndCountUnlessAllowed() throws {
+        for gzip in [false, true] {
+            let raw = try writeIDX(count: 30)
+            var bytes = readBytes(dir + "/images.idx")
+            bytes += [1, 2, 3, 4, 5, 6, 7]
+            if gzip { try InputFile.writeGzip(bytes, to: dir + "/images.idx") } else { writeBytes(bytes, dir + "/images.idx") }
+            let target = dir + "/trail\(gzip)"
+            assertShardError(try convert(try input(), to: target), mentioning: "images.idx has 7 bytes after its last record") {
+                if case .trailingBytes(_, 7, 16 + 30 * 30) = $0 { return true } else { return false }
+            }
+            // Plain files are refused when opened, gzip ones at their end: either way nothing is left.
+            XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? [], [], "a refused conversion leaves nothing behind")
+            let allowed = try IDXInput(images: dir + "/images.idx", labels: dir + "/labels.idx", allowTrailingBytes: true)
+            try convert(allowed, to: dir + "/allowed\(gzip)")
+            XCTAssertEqual(try decodeAll(try ShardDataset(directory: dir + "/allowed\(gzip)").split("train")), raw,
+                           "the trailing bytes are ignored, the records kept")
+        }
+        // Found even when only the first records are converted (plain files are checked by size).
+        try writeIDX(count: 30)
+        writeBytes(readBytes(dir + "/images.idx") + [0, 0], dir + "/images.idx")
+        var options = ConversionOptions(directory: dir + "/first", writer: ShardWriterOptions(blockBytes: 1024, level: 3, threads: 1))
+        options.take = 10
+        assertShardError(try DatasetConverter.convert(try input(), options: options), mentioning: "images.idx has 2 bytes after") {
+            if case .trailingBytes(_, 2, 16 + 30 * 30) = $0 { return true } else { return false }
+        }
+        // The labels file is checked the same way.
+        try writeIDX(count: 30)
+        writeBytes(readBytes(dir + "/labels.idx") + [9], dir + "/labels.idx")
+        assertShardError(try convert(try input(), to: dir + "/labels"), mentioning: "labels.idx has 1 byte after") {
+            if case .trailingBytes(_, 1, 8 + 30) = $0 { return true } else { return false }
+        }
+    }
+
+    func testLabelFarAboveTheRestWarnsNamingTheLabelAndOrdinaryLabelsDoNot() throws {
+        try writeIDX(count: 40)
+        XCTAssertEqual(try convert(try input(), to: dir + "/plain").warnings, [])
+        var labels = readBytes(dir + "/labels.idx")
+        labels[8 + 17] = 255
+        writeBytes(labels, dir + "/labels.idx")
+        let report = try convert(try input(), to: dir + "/stray")
+        XCTAssertEqual(report.warnings.count, 1)
+        XCTAssertTrue(report.warnings[0].contains("labels.idx: label 255 (1 record) far above the others (0...9)"), report.warnings[0])
+        XCTAssertEqual(report.schema.classCount, 256)
+    }
+
+    func testSkipAndTakeCarveTwoPartsThatNeverOverlapAndTogetherCoverTheSource() throws {
+        let raw = try writeIDX(count: 100)
+        let recordSize = 6 * 5 + 4
+        func carve(_ split: String, skip: Int, take: Int?, seed: UInt64?) throws {
+            var options = ConversionOptions(directory: dir + "/ds", split: split,
+                                            writer: ShardWriterOptions(blockBytes: 1024, level: 3, threads: 1), shuffleSeed: seed)
+            options.skip = skip
+            options.take = take
+            try DatasetConverter.convert(try input(), options: options)
+        }
+        try carve("train", skip: 0, take: 63, seed: 7)  // pre-shuffled: the slice is taken before the shuffle
+        try carve("validation", skip: 63, take: nil, seed: 7)
+        let dataset = try ShardDataset(directory: dir + "/ds")
+        let train = sortedRecords(try decodeAll(try dataset.split("train")), recordSize: recordSize)
+        let validation = sortedRecords(try decodeAll(try dataset.split("validation")), recordSize: recordSize)
+        XCTAssertEqual(train, sortedRecords(Array(raw[0 ..< 63 * recordSize]), recordSize: recordSize))
+        XCTAssertEqual(validation, sortedRecords(Array(raw[(63 * recordSize)...]), recordSize: recordSize))
+        XCTAssertTrue(Set(train).isDisjoint(with: Set(validation)), "the two parts overlap")
+        XCTAssertEqual((train + validation).sorted { $0.lexicographicallyPrecedes($1) }, sortedRecords(raw, recordSize: recordSize))
+        XCTAssertEqual(dataset.manifest.splits["validation"]!.source.options, ["skip": "63", "take": "37"])
+        // Source order is kept without a shuffle, and a middle slice is exactly those records.
+        try carve("middle", skip: 10, take: 20, seed: nil)
+        XCTAssertEqual(try decodeAll(try ShardDataset(directory: dir + "/ds").split("middle")), Array(raw[10 * recordSize ..< 30 * recordSize]))
+        assertShardError(try carve("empty", skip: 100, take: nil, seed: nil), mentioning: "leaves no records") {
+            if case .invalidOption("skip", _) = $0 { return true } else { return false }
+        }
+    }
+
+    func testStatisticsPerSplitMatchAHandComputationAndSurviveAReload() throws {
+        // Two channels of 3 x 2 pixels; split "train" from seed 1, "test" from seed 2.
+        func handStatistics(pixels: [UInt8], labels: [UInt8]) -> SplitStatistics {
+            var mean = [Float](), std = [Float]()
+            for c in 0..<2 {
+                let values = stride(from: c, to: pixels.count, by: 2).map { Double(pixels[$0]) / 255 }
+                let m = values.reduce(0, +) / Double(values.count)
+                let variance = values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(values.count)
+                mean.append(Float(m))
+                std.append(Float(variance.squareRoot()))
+            }
+            let counts = (0..<4).map { k in labels.filter { Int($0) == k }.count }
+            return SplitStatistics(mean: mean, std: std, labelCounts: counts)
+        }
+        var expected: [String: SplitStatistics] = [:]
+        for (split, seed, count) in [("train", UInt64(1), 50), ("test", UInt64(2), 23)] {
+            let pixels = testBytes(count * 3 * 2 * 2, seed: seed)
+            let labels = testBytes(count, seed: seed + 100, range: 4)
+            writeBytes(idxBytes(dims: [count, 3, 2, 2], data: pixels), dir + "/\(split)-images.idx")
+            writeBytes(idxBytes(dims: [count], data: labels), dir + "/\(split)-labels.idx")
+            expected[split] = handStatistics(pixels: pixels, labels: labels)
+            let input = try IDXInput(images: dir + "/\(split)-images.idx", labels: dir + "/\(split)-labels.idx")
+            // Pre-shuffled, and through the external shuffle for the test split: the statistics
+            // do not depend on the order or the strategy.
+            try convert(input, to: dir + "/ds", split: split, seed: 9, memoryBudget: split == "test" ? 300 : 64 << 20, classCount: 4)
+        }
+        let manifest = try ShardDataset(directory: dir + "/ds").manifest
+        for split in ["train", "test"] {
+            let got = try XCTUnwrap(manifest.splits[split]?.statistics, split)
+            XCTAssertEqual(got.labelCounts, expected[split]!.labelCounts, split)
+            for c in 0..<2 {
+                XCTAssertEqual(got.mean[c], expected[split]!.mean[c], accuracy: 1e-6, "\(split) channel \(c)")
+                XCTAssertEqual(got.std[c], expected[split]!.std[c], accuracy: 1e-6, "\(split) channel \(c)")
+            }
+            // The loader's own pass over the shards gives the same numbers.
+            let computed = try Normalization.compute(source: try ShardDataset(directory: dir + "/ds").split(split), ledger: Ledger())
+            XCTAssertEqual(computed, got.normalization, split)
+        }
+        XCTAssertNotEqual(manifest.splits["train"]!.statistics, manifest.splits["test"]!.statistics)
+        let info = String(describing: try DatasetInfo(directory: dir + "/ds"))
+        XCTAssertTrue(info.contains("pixels    mean \(formatFixed(Double(expected["train"]!.mean[0]), 4)), \(formatFixed(Double(expected["train"]!.mean[1]), 4))"), info)
+        XCTAssertTrue(info.contains("labels    0: \(expected["test"]!.labelCounts[0]), 1: "), info)
+    }
+
+    func testOldManifestWithoutStatisticsOrHintStillLoads() throws {
+        try writeIDX(count: 20)
+        try convert(try input(), to: dir + "/ds")
+        let path = dir + "/ds/manifest.json"
+        var json = try JSONSerialization.jsonObject(with: Data(readBytes(path))) as! [String: Any]
+        var splits = json["splits"] as! [String: Any]
+        var train = splits["train"] as! [String: Any]
+        XCTAssertNotNil(train["statistics"])
+        train["statistics"] = nil
+        splits["train"] = train
+        json["splits"] = splits
+        json["augmentHint"] = nil
+        writeBytes(Array(try JSONSerialization.data(withJSONObject: json)), path)
+        let manifest = try DatasetManifest.load(directory: dir + "/ds")
+        XCTAssertNil(manifest.splits["train"]!.statistics)
+        XCTAssertNil(manifest.augmentHint)
+        XCTAssertTrue(String(describing: try DatasetInfo(directory: dir + "/ds")).contains("no statistics"))
+    }
+
+    func testAugmentHintIsStoredAndKeptWhenAnotherSplitIsAdded() throws {
+        try writeIDX(count: 20)
+        var options = ConversionOptions(directory: dir + "/ds", split: "train", writer: ShardWriterOptions(blockBytes: 1024, level: 3, threads: 1))
+        options.augmentHint = .cropFlip
+        try DatasetConverter.convert(try input(), options: options)
+        XCTAssertEqual(try DatasetManifest.load(directory: dir + "/ds").augmentHint, "crop,flip")
+        try convert(try input(), to: dir + "/ds", split: "test")
+        XCTAssertEqual(try DatasetManifest.load(directory: dir + "/ds").augmentHint, "crop,flip")
     }
 
     func testLabelOutOfRangeFailsAtomically() throws {

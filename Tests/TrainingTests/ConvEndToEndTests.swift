@@ -2,6 +2,7 @@ import DatasetTestSupport
 import Foundation
 import Layers
 import MemoryLedger
+import Shards
 import Tensors
 import XCTest
 @testable import Training
@@ -40,7 +41,7 @@ final class ConvEndToEndTests: XCTestCase {
         c.model.numHidden = 64
         c.model.dimInDecoder = 1024
         c.model.dropout = long ? 0.1 : 0
-        c.augment = long
+        c.augment = long ? .cropFlip : AugmentRecipe.none
         c.model.loss = loss
         c.model.beta = loss.defaultBeta
         c.model.nonlinearity = Nonlinearity(rawValue: loss.defaultNonlinearity)!

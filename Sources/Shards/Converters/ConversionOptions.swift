@@ -17,6 +17,13 @@ public struct ConversionOptions: Sendable {
     public var classCount: Int?
     /// Replace the split if the dataset already has it.
     public var replace: Bool
+    /// Source records to pass over before the first converted one (source order, before the
+    /// pre-shuffle), and how many to convert after them (nil: the rest).
+    public var skip: Int = 0
+    public var take: Int?
+    /// The augmentation to recommend in the manifest (`train` uses it when given no
+    /// `--augment`); nil keeps the dataset's existing recommendation, if any.
+    public var augmentHint: AugmentRecipe?
 
     public static let defaultSeed: UInt64 = 0x5EED
 
@@ -57,4 +64,6 @@ public struct ConversionReport: Sendable {
     public var manifest: SplitManifest
     public var schema: RecordSchema
     public var seconds: Double
+    /// Things worth a look that did not stop the conversion (labels far outside the rest).
+    public var warnings: [String] = []
 }

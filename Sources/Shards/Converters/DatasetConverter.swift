@@ -12,10 +12,11 @@ import Randomness
 ///   (the first only checks labels, since the header needs the class count before any block).
 /// The same input, options and seed give byte-identical shards for any thread count.
 public enum DatasetConverter {
-    public static func convert(_ input: RecordInput, options: ConversionOptions,
+    public static func convert(_ source: RecordInput, options: ConversionOptions,
                                progress: ((ConversionProgress) -> Void)? = nil) throws -> ConversionReport {
         let started = Date()
         try validate(options)
+        let input = options.skip == 0 && options.take == nil ? source : try RecordSlice(source, skip: options.skip, take: options.take)
         let recordSize = input.recordSize
         let total = input.recordCount
         guard total > 0 else {
@@ -27,6 +28,7 @@ public enum DatasetConverter {
         do {
             let fixed = options.classCount ?? writer.existing?.schema.classCount ?? input.impliedClassCount
             var context = Context(input: input, writer: writer, labels: LabelChecker(input: input, fixedClassCount: fixed),
+                                  pixels: try? PixelStatistics(schema: RecordSchema(fields: input.fields, classCount: 1)),
                                   recordsPerShard: options.recordsPerShard(recordSize: recordSize), progress: progress)
             let method: String
             let totalBytes = total.multipliedReportingOverflow(by: recordSize)
@@ -44,9 +46,14 @@ public enum DatasetConverter {
                 blockBytes: options.writer.blockBytes, recordsPerBlock: options.writer.recordsPerBlock(recordSize: recordSize),
                 level: options.writer.level, recordsPerShard: context.recordsPerShard, shuffleSeed: options.shuffleSeed,
                 shuffleMethod: method, zstdVersion: Zstd.versionString, tool: "layerwise shards convert")
-            let manifest = try writer.commit(parameters: parameters, source: input.provenance)
+            let statistics = context.pixels?.normalization.map {
+                SplitStatistics(mean: $0.mean, std: $0.std, labelCounts: context.labels.labelCounts(classCount: context.schema!.classCount))
+            }
+            let manifest = try writer.commit(parameters: parameters, source: input.provenance, statistics: statistics,
+                                             augmentHint: options.augmentHint?.rawValue)
             return ConversionReport(directory: options.directory, split: options.split, manifest: manifest,
-                                    schema: context.schema!, seconds: Date().timeIntervalSince(started))
+                                    schema: context.schema!, seconds: Date().timeIntervalSince(started),
+                                    warnings: [context.labels.outlierWarning()].compactMap { $0 })
         } catch {
             writer.abort()
             throw error
@@ -67,6 +74,9 @@ public enum DatasetConverter {
         let input: RecordInput
         let writer: DatasetWriter
         var labels: LabelChecker
+        /// Per-channel pixel statistics of the split, gathered in the first pass (nil when the
+        /// records are not images the loader can read).
+        var pixels: PixelStatistics?
         let recordsPerShard: Int
         let progress: ((ConversionProgress) -> Void)?
         var schema: RecordSchema?
@@ -84,8 +94,9 @@ public enum DatasetConverter {
         }
 
         /// Reads the whole input in chunks of about 4 MiB (or into `into` when given), checking
-        /// labels and the record count; `visit` sees each chunk.
-        mutating func readAll(phase: String, into target: UnsafeMutableRawBufferPointer? = nil,
+        /// labels and the record count; `visit` sees each chunk. `firstPass` is false for a
+        /// second pass over the same records, which is not counted again.
+        mutating func readAll(phase: String, into target: UnsafeMutableRawBufferPointer? = nil, firstPass: Bool = true,
                               visit: (UnsafeRawBufferPointer) throws -> Void) throws {
             let reader = try input.makeReader()
             let chunkRecords = max(1, (4 << 20) / recordSize)
@@ -99,7 +110,8 @@ public enum DatasetConverter {
                 let got = try reader.read(into: destination)
                 if got == 0 { break }
                 let records = UnsafeRawBufferPointer(rebasing: destination[0 ..< got * recordSize])
-                try labels.check(records, first: done)
+                try labels.check(records, first: done, count: firstPass)
+                if firstPass { pixels?.add(records) }
                 try visit(records)
                 done += got
                 report(phase, done)
@@ -166,7 +178,7 @@ public enum DatasetConverter {
         try c.startWriting()
         var done = 0
         let writer = c.writer
-        try c.readAll(phase: "writing") { records in
+        try c.readAll(phase: "writing", firstPass: false) { records in
             try writer.append(records)
             done += records.count
         }

@@ -1,17 +1,22 @@
 /// MNIST-style IDX files (plain or .gz): an images file (magic 0x00000803 for [N, H, W] or
 /// 0x00000804 for [N, H, W, C], unsigned bytes) and a labels file (magic 0x00000801, [N]),
-/// dimensions big-endian. Images of any size are stored as uint8 [H, W, C].
+/// dimensions big-endian. Images of any size are stored as uint8 [H, W, C]. Bytes after the
+/// last record of either file are an error (a truncated count or the wrong file), unless
+/// `allowTrailingBytes` accepts them.
 public struct IDXInput: RecordInput {
     public let imagesPath: String
     public let labelsPath: String
     public let imageShape: [Int]
     public let recordCount: Int
+    /// Accept (and ignore) bytes after the last record instead of refusing the file.
+    public let allowTrailingBytes: Bool
     let imagesHeaderBytes: Int
 
     /// Reads both headers and checks magic numbers, dimensions and that the counts agree.
-    public init(images: String, labels: String) throws {
+    public init(images: String, labels: String, allowTrailingBytes: Bool = false) throws {
         imagesPath = images
         labelsPath = labels
+        self.allowTrailingBytes = allowTrailingBytes
         let imageDims = try IDXInput.header(images, expectedRanks: [3, 4])
         let labelDims = try IDXInput.header(labels, expectedRanks: [1])
         guard imageDims[0] == labelDims[0] else {
@@ -22,6 +27,17 @@ public struct IDXInput: RecordInput {
         imagesHeaderBytes = 4 + 4 * imageDims.count
         guard imageShape.allSatisfy({ $0 > 0 }), imageShape.reduce(1, *) <= 1 << 28 else {
             throw ShardError.invalidInput(file: images, problem: "image dimensions \(imageShape) are not usable")
+        }
+        if !allowTrailingBytes {
+            // Plain files are checked now, by size, so a conversion of only the first records
+            // (--take) sees them too; gzip files when the reader reaches their end.
+            for (path, payload) in [(images, imagesHeaderBytes + recordCount * imageShape.reduce(1, *)), (labels, 8 + recordCount)] {
+                let file = try InputFile(path: path)
+                _ = try file.readExactly(1, expectedTotal: payload)
+                if !file.isCompressed && file.sizeOnDisk > payload {
+                    throw ShardError.trailingBytes(file: path, count: file.sizeOnDisk - payload, payloadBytes: payload)
+                }
+            }
         }
     }
 
@@ -87,6 +103,18 @@ final class IDXReader: RecordInputReader {
             storeLabel(Int32(labelScratch[i]), at: slot + imageBytes)
         }
         done += n
+        if done == input.recordCount && !input.allowTrailingBytes {
+            try IDXReader.refuseTrailingBytes(images, payload: imagesTotal)
+            try IDXReader.refuseTrailingBytes(labels, payload: 8 + input.recordCount)
+        }
         return n
+    }
+
+    /// Throws when `file` goes on after its header and `payload` bytes of records.
+    static func refuseTrailingBytes(_ file: InputFile, payload: Int) throws {
+        let extra = try file.remainingBytes()
+        guard extra == 0 else {
+            throw ShardError.trailingBytes(file: file.path, count: extra, payloadBytes: payload)
+        }
     }
 }

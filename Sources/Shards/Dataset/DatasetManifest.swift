@@ -36,6 +36,24 @@ public struct WriterParameters: Codable, Sendable, Equatable {
     public var tool: String
 }
 
+/// What the converter measured over a split's records in its pass: per-channel pixel mean and
+/// std (the scaled space a batch is normalised in: uint8 / 255, float32 as stored) and how many
+/// records carry each label. Absent from manifests written before statistics were kept.
+public struct SplitStatistics: Codable, Sendable, Equatable {
+    public var mean: [Float]
+    public var std: [Float]
+    /// Records per class, 0..<classCount.
+    public var labelCounts: [Int]
+
+    public init(mean: [Float], std: [Float], labelCounts: [Int]) {
+        self.mean = mean
+        self.std = std
+        self.labelCounts = labelCounts
+    }
+
+    public var normalization: Normalization { Normalization(mean: mean, std: std) }
+}
+
 /// One split: its shards in order and how they were made.
 public struct SplitManifest: Codable, Sendable, Equatable {
     public var records: Int
@@ -45,6 +63,8 @@ public struct SplitManifest: Codable, Sendable, Equatable {
     public var source: SourceProvenance
     /// Hash of the schema and the shards' names and SHA-256s (see `DatasetManifest.fingerprint(schema:shards:)`).
     public var fingerprint: String
+    /// Pixel statistics and label counts; nil in older manifests.
+    public var statistics: SplitStatistics? = nil
 }
 
 /// `manifest.json`: the dataset's table of contents, written last and atomically. A folder
@@ -62,8 +82,12 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
     public var splits: [String: SplitManifest]
     /// Hash of all split fingerprints in name order.
     public var fingerprint: String
+    /// The augmentation the converter was told suits this data (`--augment-hint`: none, crop
+    /// or crop,flip); `train` uses it when given no `--augment`. nil: no recommendation.
+    public var augmentHint: String?
 
-    public init(schema: RecordSchema, splits: [String: SplitManifest]) {
+    public init(schema: RecordSchema, splits: [String: SplitManifest], augmentHint: String? = nil) {
+        self.augmentHint = augmentHint
         format = DatasetManifest.formatName
         formatVersion = DatasetManifest.currentVersion
         self.schema = schema
@@ -123,6 +147,9 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
             throw invalid("its format version \(formatVersion) is not supported (this reader knows \(DatasetManifest.currentVersion))")
         }
         guard schema.checkedRecordSize != nil else { throw invalid("its schema has a field with an impossible shape") }
+        if let augmentHint, AugmentRecipe(rawValue: augmentHint) == nil {
+            throw invalid("its augmentHint \"\(augmentHint)\" is not none, crop or crop,flip")
+        }
         for (name, split) in splits {
             guard split.records == split.shards.reduce(0, { $0 + $1.records }),
                   split.blocks == split.shards.reduce(0, { $0 + $1.blocks }) else {

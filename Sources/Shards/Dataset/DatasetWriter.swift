@@ -116,7 +116,11 @@ public final class DatasetWriter {
     /// Finishes the last shard, moves the shards into the dataset folder and writes the new
     /// manifest (the commit point). Returns the split's manifest entry.
     @discardableResult
-    public func commit(parameters: WriterParameters, source: SourceProvenance) throws -> SplitManifest {
+    /// - Parameters:
+    ///   - statistics: what the converter measured over the split (nil: none recorded).
+    ///   - augmentHint: the dataset's augmentation recommendation; nil keeps the existing one.
+    public func commit(parameters: WriterParameters, source: SourceProvenance, statistics: SplitStatistics? = nil,
+                       augmentHint: String? = nil) throws -> SplitManifest {
         guard let schema else { preconditionFailure("start(schema:) first") }
         try finishShard()
         guard written == totalRecords, summaries.count == shardCount else {
@@ -124,14 +128,16 @@ public final class DatasetWriter {
         }
         let entry = SplitManifest(records: written, blocks: summaries.reduce(0) { $0 + $1.blocks }, shards: summaries,
                                   writer: parameters, source: source,
-                                  fingerprint: DatasetManifest.fingerprint(schema: schema, shards: summaries))
+                                  fingerprint: DatasetManifest.fingerprint(schema: schema, shards: summaries),
+                                  statistics: statistics)
+        let hint = augmentHint ?? existing?.augmentHint
         var splits = existing?.splits ?? [:]
         let fm = FileManager.default
         if let old = splits[split] {
             // Replacing a split: first a manifest without it, so no manifest ever points at a
             // shard name whose file is being swapped underneath it.
             splits[split] = nil
-            try OutputFile.writeAtomically(DatasetManifest(schema: schema, splits: splits).encoded(),
+            try OutputFile.writeAtomically(DatasetManifest(schema: schema, splits: splits, augmentHint: hint).encoded(),
                                            to: directory + "/" + DatasetManifest.fileName)
             for s in old.shards where !summaries.contains(where: { $0.file == s.file }) {
                 try? fm.removeItem(atPath: directory + "/" + s.file)
@@ -140,7 +146,7 @@ public final class DatasetWriter {
         for s in summaries { try OutputFile.rename(stagingDirectory + "/" + s.file, to: directory + "/" + s.file) }
         try OutputFile.syncDirectory(directory)
         splits[split] = entry
-        try OutputFile.writeAtomically(DatasetManifest(schema: schema, splits: splits).encoded(),
+        try OutputFile.writeAtomically(DatasetManifest(schema: schema, splits: splits, augmentHint: hint).encoded(),
                                        to: directory + "/" + DatasetManifest.fileName)
         try? fm.removeItem(atPath: stagingDirectory)
         return entry

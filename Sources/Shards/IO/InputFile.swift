@@ -77,6 +77,17 @@ final class InputFile {
         }
     }
 
+    /// Reads to the end and returns how many (uncompressed) bytes were left.
+    func remainingBytes() throws -> Int {
+        var scratch = [UInt8](repeating: 0, count: 1 << 16)
+        var total = 0
+        while true {
+            let n = try scratch.withUnsafeMutableBytes { try read(into: $0) }
+            total += n
+            if n < scratch.count { return total }
+        }
+    }
+
     private func corrupt() -> ShardError {
         var code: Int32 = 0
         let message = gzerror(handle, &code)

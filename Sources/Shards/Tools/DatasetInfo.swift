@@ -13,6 +13,7 @@ public struct DatasetInfo: Sendable, CustomStringConvertible {
         public var writer: WriterParameters
         public var source: SourceProvenance
         public var fingerprint: String
+        public var statistics: SplitStatistics?
         public var compressionRatio: Double { bytes == 0 ? 0 : Double(uncompressedBytes) / Double(bytes) }
     }
 
@@ -20,6 +21,7 @@ public struct DatasetInfo: Sendable, CustomStringConvertible {
     public var schema: RecordSchema
     public var splits: [Split]
     public var fingerprint: String
+    public var augmentHint: String?
 
     /// Reads the manifest (and nothing else) of the dataset in `directory`.
     public init(directory: String) throws {
@@ -27,11 +29,13 @@ public struct DatasetInfo: Sendable, CustomStringConvertible {
         self.directory = directory
         schema = manifest.schema
         fingerprint = manifest.fingerprint
+        augmentHint = manifest.augmentHint
         splits = manifest.splitNames.map { name in
             let s = manifest.splits[name]!
             return Split(name: name, records: s.records, blocks: s.blocks, shards: s.shards.count,
                          bytes: s.shards.reduce(0) { $0 + $1.bytes }, uncompressedBytes: s.shards.reduce(0) { $0 + $1.uncompressedBytes },
-                         writer: s.writer, source: s.source, fingerprint: s.fingerprint)
+                         writer: s.writer, source: s.source, fingerprint: s.fingerprint,
+                         statistics: s.statistics)
         }
     }
 
@@ -40,11 +44,19 @@ public struct DatasetInfo: Sendable, CustomStringConvertible {
         for f in schema.fields {
             lines.append("  \(f.name.padding(toLength: 8, withPad: " ", startingAt: 0)) \(f.type.rawValue)\(f.shape)")
         }
+        lines.append("augment     " + (augmentHint.map { "\($0) (the converter's --augment-hint; train uses it when given no --augment)" } ?? "no recommendation (train defaults to crop)"))
         for s in splits {
             lines.append("split \(s.name): \(s.records) records, \(s.blocks) blocks in \(s.shards) shard\(s.shards == 1 ? "" : "s")")
             lines.append("  size      \(formatBytes(s.bytes)) on disk, \(formatBytes(s.uncompressedBytes)) raw, ratio \(formatFixed(s.compressionRatio, 3))")
             lines.append("  writer    zstd level \(s.writer.level), blocks of \(s.writer.recordsPerBlock) records (\(formatBytes(s.writer.recordsPerBlock * schema.recordSize))), shuffle \(s.writer.shuffleMethod)\(s.writer.shuffleSeed.map { " seed \($0)" } ?? "")")
             lines.append("  source    \(s.source.format): \(s.source.files.map(\.path).joined(separator: ", "))")
+            if let st = s.statistics {
+                let values = { (v: [Float]) in v.map { formatFixed(Double($0), 4) }.joined(separator: ", ") }
+                lines.append("  pixels    mean \(values(st.mean)), std \(values(st.std)) (per channel, pixels scaled to [0, 1] for uint8)")
+                lines.append("  labels    " + st.labelCounts.enumerated().map { "\($0.offset): \($0.element)" }.joined(separator: ", "))
+            } else {
+                lines.append("  pixels    no statistics (an older manifest; train computes them from the training split)")
+            }
             lines.append("  fingerprint \(s.fingerprint)")
         }
         return lines.joined(separator: "\n")

@@ -31,7 +31,12 @@ public enum ModeProfiler {
             config.batchSize = batch
             config.seed = request.seed
             config.data = data
-            loader = try BatchLoader(source: source, config: Trainer.loaderConfig(config, training: true), ledger: ledger)
+            // Memory, not accuracy, is measured: the manifest's statistics, or Fashion-MNIST's
+            // when it has none (no extra pass over the data before the measured steps).
+            let statistics = dataset.manifest.splits["train"]?.statistics?.normalization ?? .fashionMNIST
+            (config.mean, config.std, config.augment) = (statistics.mean, statistics.std, .cropFlip)
+            loader = try BatchLoader(source: source, config: Trainer.loaderConfig(config, training: true, layout: try ImageLayout(schema: source.schema)),
+                                     ledger: ledger)
         }
         let images = Tensor([batch] + spec.inputShape, .input, label: "batch", ledger: ledger, zeroed: false)
         var labels = [Int32](repeating: 0, count: batch)
