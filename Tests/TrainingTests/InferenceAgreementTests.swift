@@ -148,7 +148,7 @@ final class InferenceAgreementTests: XCTestCase {
         // (a local run's starts at zero, so after 16 steps every logit would still be ~ its bias).
         c.model = narrowVgg8b(loss: .backprop)
         c.model.dropout = 0
-        c.augment = false
+        c.augment = AugmentRecipe.none
         c.epochs = 1
         c.batchSize = 32
         c.lr = 5e-3

@@ -69,7 +69,7 @@ final class UserDataTrainingTests: XCTestCase {
         let network = Network(spec: trainer.network.spec, seed: 0, ledger: Ledger())
         try Checkpoint.load(from: checkpoint, into: network, includeTraining: false)
         let dataset = try ShardDataset(directory: data)
-        let recorded = try Evaluator.measure(network: network, dataset: dataset, split: "test", config: saved, ledger: Ledger())
+        let recorded = try Evaluator.measure(network: try Evaluator.inferenceNetwork(sharing: network), dataset: dataset, split: "test", config: saved, ledger: Ledger())
         XCTAssertEqual(recorded.error, expected)
         let loader = try BatchLoader(source: try dataset.split("test"), config: Trainer.loaderConfig(own, training: false), ledger: Ledger())
         let reference = try BatchLoader(source: try dataset.split("test"), config: Trainer.loaderConfig(saved, training: false), ledger: Ledger())
