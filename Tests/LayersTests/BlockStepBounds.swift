@@ -47,15 +47,21 @@ enum BlockStepBound {
         relative(longestSum: longestSum, sums: sumsInSequence + 3 * blocks, elementwise: elementwiseInSequence + 3 * blocks)
     }
 
-    /// The finite-difference metric of a gradient check of a Float64 block loss at h = 1e-6
+    /// The finite-difference metric of a gradient check of a Float64 loss at h = 1e-6
     /// (`FiniteDifference.bound`): the loss's third derivatives stay below 1e4 for these O(1)
     /// inputs (each derivative through BatchNorm brings a factor invstd of O(1), through the
-    /// similarity 1 / row norm of O(1)); one evaluation rounds `operations` Float64 operations
-    /// on terms whose magnitudes sum to at most 10 times the O(1) loss. About 1e-6 at 10^4
-    /// operations, far below the rounding bound of the Float32 step.
-    static func finiteDifference(operations: Int) -> Double {
-        FiniteDifference.bound(step: 1e-6, thirdDerivative: 1e4, terms: operations, absoluteSum: 10)
+    /// similarity 1 / row norm of O(1)); one evaluation's rounding is that of `sums` sums in
+    /// sequence of at most `longestSum` terms, each counted as lambda sqrt(K) roundings
+    /// (Higham-Mary, as for Float32), on terms whose magnitudes sum to at most 10 (O(1) losses).
+    /// About 1e-6 for a block, below the rounding bound of the Float32 step.
+    static func finiteDifference(sums: Int, longestSum: Int) -> Double {
+        let roundings = Double(sums) * RoundingBound.lambda * Double(longestSum).squareRoot()
+        return FiniteDifference.bound(step: 1e-6, thirdDerivative: 1e4, terms: Int(roundings.rounded(.up)), absoluteSum: 10)
     }
+
+    /// The forward's sums in sequence (up to the loss), for the loss's own rounding bound and
+    /// the finite-difference metric.
+    static let forwardSums = 10
 }
 
 /// The forward of a block's BatchNorm (training mode) and nonlinearity as the kernels compute
