@@ -158,3 +158,23 @@ extension BlockForwardModel {
         return poolAfter ? maxPool2x2(dropped, planes: batch * oc, height: size, width: size) : dropped
     }
 }
+
+extension BlockStepBound {
+    /// The sums on the longest path of the heads alone, h to a head's gradient: the head's
+    /// layer, the similarity's row mean, row norm and Gram matrix (or the softmax normaliser),
+    /// the loss's mean, then the Gram matrix's and the normalisation's backward, the head's
+    /// input gradient, the sum of the pred and sim gradients of h, the weight gradient (B), and
+    /// the -bpf decoder's projection: 12.
+    static let headSums = 12
+
+    /// A head's result (dh, its weight gradients) against the exact gradient, relative to the
+    /// largest entry (`relative` on the heads' path).
+    static func heads(longestSum: Int) -> Double {
+        relative(longestSum: longestSum, sums: headSums, elementwise: headSums)
+    }
+
+    /// A reported loss against its Float64 value: the forward's sums, relative to max(1, |loss|).
+    static func loss(longestSum: Int) -> Double {
+        relative(longestSum: longestSum, sums: forwardSums, elementwise: forwardSums)
+    }
+}
