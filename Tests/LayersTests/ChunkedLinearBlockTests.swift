@@ -83,6 +83,52 @@ final class ChunkedLinearBlockTests: XCTestCase {
         }
     }
 
+    /// Each twin against the exact step, not only against each other: with SGD's first step
+    /// (update = lr g, lr 1) the whole batch's and each chunked step's updates are minus the
+    /// gradient of the Float64 local loss 0.3 CE(pred(h)) + 0.7 L_sim(sim(h)) (h before dropout),
+    /// each within `BlockStepBound.relative` of the block's largest gradient entry plus the
+    /// finite-difference metric.
+    func testChunkedAndWholeBatchPredsimStepsEachMatchTheFloat64Gradient() {
+        let x = input()
+        let xValues = x.doubles
+        let target = HeadReference.simTarget(labels: labels, classes: classes)
+        let before = makeBlock(.predsim).localParameters.map { $0.value.doubles }
+        func localLoss(_ v: [[Double]]) -> Double {
+            let z = Reference.linear(xValues, batch: batch, weight: v[0], outFeatures: outFeatures, bias: v[1])
+            let bn = Reference.batchNormTraining(z, batch: batch, channels: outFeatures, spatial: 1, gamma: v[2], beta: v[3])
+            let h = Reference.leakyRelu(bn.out, slope: 0.01)
+            return 0.3 * HeadReference.predLoss(h: h, weight: v[4], bias: v[5], labels: labels)
+                + 0.7 * HeadReference.simLoss(h: h, weight: v[6], batch: batch, target: target)
+        }
+        let gradients = before.indices.map { i in
+            numericalGradient(at: before[i]) { v in
+                var all = before
+                all[i] = v
+                return localLoss(all)
+            }
+        }
+        let scale = gradients.map(maxAbs).max()!
+        let bound = BlockStepBound.relative(longestSum: batch * batch) * scale
+            + BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: batch * batch)
+        func worstError(_ x: Tensor, chunk: Int?) -> (error: Double, name: String) {
+            let block = makeBlock(.predsim)
+            _ = step(block, x, chunk: chunk)
+            return block.localParameters.enumerated().map { i, p in
+                (zip(subtract(before[i], p.value.doubles), gradients[i]).map { abs($0 - $1) }.max()!, p.name)
+            }.max { $0.error < $1.error }!
+        }
+        for chunk in [nil, 1, 3] as [Int?] {
+            let worst = worstError(x, chunk: chunk)
+            XCTAssertLessThanOrEqual(worst.error, bound, "chunk \(chunk.map(String.init) ?? "none"): \(worst.name)")
+        }
+        // Broken variant: a chunked step that reads its first and last rows swapped (each image
+        // paired with another's label).
+        let swapped = input()
+        let row = inFeatures
+        for i in 0..<row { (swapped.pointer[i], swapped.pointer[(batch - 1) * row + i]) = (x.pointer[(batch - 1) * row + i], x.pointer[i]) }
+        XCTAssertGreaterThan(worstError(swapped, chunk: 3).error, bound, "a chunked step with rows swapped passes the bound")
+    }
+
     // MARK: memory
 
     /// Bytes of `.activations` at their highest over a chunked step of a block run alone on a
