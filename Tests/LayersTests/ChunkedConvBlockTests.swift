@@ -52,13 +52,20 @@ final class ChunkedConvBlockTests: XCTestCase {
             let block = makeBlock(loss, s)
             let chunked = step(block, x, chunk: chunk)
             ChunkedStepComparison.assertSame(
-                what: "\(loss) chunk \(chunk)", parameters: block.localParameters, before: before,
+                what: "\(loss) chunk \(chunk)", tolerance: stepTolerance(s), parameters: block.localParameters, before: before,
                 reference: reference.localParameters.map { $0.value.array },
                 runningStats: [block.runningMean.array, block.runningVar.array],
                 referenceRunningStats: [reference.runningMean.array, reference.runningVar.array],
                 handOff: chunked.handOff, referenceHandOff: whole.handOff, stats: chunked.stats, referenceStats: whole.stats,
                 file: file, line: line)
         }
+    }
+
+    /// Twice the rounding bound of one step (`ChunkedStepComparison.tolerance`): the longest sums
+    /// are BatchNorm's statistics and the weight gradients over B H W, the similarity's B^2 mean
+    /// and the -bpf decoder's projection.
+    private func stepTolerance(_ s: Shape) -> Double {
+        ChunkedStepComparison.tolerance(longestSum: max(batch * s.size * s.size, batch * batch, LocalHeads.projectionSize))
     }
 
     func testChunkedPredsimStepWithPoolAfterEqualsTheWholeBatchStep() {
@@ -85,6 +92,64 @@ final class ChunkedConvBlockTests: XCTestCase {
     func testChunkedPredsimBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.predsimBpf, Shape()) }
     func testChunkedSimBpfStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.simBpf, Shape()) }
 
+    /// Each twin against the exact step, not only against each other: with SGD's first step
+    /// (update = lr g, lr 1) the whole batch's and each chunked step's updates are minus the
+    /// gradient of the Float64 local loss 0.3 CE(pred(avgpool(h))) + 0.7 L_sim(std(conv3x3_sim(h)))
+    /// (h before dropout), each within `BlockStepBound.relative` of the block's largest gradient
+    /// entry plus the finite-difference metric.
+    func testChunkedAndWholeBatchPredsimStepsEachMatchTheFloat64Gradient() {
+        let s = Shape()
+        let x = input(s)
+        let xValues = x.doubles
+        let target = HeadReference.simTarget(labels: labels, classes: classes)
+        let probe = makeBlock(.predsim, s)
+        let before = probe.localParameters.map { $0.value.doubles }
+        let pooling = probe.heads!.pooling
+        let (c, oc, side) = (s.inChannels, s.outChannels, s.size)
+        func localLoss(_ v: [[Double]]) -> Double {
+            let h = ConvReference.convBlockH(xValues, batch: batch, inChannels: c, height: side, width: side,
+                                             weight: v[0], bias: v[1], gamma: v[2], beta: v[3], slope: 0.01)
+            let pooled = ConvReference.avgPool(h, planes: batch * oc, height: side, width: side,
+                                               kernel: (pooling.kernelHeight, pooling.kernelWidth),
+                                               padding: (pooling.padHeight, pooling.padWidth)).out
+            let logits = Reference.linear(pooled, batch: batch, weight: v[4], outFeatures: classes, bias: v[5])
+            let sim = ConvReference.conv3x3(h, batch: batch, channels: oc, height: side, width: side, weight: v[6], outChannels: oc, bias: nil)
+            let features = ConvReference.simFeatures(sim, batch: batch, channels: oc, height: side, width: side)
+            return 0.3 * Reference.crossEntropy(logits, labels: labels) + 0.7 * Reference.similarityLoss(features, rows: batch, target: target)
+        }
+        // The block's own parameters and the pred head; the sim head's weight (324 of 525
+        // entries, most of the finite differences' cost) is left to the twin comparison.
+        let checked = 0..<6
+        let gradients = checked.map { i in
+            numericalGradient(at: before[i]) { v in
+                var all = before
+                all[i] = v
+                return localLoss(all)
+            }
+        }
+        let longestSum = max(batch * side * side, batch * batch)
+        let bound = BlockStepBound.relative(longestSum: longestSum) * gradients.map(maxAbs).max()!
+            + BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: longestSum)
+        func worstError(_ x: Tensor, chunk: Int?) -> (error: Double, name: String) {
+            let block = makeBlock(.predsim, s)
+            _ = step(block, x, chunk: chunk)
+            return checked.map { i in
+                let p = block.localParameters[i]
+                return (zip(subtract(before[i], p.value.doubles), gradients[i]).map { abs($0 - $1) }.max()!, p.name)
+            }.max { $0.error < $1.error }!
+        }
+        for chunk in [nil, 3] as [Int?] {
+            let worst = worstError(x, chunk: chunk)
+            XCTAssertLessThanOrEqual(worst.error, bound, "chunk \(chunk.map(String.init) ?? "none"): \(worst.name)")
+        }
+        // Broken variant: a chunked step that reads its first and last images swapped (each
+        // paired with another's label).
+        let swapped = input(s)
+        let row = c * side * side
+        for i in 0..<row { (swapped.pointer[i], swapped.pointer[(batch - 1) * row + i]) = (x.pointer[(batch - 1) * row + i], x.pointer[i]) }
+        XCTAssertGreaterThan(worstError(swapped, chunk: 3).error, bound, "a chunked step with images swapped passes the bound")
+    }
+
     /// A hand-off kept as its recipe (`RecomputedHandOff`) recomputes, a chunk of rows at a time
     /// or whole, exactly the hand-off the block would have written, with and without a max pool
     /// after; the block's update is the same either way, and only the recipe's frozen weights and
@@ -103,17 +168,31 @@ final class ChunkedConvBlockTests: XCTestCase {
                 return XCTFail("hand-off kinds")
             }
             XCTAssertEqual(recipe.shape, expected.shape)
-            // The same values up to the conv's grouping of images into GEMMs (summation order).
-            let scale = ChunkedStepComparison.maxAbs(expected.array)
+            // Both hand-offs, and the recipe's rows, each against the Float64 model of the recipe's
+            // computation from its frozen weights and statistics (`frozenConvHandOff`): within the
+            // rounding bound of the conv's sums of 9 C + 1 terms carried through BatchNorm.
+            func model(_ rows: Range<Int>, maskFirstGroup: Int) -> [Rounded] {
+                let rowSize = s.inChannels * s.size * s.size
+                let mask = zeros([rows.count, s.outChannels, s.size, s.size])
+                mask.fill(1)
+                Dropout.apply(mask, p: recipe.dropout, seed: recipe.dropoutSeed, channelSize: s.size * s.size, firstGroup: maskFirstGroup)
+                return BlockForwardModel.frozenConvHandOff(
+                    x: Array(x.doubles[(rows.lowerBound * rowSize)..<(rows.upperBound * rowSize)]), batch: rows.count,
+                    inChannels: s.inChannels, outChannels: s.outChannels, size: s.size, frozen: recipe.frozen.doubles,
+                    slope: Double(recipe.nonlinearity.negativeSlope), mask: mask.doubles, poolAfter: poolAfter)
+            }
+            let wholeModel = model(0..<batch, maskFirstGroup: 0)
+            assertWithinBound(expected.doubles, wholeModel, "pool after: \(poolAfter), written")
             let whole = recipe.materialized()
-            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(whole.array, expected.array, scale: scale), 1e-6,
-                                     "pool after: \(poolAfter), whole")
+            assertWithinBound(whole.doubles, wholeModel, "pool after: \(poolAfter), recomputed whole")
             let rows = 3..<7
             let out = Tensor([rows.count] + Array(expected.shape.dropFirst()), .activations, label: "test")
             let scratch = Tensor([rows.count, s.outChannels, s.size, s.size], .activations, label: "test")
             recipe.materialize(rows: rows, into: out, scratch: scratch)
-            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(out.array, expected.rows(rows).array, scale: scale), 1e-6,
-                                     "pool after: \(poolAfter), rows \(rows)")
+            assertWithinBound(out.doubles, model(rows, maskFirstGroup: rows.lowerBound * s.outChannels),
+                              "pool after: \(poolAfter), rows \(rows)")
+            // Broken variant: the rows' dropout mask drawn from the batch's first image.
+            assertBoundCatches(out.doubles, model(rows, maskFirstGroup: 0), "pool after: \(poolAfter), rows with the first rows' mask")
             for (p, q) in zip(kept.localParameters, written.localParameters) { XCTAssertEqual(p.value.array, q.value.array, p.name) }
             XCTAssertEqual(recipe.frozen.count, kept.weight.count + 5 * s.outChannels)
         }

@@ -44,13 +44,19 @@ final class ChunkedLinearBlockTests: XCTestCase {
             let block = makeBlock(loss)
             let chunked = step(block, x, chunk: chunk)
             ChunkedStepComparison.assertSame(
-                what: "\(loss) chunk \(chunk)", parameters: block.localParameters, before: before,
+                what: "\(loss) chunk \(chunk)", tolerance: stepTolerance, parameters: block.localParameters, before: before,
                 reference: reference.localParameters.map { $0.value.array },
                 runningStats: [block.runningMean.array, block.runningVar.array],
                 referenceRunningStats: [reference.runningMean.array, reference.runningVar.array],
                 handOff: chunked.handOff, referenceHandOff: whole.handOff, stats: chunked.stats, referenceStats: whole.stats,
                 file: file, line: line)
         }
+    }
+
+    /// Twice the rounding bound of one step (`ChunkedStepComparison.tolerance`): the longest sums
+    /// are the -bpf decoder's projection (128) and the similarity's B^2 mean.
+    private var stepTolerance: Double {
+        ChunkedStepComparison.tolerance(longestSum: max(batch * batch, LocalHeads.projectionSize, inFeatures + 1))
     }
 
     func testChunkedPredStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.pred) }
@@ -62,7 +68,9 @@ final class ChunkedLinearBlockTests: XCTestCase {
 
     /// Adam too (the recipe's optimizer), on everything except the biases before BatchNorm,
     /// whose gradient is zero in exact arithmetic: Adam's first step turns its rounding noise
-    /// into +-lr in either twin.
+    /// into +-lr in either twin. Adam's first update lr g / (|g| + eps) = lr sign(g) (1 - eps / |g|)
+    /// moves by lr eps |delta g| / g^2 for an error delta g, less than the SGD bound wherever
+    /// |g| > eps: the step tolerance holds.
     func testChunkedStepWithAdamMovesEveryOtherParameterTheSame() {
         var adam = OptimizerSettings()
         adam.kind = .adam
@@ -71,8 +79,54 @@ final class ChunkedLinearBlockTests: XCTestCase {
         _ = step(reference, x, chunk: nil)
         _ = step(block, x, chunk: 3)
         for (p, r) in zip(block.localParameters, reference.localParameters) where p !== block.bias {
-            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(p.value.array, r.value.array, scale: 1), ChunkedStepComparison.tolerance, p.name)
+            XCTAssertLessThanOrEqual(ChunkedStepComparison.relativeError(p.value.array, r.value.array, scale: 1), stepTolerance, p.name)
         }
+    }
+
+    /// Each twin against the exact step, not only against each other: with SGD's first step
+    /// (update = lr g, lr 1) the whole batch's and each chunked step's updates are minus the
+    /// gradient of the Float64 local loss 0.3 CE(pred(h)) + 0.7 L_sim(sim(h)) (h before dropout),
+    /// each within `BlockStepBound.relative` of the block's largest gradient entry plus the
+    /// finite-difference metric.
+    func testChunkedAndWholeBatchPredsimStepsEachMatchTheFloat64Gradient() {
+        let x = input()
+        let xValues = x.doubles
+        let target = HeadReference.simTarget(labels: labels, classes: classes)
+        let before = makeBlock(.predsim).localParameters.map { $0.value.doubles }
+        func localLoss(_ v: [[Double]]) -> Double {
+            let z = Reference.linear(xValues, batch: batch, weight: v[0], outFeatures: outFeatures, bias: v[1])
+            let bn = Reference.batchNormTraining(z, batch: batch, channels: outFeatures, spatial: 1, gamma: v[2], beta: v[3])
+            let h = Reference.leakyRelu(bn.out, slope: 0.01)
+            return 0.3 * HeadReference.predLoss(h: h, weight: v[4], bias: v[5], labels: labels)
+                + 0.7 * HeadReference.simLoss(h: h, weight: v[6], batch: batch, target: target)
+        }
+        let gradients = before.indices.map { i in
+            numericalGradient(at: before[i]) { v in
+                var all = before
+                all[i] = v
+                return localLoss(all)
+            }
+        }
+        let scale = gradients.map(maxAbs).max()!
+        let bound = BlockStepBound.relative(longestSum: batch * batch) * scale
+            + BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: batch * batch)
+        func worstError(_ x: Tensor, chunk: Int?) -> (error: Double, name: String) {
+            let block = makeBlock(.predsim)
+            _ = step(block, x, chunk: chunk)
+            return block.localParameters.enumerated().map { i, p in
+                (zip(subtract(before[i], p.value.doubles), gradients[i]).map { abs($0 - $1) }.max()!, p.name)
+            }.max { $0.error < $1.error }!
+        }
+        for chunk in [nil, 1, 3] as [Int?] {
+            let worst = worstError(x, chunk: chunk)
+            XCTAssertLessThanOrEqual(worst.error, bound, "chunk \(chunk.map(String.init) ?? "none"): \(worst.name)")
+        }
+        // Broken variant: a chunked step that reads its first and last rows swapped (each image
+        // paired with another's label).
+        let swapped = input()
+        let row = inFeatures
+        for i in 0..<row { (swapped.pointer[i], swapped.pointer[(batch - 1) * row + i]) = (x.pointer[(batch - 1) * row + i], x.pointer[i]) }
+        XCTAssertGreaterThan(worstError(swapped, chunk: 3).error, bound, "a chunked step with rows swapped passes the bound")
     }
 
     // MARK: memory

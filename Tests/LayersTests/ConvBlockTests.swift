@@ -106,8 +106,20 @@ final class ConvBlockTests: XCTestCase {
         let z = ConvReference.conv3x3(xValues, batch: batch, channels: g.inChannels, height: g.height, width: g.width,
                                       weight: w, outChannels: g.outChannels, bias: b)
         let bn = Reference.batchNormTraining(z, batch: batch, channels: g.outChannels, spatial: g.outSpatial, gamma: gamma, beta: beta)
-        assertClose(block.runningMean.doubles, bn.mean.map { 0.1 * $0 }, tolerance: 1e-5, "running mean", file: file, line: line)
-        assertClose(block.runningVar.doubles, bn.unbiasedVariance.map { 0.9 + 0.1 * $0 }, tolerance: 1e-5, "running var", file: file, line: line)
+        // Against the rounding model of the forward (`BlockForwardModel`): z within the bound of
+        // its sum of 9 C + 1 terms, then BatchNorm operation by operation.
+        let zMagnitudes = ConvReference.conv3x3(xValues.map(abs), batch: batch, channels: g.inChannels, height: g.height, width: g.width,
+                                                weight: w.map(abs), outChannels: g.outChannels, bias: b.map(abs))
+        let model = BlockForwardModel(z: Rounded.ofSums(terms: 9 * g.inChannels + 1, exact: z, absoluteSums: zMagnitudes),
+                                      batch: batch, channels: g.outChannels, spatial: g.outSpatial, gamma: gamma, beta: beta,
+                                      slope: Double(Nonlinearity.leakyRelu.negativeSlope),
+                                      runningMean0: Array(repeating: 0, count: g.outChannels), runningVar0: Array(repeating: 1, count: g.outChannels))
+        XCTAssertNil(RoundingBound.violation(bn.mean.map { 0.1 * $0 }, model.runningMean.map { Rounded(exact: $0.exact, error: 1e-12) }),
+                     "model vs Reference", file: file, line: line)
+        assertWithinBound(block.runningMean.doubles, model.runningMean, "running mean", file: file, line: line)
+        assertWithinBound(block.runningVar.doubles, model.runningVar, "running var", file: file, line: line)
+        // Broken variant: the running variance updated with the biased (1/N) variance.
+        assertBoundCatches(bn.biasedVariance.map { 0.9 + 0.1 * $0 }, model.runningVar, "running var with 1/N", file: file, line: line)
 
         // The hand-off, from h computed here in Float64 with the weights before the update.
         let h = Reference.leakyRelu(bn.out, slope: 0.01)
@@ -122,11 +134,19 @@ final class ConvBlockTests: XCTestCase {
         let dropped = zip(h, mask).map { $0 * $1 }
         if block.poolAfter {
             XCTAssertEqual(handOff.shape, [batch, g.outChannels, g.outHeight / 2, g.outWidth / 2], file: file, line: line)
-            let expected = ConvReference.maxPool2x2(dropped, planes: planes, height: g.outHeight, width: g.outWidth)
-            assertClose(handOff.doubles, expected, tolerance: 1e-5, "hand-off = maxpool(dropout(h))", file: file, line: line)
+            let expected = BlockForwardModel.maxPool2x2(model.droppedOut(mask: mask), planes: planes, height: g.outHeight, width: g.outWidth)
+            XCTAssertNil(RoundingBound.violation(ConvReference.maxPool2x2(dropped, planes: planes, height: g.outHeight, width: g.outWidth),
+                                                 expected.map { Rounded(exact: $0.exact, error: 1e-9) }),
+                         "model vs Reference (slope 0.01 against Float's 0.0099999998)", file: file, line: line)
+            assertWithinBound(handOff.doubles, expected, "hand-off = maxpool(dropout(h))", file: file, line: line)
+            // Broken variant: the pool taken before dropout.
+            assertBoundCatches(ConvReference.maxPool2x2(h, planes: planes, height: g.outHeight, width: g.outWidth), expected,
+                               "hand-off without dropout", file: file, line: line)
         } else {
             XCTAssertEqual(handOff.shape, hShape, file: file, line: line)
-            assertClose(handOff.doubles, dropped, tolerance: 1e-5, "hand-off = dropout(h)", file: file, line: line)
+            let expected = model.droppedOut(mask: mask)
+            assertWithinBound(handOff.doubles, expected, "hand-off = dropout(h)", file: file, line: line)
+            assertBoundCatches(h, expected, "hand-off without dropout", file: file, line: line)
         }
         XCTAssertEqual(Array(handOff.shape.dropFirst()), block.outputShape, file: file, line: line)
     }
@@ -171,7 +191,21 @@ final class ConvBlockTests: XCTestCase {
         let (_, stats) = labels.withUnsafeBufferPointer {
             block.trainLocal(makeTensor([batch, c, side, side], xValues), labels: $0.baseAddress!, lr: 1, dropoutSeed: 99)
         }
-        XCTAssertEqual(Double(stats.loss), localLoss(before), accuracy: 1e-5, "reported local loss")
+        // Bounds (`BlockStepBound`): the longest sums are BatchNorm's and the weight gradient's
+        // over B H W = 96. The reported loss is within the forward's sums of the exact loss; the
+        // step within the whole step's sums of minus the gradient, relative to the largest entry,
+        // plus the finite-difference metric of the Float64 gradient.
+        let longestSum = batch * side * side
+        let lossBound = BlockStepBound.relative(longestSum: longestSum, sums: BlockStepBound.forwardSums,
+                                                elementwise: BlockStepBound.forwardSums) * max(1, abs(localLoss(before)))
+        let stepBound = BlockStepBound.relative(longestSum: longestSum)
+        let fd = BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: longestSum)
+        XCTAssertEqual(Double(stats.loss), localLoss(before), accuracy: lossBound, "reported local loss")
+        // Broken variant: the loss with the sim head's weight read as zero.
+        var noSim = before
+        noSim[6] = noSim[6].map { _ in 0 }
+        XCTAssertGreaterThan(abs(Double(stats.loss) - localLoss(noSim)), lossBound, "the loss without the sim head passes the bound")
+        var scale = 0.0  // the largest gradient entry so far (the conv weight's, which comes first)
         for (i, p) in params.enumerated() {
             let step = subtract(before[i], p.value.doubles)  // = lr * grad, lr = 1
             let numeric = numericalGradient(at: before[i]) { v in
@@ -179,14 +213,20 @@ final class ConvBlockTests: XCTestCase {
                 all[i] = v
                 return localLoss(all)
             }
+            scale = max(scale, maxAbs(numeric))
             if i == 1 {
                 // A conv bias before BatchNorm is cancelled by the channel mean: zero gradient.
-                XCTAssertLessThan(maxAbs(numeric), 1e-6)
-                XCTAssertLessThan(maxAbs(step), 1e-5, "conv bias (zero gradient)")
+                // Its step sums the N values dz whose products with the inputs (O(1)) make the
+                // weight gradient: rounding of the step's size relative to the block's scale.
+                XCTAssertLessThan(maxAbs(numeric), fd)
+                XCTAssertLessThan(maxAbs(step), stepBound * scale, "conv bias (zero gradient)")
             } else {
-                assertGradientsMatch(step, numeric, p.name, relativeTolerance: 1e-4, absoluteTolerance: 1e-6)
+                assertGradientsMatch(step, numeric, p.name, relativeTolerance: stepBound, absoluteTolerance: fd)
             }
-            if i == 0 { assertMutationDetected(step, numeric, p.name, absoluteTolerance: 1e-6) }
+            // Broken variant: a gradient moved by 10 bounds, or negated.
+            if i == 0 {
+                assertMutationDetected(step, numeric, p.name, fraction: 10 * stepBound, relativeTolerance: stepBound, absoluteTolerance: fd)
+            }
         }
     }
 
@@ -310,8 +350,22 @@ final class ConvBlockTests: XCTestCase {
         let before = params.map { $0.value.doubles }
 
         let stats = labels.withUnsafeBufferPointer { net.trainStep(images: x, labels: $0.baseAddress!, lr: 1, step: 0) }
-        XCTAssertEqual(Double(stats.outputLoss), networkLoss(net, xValues, batch: batch, before, masks: masks, labels: labels),
-                       accuracy: 1e-5, "output loss", file: file, line: line)
+        // Bounds (`BlockStepBound`): the longest sums are the first block's BatchNorm and weight
+        // gradient over B H W = 1024; the forward crosses every block (conv, BN, Linear, output),
+        // the backward crosses them again. The loss within the forward's bound, each update
+        // within the whole step's bound relative to its largest entry, plus the finite-difference
+        // metric of the Float64 network loss.
+        let longestSum = batch * 16 * 16, blocks = net.convBlocks.count + net.blocks.count + 1
+        let exactLoss = networkLoss(net, xValues, batch: batch, before, masks: masks, labels: labels)
+        let lossBound = BlockStepBound.networkRelative(longestSum: longestSum, blocks: blocks) * max(1, abs(exactLoss))
+        let stepBound = BlockStepBound.networkRelative(longestSum: longestSum, blocks: 2 * blocks)
+        let fd = BlockStepBound.finiteDifference(sums: 3 * blocks, longestSum: longestSum)
+        XCTAssertEqual(Double(stats.outputLoss), exactLoss, accuracy: lossBound, "output loss", file: file, line: line)
+        // Broken variant: the loss against the labels of the next class.
+        let wrongLabels = labels.map { ($0 + 1) % Int32(classes) }
+        XCTAssertGreaterThan(abs(Double(stats.outputLoss) - networkLoss(net, xValues, batch: batch, before, masks: masks, labels: wrongLabels)),
+                             lossBound, "the loss of the wrong labels passes the bound", file: file, line: line)
+        var scale = 0.0  // the largest gradient entry so far (blocks.0.conv.weight comes first)
         XCTAssertTrue(net.allParameters.allSatisfy { $0.grad == nil }, "gradients must be dropped after the step", file: file, line: line)
 
         for (i, p) in params.enumerated() {
@@ -326,15 +380,20 @@ final class ConvBlockTests: XCTestCase {
             // through the max pool (1x1 output) and the Linear block unchanged for every example
             // and the Linear block's BatchNorm subtracts it again; a mask breaks that symmetry.
             let lastConvShift = p.name == "blocks.\(net.convBlocks.count - 1).bn.bias" && dropout == 0
+            // Zero in exact arithmetic: rounding of the step's size relative to the network's
+            // scale (the sums of dz are those the weight gradients make with O(1) inputs).
+            scale = max(scale, maxAbs(numeric))
             if p.name.hasSuffix("conv.bias") || p.name.hasSuffix("linear.bias") || lastConvShift {
-                XCTAssertLessThan(maxAbs(numeric), 1e-6, "\(p.name)", file: file, line: line)
-                XCTAssertLessThan(maxAbs(grad), 1e-5, "\(p.name)", file: file, line: line)
+                XCTAssertLessThan(maxAbs(numeric), fd, "\(p.name)", file: file, line: line)
+                XCTAssertLessThan(maxAbs(grad), stepBound * scale, "\(p.name)", file: file, line: line)
             } else {
-                assertGradientsMatch(grad, numeric, "\(p.name), dropout \(dropout)", relativeTolerance: 1e-4, absoluteTolerance: 1e-6,
+                assertGradientsMatch(grad, numeric, "\(p.name), dropout \(dropout)", relativeTolerance: stepBound, absoluteTolerance: fd,
                                      minimumNorm: 1e-5, file: file, line: line)
             }
+            // Broken variant: a gradient moved by 10 bounds, or negated.
             if p.name == "blocks.0.conv.weight" {
-                assertMutationDetected(grad, numeric, p.name, absoluteTolerance: 1e-6, file: file, line: line)
+                assertMutationDetected(grad, numeric, p.name, fraction: 10 * stepBound, relativeTolerance: stepBound, absoluteTolerance: fd,
+                                       file: file, line: line)
             }
         }
     }

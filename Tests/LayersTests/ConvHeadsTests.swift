@@ -34,6 +34,15 @@ final class ConvHeadsTests: XCTestCase {
     /// C=2, 3x3, dim 18: 2*3*3 = 18 already fits, no pooling.
     let unpooled = Case(channels: 2, height: 3, width: 3, dimInDecoder: 18, pooled: (3, 3))
 
+    /// Bounds (`BlockStepBound`): the heads' results against the exact gradients within the
+    /// rounding of the heads' sums (the longest: the sim conv's weight gradient over B H W, the
+    /// similarity's B^2 mean, the -bpf decoder's 128 outputs) relative to the largest entry,
+    /// plus the finite-difference metric; reported losses within the forward's sums.
+    private func longestSum(_ c: Case) -> Int { max(batch * c.height * c.width, batch * batch, LocalHeads.projectionSize) }
+    private func gradientBound(_ c: Case) -> Double { BlockStepBound.heads(longestSum: longestSum(c)) }
+    private func fd(_ c: Case) -> Double { BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: longestSum(c)) }
+    private func lossBound(_ c: Case, _ loss: Double) -> Double { BlockStepBound.loss(longestSum: longestSum(c)) * max(1, abs(loss)) }
+
     // MARK: running the heads
 
     /// Heads with non-zero pred and decoder weights (they start at zero, which would make the
@@ -142,10 +151,15 @@ final class ConvHeadsTests: XCTestCase {
         let what = "\(loss.rawValue) \(c.channels)x\(c.height)x\(c.width) dim \(c.dimInDecoder)"
 
         let out = apply(heads, c, h: h, dh0: dh0, beta: beta)
-        XCTAssertEqual(Double(out.pred.loss + out.sim.loss), f(h, params), accuracy: 1e-5, "\(what): reported loss", file: file, line: line)
+        XCTAssertEqual(Double(out.pred.loss + out.sim.loss), f(h, params), accuracy: lossBound(c, f(h, params)), "\(what): reported loss", file: file, line: line)
         let numeric = numericalGradient(at: h) { f($0, params) }
-        assertGradientsMatch(out.dh, numeric, "\(what): dh", file: file, line: line)
-        assertMutationDetected(out.dh, numeric, "\(what): dh", file: file, line: line)
+        // dh is added onto dh0: that addition rounds once, u |dh0 + dh|.
+        let accumulation = RoundingBound.unitRoundoff * (maxAbs(dh0) + maxAbs(numeric))
+        assertGradientsMatch(out.dh, numeric, "\(what): dh", relativeTolerance: gradientBound(c), absoluteTolerance: fd(c) + accumulation,
+                             file: file, line: line)
+        // Broken variant: dh moved by 10 bounds, or negated.
+        assertMutationDetected(out.dh, numeric, "\(what): dh", fraction: 10 * gradientBound(c), relativeTolerance: gradientBound(c),
+                               absoluteTolerance: fd(c) + accumulation, file: file, line: line)
         for p in heads.parameters {
             let k = key(p)
             let numeric = numericalGradient(at: params[k]!) { v in
@@ -154,7 +168,8 @@ final class ConvHeadsTests: XCTestCase {
                 return f(h, all)
             }
             guard let grad = p.grad else { XCTFail("\(what): \(k) has no gradient", file: file, line: line); continue }
-            assertGradientsMatch(grad.doubles, numeric, "\(what): d\(k)", file: file, line: line)
+            assertGradientsMatch(grad.doubles, numeric, "\(what): d\(k)", relativeTolerance: gradientBound(c), absoluteTolerance: fd(c),
+                                 file: file, line: line)
         }
     }
 
@@ -220,13 +235,16 @@ final class ConvHeadsTests: XCTestCase {
         let beta0 = apply(heads, c, h: h, dh0: none, beta: 0)
         XCTAssertEqual(beta0.sim.loss, 0)
         XCTAssertTrue(heads.simWeight!.grad!.array.allSatisfy { $0 == 0 }, "beta 0: sim head gradient must be zero")
-        assertGradientsMatch(beta0.dh, dPred, "beta 0: dh is the pred gradient")
+        assertGradientsMatch(beta0.dh, dPred, "beta 0: dh is the pred gradient", relativeTolerance: gradientBound(c),
+                             absoluteTolerance: fd(c))
         let beta1 = apply(heads, c, h: h, dh0: none, beta: 1)
         XCTAssertEqual(beta1.pred.loss, 0)
         XCTAssertTrue(heads.predWeight!.grad!.array.allSatisfy { $0 == 0 }, "beta 1: pred head gradient must be zero")
-        assertGradientsMatch(beta1.dh, dSim, "beta 1: dh is the sim gradient")
+        assertGradientsMatch(beta1.dh, dSim, "beta 1: dh is the sim gradient", relativeTolerance: gradientBound(c),
+                             absoluteTolerance: fd(c))
         let mixed = apply(heads, c, h: h, dh0: none, beta: 0.7)
-        assertGradientsMatch(mixed.dh, zip(dPred, dSim).map { 0.3 * $0 + 0.7 * $1 }, "beta 0.7: 0.3 dh_pred + 0.7 dh_sim")
+        assertGradientsMatch(mixed.dh, zip(dPred, dSim).map { 0.3 * $0 + 0.7 * $1 }, "beta 0.7: 0.3 dh_pred + 0.7 dh_sim", relativeTolerance: gradientBound(c),
+                             absoluteTolerance: fd(c))
     }
 
     // MARK: backprop-free variants
@@ -264,7 +282,8 @@ final class ConvHeadsTests: XCTestCase {
         let out = apply(heads, c, h: h, dh0: dh0, beta: 0.5)
         let pooled = pooledFeatures(h, c)
         let logits = Reference.linear(pooled, batch: batch, weight: wd, outFeatures: size, bias: bd)
-        XCTAssertEqual(Double(out.pred.loss), Reference.binaryCrossEntropy(logits, targets: targets), accuracy: 1e-5, "BCE loss")
+        XCTAssertEqual(Double(out.pred.loss), Reference.binaryCrossEntropy(logits, targets: targets),
+                       accuracy: lossBound(c, Reference.binaryCrossEntropy(logits, targets: targets)), "BCE loss")
         XCTAssertEqual(out.sim.loss, 0)
         // dlogits = (sigmoid(logits) - t) / (B * 128); the gradient to the pooled features is
         // dlogits M for M = B (feedback) or Wd (true); pool^T of it is the gradient of the
@@ -279,9 +298,19 @@ final class ConvHeadsTests: XCTestCase {
             Reference.binaryCrossEntropy(Reference.linear(self.pooledFeatures($0, c), batch: self.batch, weight: wd, outFeatures: size, bias: bd),
                                          targets: targets)
         }
-        assertGradientsMatch(viaDecoder, trueGradient, "pool^T(dlogits Wd) is the true gradient")
-        assertGradientsMatch(out.dh, viaFeedback, "pred-bpf dh = pool^T(dlogits B)", minimumNorm: 1e-4)
-        assertMutationDetected(out.dh, viaFeedback, "pred-bpf dh")
+        assertGradientsMatch(viaDecoder, trueGradient, "pool^T(dlogits Wd) is the true gradient", relativeTolerance: 0, absoluteTolerance: fd(c))
+        // viaFeedback is the finite difference of a linear function: no truncation error; one
+        // evaluation sums B x 16 products of dlogits B with pooled features (means of 16 cells),
+        // whose magnitudes sum to `linearMagnitude` (far below the O(1) losses `fd` assumes).
+        let linearMagnitude = dot(Reference.matmul(dlogits, feedback, m: batch, k: size, n: features).map(abs), pooled.map(abs))
+        let linearFD = FiniteDifference.bound(step: 1e-6, thirdDerivative: 0, terms: batch * features * 17, absoluteSum: linearMagnitude)
+        // dh is added onto dh0 (|dh0| up to 1, dh of 1e-4): that addition rounds once, u |dh0 + dh|.
+        let accumulation = RoundingBound.unitRoundoff * (maxAbs(dh0) + maxAbs(viaFeedback))
+        assertGradientsMatch(out.dh, viaFeedback, "pred-bpf dh = pool^T(dlogits B)", relativeTolerance: gradientBound(c),
+                             absoluteTolerance: linearFD + accumulation, minimumNorm: 1e-4)
+        // Broken variant: dh moved by 10 bounds, or negated.
+        assertMutationDetected(out.dh, viaFeedback, "pred-bpf dh", fraction: 10 * gradientBound(c), relativeTolerance: gradientBound(c),
+                               absoluteTolerance: linearFD + accumulation)
         XCTAssertNotNil(gradientMismatch(analytic: out.dh, numeric: viaDecoder, relativeTolerance: 0.1, absoluteTolerance: 0),
                         "pred-bpf dh must not follow the decoder weights")
         // The decoder itself learns with its true gradient.
@@ -294,7 +323,8 @@ final class ConvHeadsTests: XCTestCase {
                 all[k] = v
                 return f(h, all)
             }
-            assertGradientsMatch(p.grad!.doubles, numeric, "pred-bpf d\(k)", minimumNorm: 1e-4)
+            assertGradientsMatch(p.grad!.doubles, numeric, "pred-bpf d\(k)", relativeTolerance: gradientBound(c),
+                             absoluteTolerance: fd(c), minimumNorm: 1e-4)
         }
     }
 }

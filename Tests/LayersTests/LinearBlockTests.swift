@@ -49,13 +49,28 @@ final class LinearBlockTests: XCTestCase {
         // Running statistics: momentum 0.1 from (0, 1), unbiased variance.
         let z = Reference.linear(xValues, batch: batch, weight: w, outFeatures: outFeatures, bias: b)
         let bn = Reference.batchNormTraining(z, batch: batch, channels: outFeatures, spatial: 1, gamma: gamma, beta: beta)
-        assertClose(block.runningMean.doubles, bn.mean.map { 0.1 * $0 }, tolerance: 1e-6, "running mean")
-        assertClose(block.runningVar.doubles, bn.unbiasedVariance.map { 0.9 + 0.1 * $0 }, tolerance: 1e-6, "running var")
+        // Against the rounding model of the forward (`BlockForwardModel`): z within the bound of
+        // its sum of In + 1 terms, then BatchNorm operation by operation.
+        let zMagnitudes = Reference.linear(xValues.map(abs), batch: batch, weight: w.map(abs), outFeatures: outFeatures, bias: b.map(abs))
+        let model = BlockForwardModel(z: Rounded.ofSums(terms: inFeatures + 1, exact: z, absoluteSums: zMagnitudes),
+                                      batch: batch, channels: outFeatures, spatial: 1, gamma: gamma, beta: beta,
+                                      slope: Double(Nonlinearity.leakyRelu.negativeSlope),
+                                      runningMean0: Array(repeating: 0, count: outFeatures), runningVar0: Array(repeating: 1, count: outFeatures))
+        assertWithinBound(block.runningMean.doubles, model.runningMean, "running mean")
+        assertWithinBound(block.runningVar.doubles, model.runningVar, "running var")
+        // Broken variant: the running variance updated with the biased (1/N) variance.
+        assertBoundCatches(bn.biasedVariance.map { 0.9 + 0.1 * $0 }, model.runningVar, "running var with 1/N")
 
         // The hand-off is dropout(h) with the step's seed, h from the weights before the update.
         let expected = makeTensor([batch, outFeatures], referenceH(xValues, w: w, b: b, gamma: gamma, beta: beta))
         Dropout.apply(expected, p: 0.3, seed: 4242)
-        assertClose(handOff.doubles, expected.doubles, tolerance: 1e-5, "hand-off")
+        let mask = zeros([batch, outFeatures])
+        mask.fill(1)
+        Dropout.apply(mask, p: 0.3, seed: 4242)
+        let handOffModel = model.droppedOut(mask: mask.doubles)
+        assertWithinBound(handOff.doubles, handOffModel, "hand-off")
+        // Broken variant: h without dropout.
+        assertBoundCatches(referenceH(xValues, w: w, b: b, gamma: gamma, beta: beta), handOffModel, "hand-off without dropout")
         XCTAssertEqual(handOff.shape, [batch, outFeatures])
         XCTAssertTrue(expected.array.contains(0) && expected.array.contains { $0 != 0 }, "mask must drop some and keep some")
     }
@@ -96,8 +111,21 @@ final class LinearBlockTests: XCTestCase {
         }
         let (_, stats) = trainLocal(block, makeTensor([batch, inFeatures], xValues), lr: 1, seed: 99)
         let h = referenceH(xValues, w: before[0], b: before[1], gamma: before[2], beta: before[3])
-        XCTAssertEqual(Double(stats.loss), localLoss(before), accuracy: 1e-5, "reported local loss")
-        XCTAssertEqual(Double(stats.simLoss), 0.7 * HeadReference.simLoss(h: h, weight: before[6], batch: batch, target: target), accuracy: 1e-5)
+        // Bounds (`BlockStepBound`): the longest sums are the similarity's B^2 = 36 mean (the
+        // BatchNorm sums and weight gradients have B = 6 terms). The reported losses within the
+        // forward's sums of the exact loss; the step within the whole step's sums of minus the
+        // gradient, relative to the largest entry, plus the finite-difference metric.
+        let longestSum = batch * batch
+        let forwardBound = BlockStepBound.relative(longestSum: longestSum, sums: BlockStepBound.forwardSums,
+                                                   elementwise: BlockStepBound.forwardSums)
+        let stepBound = BlockStepBound.relative(longestSum: longestSum)
+        let fd = BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: longestSum)
+        let exactSim = 0.7 * HeadReference.simLoss(h: h, weight: before[6], batch: batch, target: target)
+        XCTAssertEqual(Double(stats.loss), localLoss(before), accuracy: forwardBound * max(1, abs(localLoss(before))), "reported local loss")
+        XCTAssertEqual(Double(stats.simLoss), exactSim, accuracy: forwardBound * max(1, exactSim))
+        // Broken variant: the sim loss with beta 0.69 in place of 0.7.
+        XCTAssertGreaterThan(abs(Double(stats.simLoss) - exactSim * 0.69 / 0.7), forwardBound * max(1, exactSim), "a sim loss weighted 0.69 passes")
+        var scale = 0.0  // the largest gradient entry so far (the linear weight's, which comes first)
         for (i, p) in params.enumerated() {
             let step = subtract(before[i], p.value.doubles)  // = lr * grad, lr = 1
             let numeric = numericalGradient(at: before[i]) { v in
@@ -105,12 +133,19 @@ final class LinearBlockTests: XCTestCase {
                 all[i] = v
                 return localLoss(all)
             }
+            scale = max(scale, maxAbs(numeric))
             if i == 1 {
-                // A bias before BatchNorm is cancelled by the mean: its gradient is zero.
-                assertClose(step, numeric, tolerance: 1e-5, "linear bias (zero gradient)")
-                XCTAssertLessThan(maxAbs(numeric), 1e-6)
+                // A bias before BatchNorm is cancelled by the mean: its gradient is zero. Its step
+                // sums the B values dz whose products with the O(1) inputs make the weight
+                // gradient: rounding of the step's size relative to the block's scale.
+                XCTAssertLessThan(maxAbs(step), stepBound * scale, "linear bias (zero gradient)")
+                XCTAssertLessThan(maxAbs(numeric), fd)
             } else {
-                assertGradientsMatch(step, numeric, "\(p.name)", relativeTolerance: 1e-4, absoluteTolerance: 1e-6)
+                assertGradientsMatch(step, numeric, "\(p.name)", relativeTolerance: stepBound, absoluteTolerance: fd)
+            }
+            // Broken variant: a gradient moved by 10 bounds, or negated.
+            if i == 0 {
+                assertMutationDetected(step, numeric, p.name, fraction: 10 * stepBound, relativeTolerance: stepBound, absoluteTolerance: fd)
             }
         }
     }
@@ -130,7 +165,27 @@ final class LinearBlockTests: XCTestCase {
                                  bias: block.bias.value.doubles)
         let bn = Reference.batchNormEval(z, channels: outFeatures, spatial: 1, gamma: block.bnWeight.value.doubles,
                                          beta: block.bnBias.value.doubles, runningMean: rm, runningVar: rv)
-        assertClose(out.doubles, Reference.leakyRelu(bn, slope: 0.01), tolerance: 1e-5, "eval output")
+        // Against the rounding model of the evaluation forward: z within the bound of its sum of
+        // In + 1 terms, then out = z s + (beta - rm s), s = gamma / sqrt(rv + eps), as
+        // BatchNormKernel.forwardEval computes it, then the 1-Lipschitz nonlinearity.
+        let w = block.weight.value.doubles, b = block.bias.value.doubles, gamma = block.bnWeight.value.doubles
+        let zModel = Rounded.ofSums(terms: inFeatures + 1, exact: z, absoluteSums: Reference.linear(
+            xValues.map(abs), batch: batch, weight: w.map(abs), outFeatures: outFeatures, bias: b.map(abs)))
+        let slope = Double(Nonlinearity.leakyRelu.negativeSlope)
+        let expected = zModel.indices.map { i -> Rounded in
+            let c = i % outFeatures
+            let s = Rounded(exact: gamma[c]) / (Rounded(exact: rv[c]) + BlockForwardModel.epsilon).squareRoot()
+            let y = zModel[i] * s + (Rounded(exact: block.bnBias.value.doubles[c]) - Rounded(exact: rm[c]) * s)
+            let value = y.exact > 0 ? y.exact : slope * y.exact
+            return Rounded(exact: value, error: y.error + (Rounded.constant(slope) * y).error + Rounded.u * abs(value))
+        }
+        XCTAssertNil(RoundingBound.violation(Reference.leakyRelu(bn, slope: 0.01), expected.map { Rounded(exact: $0.exact, error: 1e-9) }),
+                     "model vs Reference (slope 0.01 against Float's 0.0099999998)")
+        assertWithinBound(out.doubles, expected, "eval output")
+        // Broken variant: BatchNorm with the batch's statistics instead of the running ones.
+        let batchStatistics = Reference.batchNormTraining(z, batch: batch, channels: outFeatures, spatial: 1, gamma: gamma,
+                                                          beta: block.bnBias.value.doubles)
+        assertBoundCatches(Reference.leakyRelu(batchStatistics.out, slope: 0.01), expected, "eval with the batch's statistics")
         XCTAssertEqual(block.localParameters.map { $0.value.array }, before, "evaluation must not train")
         XCTAssertEqual(block.runningMean.doubles, rm, "evaluation must not update running statistics")
     }

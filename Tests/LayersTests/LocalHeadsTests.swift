@@ -10,6 +10,14 @@ final class LocalHeadsTests: XCTestCase {
     let batch = 6, features = 5, classes = 3
     let labels: [Int32] = [0, 1, 0, 2, 1, 2]
 
+    /// Bounds (`BlockStepBound`): the heads' results against the exact gradients within the
+    /// rounding of the heads' sums (the longest the similarity's B^2 mean, or the -bpf decoder's
+    /// 128 outputs) relative to the largest entry, plus the finite-difference metric; reported
+    /// losses within the forward's sums.
+    private func gradientBound(_ longestSum: Int) -> Double { BlockStepBound.heads(longestSum: longestSum) }
+    private func fd(_ longestSum: Int) -> Double { BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: longestSum) }
+    private func lossBound(_ longestSum: Int, _ loss: Double) -> Double { BlockStepBound.loss(longestSum: longestSum) * max(1, abs(loss)) }
+
     /// Heads with non-zero pred and decoder weights (they start at zero, which would make the
     /// gradient to h vanish and every check on it vacuous).
     private func makeHeads(_ loss: LossKind, seed: UInt64) -> LocalHeads<LinearMap> {
@@ -74,17 +82,28 @@ final class LocalHeadsTests: XCTestCase {
         let what = "\(loss.rawValue) beta \(beta)"
         let out = apply(heads, h: h, dh0: dh0, beta: beta)
         let numeric = numericalGradient(at: h) { total($0, wp, bp, ws) }
-        assertGradientsMatch(out.dh, numeric, "\(what): dh")
-        assertMutationDetected(out.dh, numeric, "\(what): dh")
+        // dh is added onto dh0: that addition rounds once, u |dh0 + dh|.
+        let accumulation = RoundingBound.unitRoundoff * (maxAbs(dh0) + maxAbs(numeric))
+        assertGradientsMatch(out.dh, numeric, "\(what): dh",
+                             relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch) + accumulation)
+        // Broken variant: dh moved by 10 bounds, or negated.
+        assertMutationDetected(out.dh, numeric, "\(what): dh", fraction: 10 * gradientBound(batch * batch),
+                               relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch) + accumulation)
         if let wp, let bp {
-            assertGradientsMatch(heads.predWeight!.grad!.doubles, numericalGradient(at: wp) { total(h, $0, bp, ws) }, "\(what): dWpred")
-            assertGradientsMatch(heads.predBias!.grad!.doubles, numericalGradient(at: bp) { total(h, wp, $0, ws) }, "\(what): dbpred")
-            XCTAssertEqual(Double(out.pred.loss), ref.pred(h, wp, bp), accuracy: 1e-5, "\(what): pred loss")
+            assertGradientsMatch(heads.predWeight!.grad!.doubles, numericalGradient(at: wp) { total(h, $0, bp, ws) }, "\(what): dWpred",
+                             relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch))
+            assertGradientsMatch(heads.predBias!.grad!.doubles, numericalGradient(at: bp) { total(h, wp, $0, ws) }, "\(what): dbpred",
+                             relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch))
+            XCTAssertEqual(Double(out.pred.loss), ref.pred(h, wp, bp), accuracy: lossBound(batch * batch, ref.pred(h, wp, bp)), "\(what): pred loss")
+            // Broken variant: the pred loss weighted 1% off.
+            XCTAssertGreaterThan(abs(Double(out.pred.loss) - 0.99 * ref.pred(h, wp, bp)), lossBound(batch * batch, ref.pred(h, wp, bp)),
+                                 "\(what): a pred loss 1% off passes the bound")
             XCTAssertEqual(out.pred.correct, HeadReference.predCorrect(h: h, weight: wp, bias: bp, labels: labels), "\(what): correct")
         }
         if let ws {
-            assertGradientsMatch(heads.simWeight!.grad!.doubles, numericalGradient(at: ws) { total(h, wp, bp, $0) }, "\(what): dWsim")
-            XCTAssertEqual(Double(out.sim.loss), ref.sim(h, ws), accuracy: 1e-5, "\(what): sim loss")
+            assertGradientsMatch(heads.simWeight!.grad!.doubles, numericalGradient(at: ws) { total(h, wp, bp, $0) }, "\(what): dWsim",
+                             relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch))
+            XCTAssertEqual(Double(out.sim.loss), ref.sim(h, ws), accuracy: lossBound(batch * batch, ref.sim(h, ws)), "\(what): sim loss")
         }
     }
 
@@ -104,8 +123,10 @@ final class LocalHeadsTests: XCTestCase {
         let h = random.uniform(batch * features, -1, 2)
         let out = apply(heads, h: h, dh0: [Double](repeating: 0, count: h.count), beta: 0.5)
         let numeric = numericalGradient(at: h) { Reference.similarityLoss($0, rows: self.batch, target: target) }
-        assertGradientsMatch(out.dh, numeric, "sim-bpf dh")
-        XCTAssertEqual(Double(out.sim.loss), Reference.similarityLoss(h, rows: batch, target: target), accuracy: 1e-5)
+        assertGradientsMatch(out.dh, numeric, "sim-bpf dh",
+                             relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch))
+        XCTAssertEqual(Double(out.sim.loss), Reference.similarityLoss(h, rows: batch, target: target),
+                       accuracy: lossBound(batch * batch, Reference.similarityLoss(h, rows: batch, target: target)))
     }
 
     /// pred-bpf: dh = dlogits B with the fixed feedback matrix B, not dlogits Wd; the decoder's
@@ -124,7 +145,7 @@ final class LocalHeadsTests: XCTestCase {
         var random = TestRandom(seed: 55)
         let h = random.uniform(batch * features, -1, 2)
         let out = apply(heads, h: h, dh0: [Double](repeating: 0, count: h.count), beta: 0.5)
-        XCTAssertEqual(Double(out.pred.loss), bce(h, wd, bd), accuracy: 1e-5, "BCE loss")
+        XCTAssertEqual(Double(out.pred.loss), bce(h, wd, bd), accuracy: lossBound(LocalHeads.projectionSize, bce(h, wd, bd)), "BCE loss")
 
         // dlogits = (sigmoid(logits) - t) / (B * 128)
         let logits = Reference.linear(h, batch: batch, weight: wd, outFeatures: size, bias: bd)
@@ -132,12 +153,16 @@ final class LocalHeadsTests: XCTestCase {
         let viaFeedback = Reference.matmul(dlogits, feedback, m: batch, k: size, n: features)
         let viaDecoder = Reference.matmul(dlogits, wd, m: batch, k: size, n: features)
         // The true gradient goes through Wd: check that reference against finite differences.
-        assertGradientsMatch(viaDecoder, numericalGradient(at: h) { bce($0, wd, bd) }, "dlogits Wd is the true gradient")
-        assertGradientsMatch(out.dh, viaFeedback, "pred-bpf dh = dlogits B")
+        assertGradientsMatch(viaDecoder, numericalGradient(at: h) { bce($0, wd, bd) }, "dlogits Wd is the true gradient",
+                             relativeTolerance: 0, absoluteTolerance: fd(LocalHeads.projectionSize))
+        assertGradientsMatch(out.dh, viaFeedback, "pred-bpf dh = dlogits B",
+                             relativeTolerance: gradientBound(LocalHeads.projectionSize), absoluteTolerance: fd(LocalHeads.projectionSize))
         XCTAssertNotNil(gradientMismatch(analytic: out.dh, numeric: viaDecoder, relativeTolerance: 0.1, absoluteTolerance: 0),
                         "pred-bpf dh must not be dlogits Wd")
-        assertGradientsMatch(heads.decoderWeight!.grad!.doubles, numericalGradient(at: wd) { bce(h, $0, bd) }, "dWdecoder")
-        assertGradientsMatch(heads.decoderBias!.grad!.doubles, numericalGradient(at: bd) { bce(h, wd, $0) }, "dbdecoder")
+        assertGradientsMatch(heads.decoderWeight!.grad!.doubles, numericalGradient(at: wd) { bce(h, $0, bd) }, "dWdecoder",
+                             relativeTolerance: gradientBound(LocalHeads.projectionSize), absoluteTolerance: fd(LocalHeads.projectionSize))
+        assertGradientsMatch(heads.decoderBias!.grad!.doubles, numericalGradient(at: bd) { bce(h, wd, $0) }, "dbdecoder",
+                             relativeTolerance: gradientBound(LocalHeads.projectionSize), absoluteTolerance: fd(LocalHeads.projectionSize))
     }
 
     /// predsim: beta 0 leaves only pred, beta 1 only sim (losses and gradients), and in between
@@ -154,18 +179,23 @@ final class LocalHeadsTests: XCTestCase {
         let beta0 = apply(heads, h: h, dh0: none, beta: 0)
         XCTAssertEqual(beta0.sim.loss, 0, "beta 0: no sim contribution to the loss")
         XCTAssertTrue(heads.simWeight!.grad!.array.allSatisfy { $0 == 0 }, "beta 0: sim head gradient must be zero")
-        XCTAssertEqual(Double(beta0.pred.loss), HeadReference.predLoss(h: h, weight: wp, bias: bp, labels: labels), accuracy: 1e-5)
-        assertGradientsMatch(beta0.dh, predOnly, "beta 0: dh is the pred gradient")
+        XCTAssertEqual(Double(beta0.pred.loss), HeadReference.predLoss(h: h, weight: wp, bias: bp, labels: labels),
+                       accuracy: lossBound(batch * batch, HeadReference.predLoss(h: h, weight: wp, bias: bp, labels: labels)))
+        assertGradientsMatch(beta0.dh, predOnly, "beta 0: dh is the pred gradient",
+                             relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch))
 
         let beta1 = apply(heads, h: h, dh0: none, beta: 1)
         XCTAssertEqual(beta1.pred.loss, 0, "beta 1: no pred contribution to the loss")
         XCTAssertTrue(heads.predWeight!.grad!.array.allSatisfy { $0 == 0 }, "beta 1: pred head weight gradient must be zero")
         XCTAssertTrue(heads.predBias!.grad!.array.allSatisfy { $0 == 0 }, "beta 1: pred head bias gradient must be zero")
-        XCTAssertEqual(Double(beta1.sim.loss), HeadReference.simLoss(h: h, weight: ws, batch: batch, target: target), accuracy: 1e-5)
-        assertGradientsMatch(beta1.dh, simOnly, "beta 1: dh is the sim gradient")
+        XCTAssertEqual(Double(beta1.sim.loss), HeadReference.simLoss(h: h, weight: ws, batch: batch, target: target),
+                       accuracy: lossBound(batch * batch, HeadReference.simLoss(h: h, weight: ws, batch: batch, target: target)))
+        assertGradientsMatch(beta1.dh, simOnly, "beta 1: dh is the sim gradient",
+                             relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch))
 
         let mixed = apply(heads, h: h, dh0: none, beta: 0.7)
         let expected = zip(predOnly, simOnly).map { 0.3 * $0 + 0.7 * $1 }
-        assertGradientsMatch(mixed.dh, expected, "beta 0.7: 0.3 dh_pred + 0.7 dh_sim")
+        assertGradientsMatch(mixed.dh, expected, "beta 0.7: 0.3 dh_pred + 0.7 dh_sim",
+                             relativeTolerance: gradientBound(batch * batch), absoluteTolerance: fd(batch * batch))
     }
 }

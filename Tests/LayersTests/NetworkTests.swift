@@ -141,8 +141,23 @@ final class NetworkTests: XCTestCase {
         let before = params.map { $0.value.doubles }
 
         let stats = step(net, x, labels: labels, lr: 1)
-        XCTAssertEqual(Double(stats.outputLoss), networkLoss(xValues, before, layers: layers, masks: masks), accuracy: 1e-5,
-                       "output loss", file: file, line: line)
+        // Bounds (`BlockStepBound`): every sum has at most B = 6 terms (BatchNorm, the weight
+        // gradients, the Linear layers' In + 1 <= 6). The forward crosses the blocks and the
+        // output layer, the backward crosses them again: the loss within the forward's bound,
+        // each update within the whole step's bound relative to its largest entry, plus the
+        // finite-difference metric of the Float64 network loss.
+        let longestSum = batch, blocks = layers + 1
+        let exactLoss = networkLoss(xValues, before, layers: layers, masks: masks)
+        let lossBound = BlockStepBound.networkRelative(longestSum: longestSum, blocks: blocks) * max(1, abs(exactLoss))
+        let stepBound = BlockStepBound.networkRelative(longestSum: longestSum, blocks: 2 * blocks)
+        let fd = BlockStepBound.finiteDifference(sums: 3 * blocks + BlockStepBound.forwardSums, longestSum: longestSum)
+        XCTAssertEqual(Double(stats.outputLoss), exactLoss, accuracy: lossBound, "output loss", file: file, line: line)
+        // Broken variant: the loss with the output layer's weight negated.
+        var negated = before
+        negated[4 * layers] = negated[4 * layers].map { -$0 }
+        XCTAssertGreaterThan(abs(Double(stats.outputLoss) - networkLoss(xValues, negated, layers: layers, masks: masks)), lossBound,
+                             "the loss with the output weight negated passes the bound", file: file, line: line)
+        var scale = 0.0  // the largest gradient entry so far (blocks.0.linear.weight comes first)
 
         for (i, p) in params.enumerated() {
             let grad = subtract(before[i], p.value.doubles)  // lr 1, no momentum: delta = -grad
@@ -151,16 +166,20 @@ final class NetworkTests: XCTestCase {
                 all[i] = v
                 return self.networkLoss(xValues, all, layers: layers, masks: masks)
             }
+            scale = max(scale, maxAbs(numeric))
             if p.name.hasSuffix("linear.bias") {
-                // Cancelled by the following BatchNorm's mean: zero gradient.
-                XCTAssertLessThan(maxAbs(numeric), 1e-6, file: file, line: line)
-                XCTAssertLessThan(maxAbs(grad), 1e-5, "\(p.name)", file: file, line: line)
+                // Cancelled by the following BatchNorm's mean: zero gradient; its step is rounding
+                // of the sums of dz the weight gradient makes with O(1) inputs.
+                XCTAssertLessThan(maxAbs(numeric), fd, file: file, line: line)
+                XCTAssertLessThan(maxAbs(grad), stepBound * scale, "\(p.name)", file: file, line: line)
             } else {
-                assertGradientsMatch(grad, numeric, "\(p.name), dropout \(dropout)", relativeTolerance: 1e-4, absoluteTolerance: 1e-6,
+                assertGradientsMatch(grad, numeric, "\(p.name), dropout \(dropout)", relativeTolerance: stepBound, absoluteTolerance: fd,
                                      file: file, line: line)
             }
+            // Broken variant: a gradient moved by 10 bounds, or negated.
             if p.name == "blocks.0.linear.weight" {
-                assertMutationDetected(grad, numeric, p.name, absoluteTolerance: 1e-6, file: file, line: line)
+                assertMutationDetected(grad, numeric, p.name, fraction: 10 * stepBound, relativeTolerance: stepBound, absoluteTolerance: fd,
+                                       file: file, line: line)
             }
         }
     }
@@ -191,11 +210,20 @@ final class NetworkTests: XCTestCase {
             Reference.crossEntropy(Reference.linear(handOff, batch: batch, weight: w, outFeatures: classes, bias: b), labels: labels)
         }
         let stats = step(net, x, labels: labels, lr: 1)
-        XCTAssertEqual(Double(stats.outputLoss), outputLoss(w0, b0), accuracy: 1e-5, "reported output loss (unscaled CE)")
+        // Bounds (`BlockStepBound`): the hand-off carries the blocks' forward errors; the output
+        // layer's own sums (In + 1 = 6 logit terms, B = 6 for its gradient) are no longer.
+        let lossBound = BlockStepBound.networkRelative(longestSum: batch, blocks: layers + 1) * max(1, abs(outputLoss(w0, b0)))
+        let stepBound = BlockStepBound.networkRelative(longestSum: batch, blocks: layers + 1)
+        let fd = BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: batch)
+        XCTAssertEqual(Double(stats.outputLoss), outputLoss(w0, b0), accuracy: lossBound, "reported output loss (unscaled CE)")
         let scale = 1 - 0.9  // 1 - beta
-        assertGradientsMatch(subtract(w0, net.output.weight.value.doubles), numericalGradient(at: w0) { scale * outputLoss($0, b0) },
-                             "output weight", absoluteTolerance: 1e-6, minimumNorm: 1e-4)
+        let numericW = numericalGradient(at: w0) { scale * outputLoss($0, b0) }
+        let stepW = subtract(w0, net.output.weight.value.doubles)
+        assertGradientsMatch(stepW, numericW, "output weight", relativeTolerance: stepBound, absoluteTolerance: fd, minimumNorm: 1e-4)
         assertGradientsMatch(subtract(b0, net.output.bias.value.doubles), numericalGradient(at: b0) { scale * outputLoss(w0, $0) },
-                             "output bias", absoluteTolerance: 1e-6, minimumNorm: 1e-4)
+                             "output bias", relativeTolerance: stepBound, absoluteTolerance: fd, minimumNorm: 1e-4)
+        // Broken variant: the output layer's update not scaled by 1 - beta.
+        XCTAssertNotNil(gradientMismatch(analytic: stepW.map { $0 / scale }, numeric: numericW, relativeTolerance: stepBound, absoluteTolerance: fd),
+                        "an update without the 1 - beta scale passes the bound")
     }
 }

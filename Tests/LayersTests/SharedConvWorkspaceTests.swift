@@ -42,6 +42,10 @@ final class SharedConvWorkspaceTests: XCTestCase {
             return (r.handOff.array, block.weight.value.array + (block.heads?.simWeight?.value.array ?? []), r.stats.loss)
         }
         let own = run(shared: false), shared = run(shared: true)
+        // Bit equality, not a rounding bound: the workspace is scratch memory only; both runs
+        // evaluate the same kernels on the same values in the same order (one engine, one
+        // thread split), so every rounding is the same. A bound would hide a workspace overlap
+        // that corrupts a few values by less than it.
         XCTAssertEqual(own.handOff, shared.handOff)
         XCTAssertEqual(own.weights, shared.weights)
         XCTAssertEqual(own.loss, shared.loss)
