@@ -65,7 +65,7 @@ final class ChunkedConvBlockTests: XCTestCase {
     /// are BatchNorm's statistics and the weight gradients over B H W, the similarity's B^2 mean
     /// and the -bpf decoder's projection.
     private func stepTolerance(_ s: Shape) -> Double {
-        ChunkedStepComparison.tolerance(longestSum: max(batch * s.size * s.size, batch * batch, LocalHeads.projectionSize))
+        ChunkedStepComparison.tolerance(longestSum: max(batch * s.size * s.size, batch * batch, LossKind.projectionSize))
     }
 
     func testChunkedPredsimStepWithPoolAfterEqualsTheWholeBatchStep() {

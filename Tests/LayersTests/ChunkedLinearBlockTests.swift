@@ -56,7 +56,7 @@ final class ChunkedLinearBlockTests: XCTestCase {
     /// Twice the rounding bound of one step (`ChunkedStepComparison.tolerance`): the longest sums
     /// are the -bpf decoder's projection (128) and the similarity's B^2 mean.
     private var stepTolerance: Double {
-        ChunkedStepComparison.tolerance(longestSum: max(batch * batch, LocalHeads.projectionSize, inFeatures + 1))
+        ChunkedStepComparison.tolerance(longestSum: max(batch * batch, LossKind.projectionSize, inFeatures + 1))
     }
 
     func testChunkedPredStepEqualsTheWholeBatchStep() { checkChunkedEqualsWholeBatch(.pred) }

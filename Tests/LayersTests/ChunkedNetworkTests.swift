@@ -103,7 +103,7 @@ final class ChunkedNetworkTests: XCTestCase {
     private func stepTolerance(_ spec: ModelSpec) -> Double {
         let probe = Network(spec: spec, seed: 3, ledger: Ledger())
         let spatial = probe.convBlocks.isEmpty ? 1 : spec.inputShape[1] * spec.inputShape[2]
-        let longest = max(batch * spatial, batch * batch, LocalHeads.projectionSize, spec.inputShape.reduce(1, *) + 1)
+        let longest = max(batch * spatial, batch * batch, LossKind.projectionSize, spec.inputShape.reduce(1, *) + 1)
         let blocks = (probe.convBlocks.count + probe.blocks.count + 1) * (spec.loss == .backprop ? 2 : 1)
         return ChunkedStepComparison.tolerance(longestSum: longest, blocks: blocks, steps: 2)
     }

@@ -38,7 +38,7 @@ final class ConvHeadsTests: XCTestCase {
     /// rounding of the heads' sums (the longest: the sim conv's weight gradient over B H W, the
     /// similarity's B^2 mean, the -bpf decoder's 128 outputs) relative to the largest entry,
     /// plus the finite-difference metric; reported losses within the forward's sums.
-    private func longestSum(_ c: Case) -> Int { max(batch * c.height * c.width, batch * batch, LocalHeads.projectionSize) }
+    private func longestSum(_ c: Case) -> Int { max(batch * c.height * c.width, batch * batch, LossKind.projectionSize) }
     private func gradientBound(_ c: Case) -> Double { BlockStepBound.heads(longestSum: longestSum(c)) }
     private func fd(_ c: Case) -> Double { BlockStepBound.finiteDifference(sums: BlockStepBound.forwardSums, longestSum: longestSum(c)) }
     private func lossBound(_ c: Case, _ loss: Double) -> Double { BlockStepBound.loss(longestSum: longestSum(c)) * max(1, abs(loss)) }

@@ -145,7 +145,7 @@ final class LocalHeadsTests: XCTestCase {
         var random = TestRandom(seed: 55)
         let h = random.uniform(batch * features, -1, 2)
         let out = apply(heads, h: h, dh0: [Double](repeating: 0, count: h.count), beta: 0.5)
-        XCTAssertEqual(Double(out.pred.loss), bce(h, wd, bd), accuracy: lossBound(LocalHeads.projectionSize, bce(h, wd, bd)), "BCE loss")
+        XCTAssertEqual(Double(out.pred.loss), bce(h, wd, bd), accuracy: lossBound(LossKind.projectionSize, bce(h, wd, bd)), "BCE loss")
 
         // dlogits = (sigmoid(logits) - t) / (B * 128)
         let logits = Reference.linear(h, batch: batch, weight: wd, outFeatures: size, bias: bd)
@@ -154,15 +154,15 @@ final class LocalHeadsTests: XCTestCase {
         let viaDecoder = Reference.matmul(dlogits, wd, m: batch, k: size, n: features)
         // The true gradient goes through Wd: check that reference against finite differences.
         assertGradientsMatch(viaDecoder, numericalGradient(at: h) { bce($0, wd, bd) }, "dlogits Wd is the true gradient",
-                             relativeTolerance: 0, absoluteTolerance: fd(LocalHeads.projectionSize))
+                             relativeTolerance: 0, absoluteTolerance: fd(LossKind.projectionSize))
         assertGradientsMatch(out.dh, viaFeedback, "pred-bpf dh = dlogits B",
-                             relativeTolerance: gradientBound(LocalHeads.projectionSize), absoluteTolerance: fd(LocalHeads.projectionSize))
+                             relativeTolerance: gradientBound(LossKind.projectionSize), absoluteTolerance: fd(LossKind.projectionSize))
         XCTAssertNotNil(gradientMismatch(analytic: out.dh, numeric: viaDecoder, relativeTolerance: 0.1, absoluteTolerance: 0),
                         "pred-bpf dh must not be dlogits Wd")
         assertGradientsMatch(heads.decoderWeight!.grad!.doubles, numericalGradient(at: wd) { bce(h, $0, bd) }, "dWdecoder",
-                             relativeTolerance: gradientBound(LocalHeads.projectionSize), absoluteTolerance: fd(LocalHeads.projectionSize))
+                             relativeTolerance: gradientBound(LossKind.projectionSize), absoluteTolerance: fd(LossKind.projectionSize))
         assertGradientsMatch(heads.decoderBias!.grad!.doubles, numericalGradient(at: bd) { bce(h, wd, $0) }, "dbdecoder",
-                             relativeTolerance: gradientBound(LocalHeads.projectionSize), absoluteTolerance: fd(LocalHeads.projectionSize))
+                             relativeTolerance: gradientBound(LossKind.projectionSize), absoluteTolerance: fd(LossKind.projectionSize))
     }
 
     /// predsim: beta 0 leaves only pred, beta 1 only sim (losses and gradients), and in between
