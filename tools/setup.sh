@@ -2,8 +2,10 @@
 # Installs what Layerwise needs on a Debian machine: the C libraries it links (libzstd, OpenBLAS,
 # oneDNN 2.6, zlib), pkg-config, the zstd command-line tool (tests check shards with it) and Debian's copy of
 # Fashion-MNIST. Safe to run twice: it does nothing when everything is present.
+#   tools/setup.sh [PACKAGE...]   installs the given Debian packages instead (other scripts' needs)
 set -euo pipefail
 packages=(libzstd-dev libopenblas-dev libdnnl-dev zlib1g-dev pkg-config zstd dataset-fashion-mnist)
+[ $# -gt 0 ] && packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,18 +5,7 @@
 # must print the same hash of the same outputs. Installs its Debian packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(libc6-dev-arm64-cross libgcc-12-dev-arm64-cross qemu-user)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+tools/setup.sh libc6-dev-arm64-cross libgcc-12-dev-arm64-cross qemu-user
 cc=${CC:-clang}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -109,15 +109,21 @@ public enum Checkpoint {
         let file = try open(path)
         let spec = try decodeSpec(file, path: path)
         return try InferenceNetwork(spec: spec, parameters: .load { name, tensor in
-            let info: SafeTensorsFile.TensorInfo
-            do { info = try file.info(name) } catch {
-                throw TrainingError.checkpoint(path: path, problem: "lacks tensor \(name)")
-            }
-            guard info.dtype == .f32, info.shape == tensor.shape else {
-                throw TrainingError.checkpoint(path: path, problem: "tensor \(name) is \(info.dtype) \(info.shape), expected F32 \(tensor.shape)")
-            }
-            try file.copy(name, into: UnsafeMutableRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
+            try read(name, into: tensor, from: file, path: path)
         }, microBatch: microBatch, ledger: ledger)
+    }
+
+    /// Copies tensor `name` of `file` into `tensor`, after checking that it exists and has
+    /// the tensor's dtype and shape; errors name the checkpoint and the tensor.
+    private static func read(_ name: String, into tensor: Tensor, from file: SafeTensorsFile, path: String) throws {
+        let info: SafeTensorsFile.TensorInfo
+        do { info = try file.info(name) } catch {
+            throw TrainingError.checkpoint(path: path, problem: "lacks tensor \(name)")
+        }
+        guard info.dtype == .f32, info.shape == tensor.shape else {
+            throw TrainingError.checkpoint(path: path, problem: "tensor \(name) is \(info.dtype) \(info.shape), expected F32 \(tensor.shape)")
+        }
+        try file.copy(name, into: UnsafeMutableRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
     }
 
     /// Loads weights (and, if `includeTraining`, heads and optimizer state) into `network`,
@@ -131,14 +137,7 @@ public enum Checkpoint {
         }
         for (name, tensor) in namedTensors(network) {
             if !includeTraining && (name.hasPrefix("optimizer.") || name.contains(".pred.") || name.contains(".sim.") || name.contains(".bpf.")) { continue }
-            let info: SafeTensorsFile.TensorInfo
-            do { info = try file.info(name) } catch {
-                throw TrainingError.checkpoint(path: path, problem: "lacks tensor \(name)")
-            }
-            guard info.dtype == .f32, info.shape == tensor.shape else {
-                throw TrainingError.checkpoint(path: path, problem: "tensor \(name) is \(info.dtype) \(info.shape), expected F32 \(tensor.shape)")
-            }
-            try file.copy(name, into: UnsafeMutableRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
+            try read(name, into: tensor, from: file, path: path)
         }
         guard let stateJSON = file.metadata["layerwise.state"],
               let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
