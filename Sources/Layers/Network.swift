@@ -13,6 +13,8 @@ public struct StepStats: Sendable {
 /// global backprop in the same engine.
 public final class Network {
     public let spec: ModelSpec
+    /// The layers' shapes, parameter counts and conv scratch, compiled from `spec`.
+    public let table: ShapeTable
     /// Conv blocks (VGG family), in order, before the Linear blocks; empty for the mlp.
     public let convBlocks: [HiddenBlock<ConvMap>]
     /// The conv scratch every conv block and sim head uses a view of (nil for the mlp).
@@ -32,36 +34,36 @@ public final class Network {
     /// Not part of the model: a run may change it between steps.
     public var chunkSize: Int?
 
-    public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared) {
+    /// - Parameter engine: which code runs the convolutions (`ConvEngine.default` reads the environment).
+    public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared,
+                engine: ConvEngine = .default) {
         self.spec = spec
         self.seed = seed
         self.ledger = ledger
         var rng = Xoshiro256(seed: Xoshiro256.derive(seed, 0x1417))
+        // The blocks are built from the shape table, which the memory planner reads too.
+        let table = ShapeTable(spec: spec, engine: engine)
+        self.table = table
         // One conv workspace for the whole network: blocks (and their sim heads) run one at a time
         // in both modes, so one allocation of the largest bound serves every conv. At vgg8b,
         // batch 128: 8.6 MiB instead of 23.4 (backprop) or 55.5 MiB (predsim, with the sim heads).
-        let geometries = spec.convBlocks.map { ConvGeometry(inChannels: $0.inChannels, outChannels: $0.outChannels, height: $0.height, width: $0.width) }
-        let simGeometries = spec.loss.usesSim && !spec.loss.isBackpropFree
-            ? geometries.map { ConvGeometry(inChannels: $0.outChannels, outChannels: $0.outChannels, height: $0.height, width: $0.width) }
-            : []
+        let geometries = table.convGeometries
         let workspace = geometries.first.map {
-            ConvWorkspace($0, alsoServing: Array(geometries.dropFirst()) + simGeometries, ledger: ledger)
+            ConvWorkspace($0, alsoServing: Array(geometries.dropFirst()) + table.simGeometries, engine: table.engine, ledger: ledger)
         }
+        assert((workspace?.storage.byteCount ?? 0) == table.im2colWorkspaceBytes, "the shape table's conv workspace differs from the network's")
         convWorkspace = workspace
-        convBlocks = spec.convBlocks.enumerated().map { i, b in
-            HiddenBlock(index: i, geometry: geometries[i],
-                      poolAfter: b.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
-                      nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger, sharedWorkspace: workspace)
+        convBlocks = table.convLayers.map { l in
+            HiddenBlock(index: l.index, geometry: l.geometry!,
+                        poolAfter: l.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
+                        nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger, sharedWorkspace: workspace)
         }
-        var blocks: [HiddenBlock<LinearMap>] = []
-        var inFeatures = spec.linearInputFeatures
-        for i in 0..<spec.linearBlockCount {
-            blocks.append(HiddenBlock(index: convBlocks.count + i, inFeatures: inFeatures, outFeatures: spec.numHidden, classes: spec.classes,
-                                      loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
-                                      dropout: spec.dropout, rng: &rng, ledger: ledger))
-            inFeatures = spec.numHidden
+        blocks = table.layers.filter { $0.kind == .linear }.map { l in
+            HiddenBlock(index: l.index, inFeatures: l.inputCount, outFeatures: l.outputCount, classes: spec.classes,
+                        loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
+                        dropout: spec.dropout, rng: &rng, ledger: ledger)
         }
-        self.blocks = blocks
+        let inFeatures = table.outputLayer.inputCount
         output = OutputLayer(index: convBlocks.count + blocks.count, inFeatures: inFeatures, classes: spec.classes,
                              zeroWeights: spec.loss.isLocal, rng: &rng, ledger: ledger)
         if spec.loss.isLocal {

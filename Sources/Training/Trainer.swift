@@ -45,6 +45,8 @@ public final class Trainer {
             // Choices the user did not repeat are the saved run's, so a run started before they
             // had names (crop and flip, Fashion-MNIST's mean and std) resumes as it ran.
             if config.augment == nil { config.augment = saved.augment ?? .cropFlip }
+            // The memory plan the run chose (or was given) stays unless the user gives another.
+            if config.chunk == nil && config.memoryBudget == nil { config.chunk = saved.chunk }
             if config.mean == nil && config.normalize == nil {
                 (config.mean, config.std, config.normalize) = (saved.mean, saved.std, saved.normalize)
             }
@@ -78,18 +80,17 @@ public final class Trainer {
         }
         notes[notes.count - 1] += " mean \(Trainer.format(config.mean!)) std \(Trainer.format(config.std!))"
         try checked.checkNormalization(mean: config.mean!, std: config.std!)
-        self.config = config
         log("data \(config.data): \(checked.summary); " + notes.joined(separator: "; "))
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
         if let budget = config.memoryBudget {
-            guard spec.kind == .mlp else {
-                throw TrainingError.invalidConfig("--memory-budget: the memory planner covers the mlp only; \(spec.kind.rawValue) is not planned yet (use `layerwise profile` to measure it)")
-            }
-            // Before anything big is allocated: the planner needs only the shapes.
-            let plan = MemoryPlanner.plan(spec, batchSize: config.batchSize, optimizer: config.optimizer)
-            log(MemoryBudget.describe(plan) + "; the loader's shard blocks come on top")
-            try MemoryBudget.check(spec, batchSize: config.batchSize, optimizer: config.optimizer, budget: budget)
+            // Before anything big is allocated: the planner needs only the shapes. It picks the
+            // chunk size (whole batches if they fit), or checks the one given.
+            let choice = try MemoryBudget.choose(spec, batchSize: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
+                                                 budget: budget, overhead: .train)
+            config.chunk = choice.plan.chunk  // into config.json: a resumed run reuses the plan
+            choice.description.forEach(log)
         }
+        self.config = config
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger)
         network.chunkSize = config.chunk
         loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
@@ -117,7 +118,7 @@ public final class Trainer {
     public var normalization: Normalization { Normalization(mean: config.mean ?? [0], std: config.std ?? [1]) }
 
     /// The network spec with the input shape and class count taken from the data.
-    static func resolvedSpec(_ spec: ModelSpec, schema: RecordSchema) throws -> ModelSpec {
+    public static func resolvedSpec(_ spec: ModelSpec, schema: RecordSchema) throws -> ModelSpec {
         guard let image = schema.field("image") else { throw TrainingError.data("the dataset has no `image` field") }
         var spec = spec
         let hwc = image.shape.count == 3 ? image.shape : (image.shape.count == 2 ? image.shape + [1] : [1, 1, image.elementCount])
@@ -222,9 +223,7 @@ public final class Trainer {
         memoryReportWritten = true
         let spec = network.spec
         let windows = StepWindows.measure(events: ledger.history().events, final: ledger.current())
-        let rows = MemoryPlanner.covers(spec)
-            ? ModeProfiler.plannedRows(spec, batch: config.batchSize, optimizer: config.optimizer, windows: windows)
-            : ModeProfiler.measuredRows(network, windows: windows)
+        let rows = ModeProfiler.plannedRows(spec, batch: config.batchSize, chunk: config.chunk, optimizer: config.optimizer, windows: windows)
         let process = ProcessFigures(ProcessMemory.read(), startRSS: start.startRSS)
         let profile = ModeProfile(ledger: ledger, name: spec.loss.isLocal ? "local (\(spec.loss.rawValue))" : "backprop",
                                   model: spec.description + " (training run)", batchSize: config.batchSize, steps: steps,

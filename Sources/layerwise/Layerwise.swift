@@ -10,7 +10,7 @@ struct Layerwise: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "layerwise",
         abstract: "Train neural networks with local error signals on small CPU-only machines, and prove the memory they save.",
-        subcommands: [ShardsCommand.self, TrainCommand.self, EvalCommand.self, ProfileCommand.self, ProfileModeCommand.self,
+        subcommands: [ShardsCommand.self, TrainCommand.self, EvalCommand.self, PlanCommand.self, ProfileCommand.self, ProfileModeCommand.self,
                       BenchCommand.self, SelfCheckCommand.self])
 
     /// Standard output is line-buffered even into a pipe, so per-epoch lines appear as they

@@ -13,8 +13,10 @@ struct ProfileCommand: ParsableCommand {
         discussion: """
         Writes summary.txt, memory.json, memory.html (open offline) and trace.json (ui.perfetto.dev) \
         into --out, and prints the summary. Without --data the inputs are generated from a seeded \
-        generator in the model's input shape (1x28x28, 10 classes). The memory planner (W_k, \
-        --memory-budget) covers the mlp; conv models (vgg8b, vgg11b) are measured only.
+        generator in the model's input shape (1x28x28, 10 classes). The memory planner predicts \
+        each mode's ledger peak (and W_k) from the model's shape table and checks it against the \
+        measurement; with --memory-budget it picks local mode's chunk size (`layerwise plan` shows it \
+        without running).
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -38,7 +40,7 @@ struct ProfileCommand: ParsableCommand {
     var chunk: Int?
     @Option(help: "Report folder.")
     var out: String = "reports/mlp"
-    @Option(help: ArgumentHelp("Refuse to run if either mode's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable).",
+    @Option(help: ArgumentHelp("Local mode must fit this size (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable): the planner picks the chunk size, or refuses; backprop runs as the comparison.",
                                valueName: "size"))
     var memoryBudget: String?
     @Option(help: ArgumentHelp("Only write the profile request as JSON to this file, for `profile-mode` (tools/memory-cap.sh).",
@@ -54,9 +56,6 @@ struct ProfileCommand: ParsableCommand {
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto (the cgroup limit, else \(Int(MemoryBudget.availableFraction * 100))% of MemAvailable)")
-        }
-        if memoryBudget != nil, modelOptions.model != ModelSpec.Kind.mlp.rawValue {
-            throw ValidationError("--memory-budget: the memory planner covers the mlp only; \(modelOptions.model) is measured, not planned")
         }
     }
 
@@ -78,12 +77,12 @@ struct ProfileCommand: ParsableCommand {
             try JSONEncoder().encode(makeRequest()).write(to: URL(fileURLWithPath: saveRequest), options: .atomic)
             return
         }
-        let runner = MemoryProfileRun(request: makeRequest(), executable: MemoryProfileRun.currentExecutable)
-        for plan in runner.plans { print(MemoryBudget.describe(plan)) }
+        var runner = MemoryProfileRun(request: makeRequest(), executable: MemoryProfileRun.currentExecutable)
         if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
             if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
-            try runner.checkBudget(budget.bytes)
+            try runner.applyBudget(budget.bytes).description.forEach { print($0) }
         }
+        for plan in runner.plans { print(MemoryBudget.describe(plan)) }
         let comparison = try runner.run()
         try ReportWriter(directory: out, options: .stamped()).write(comparison)
         print(TerminalSummary(comparison).render())

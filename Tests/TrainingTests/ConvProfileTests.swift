@@ -28,8 +28,8 @@ final class ConvProfileTests: XCTestCase {
 
     func testConvProfileRowsAreMeasuredAndOnlyTheHandOffSurvivesEachLocalBlock() throws {
         let r = request()
-        XCTAssertFalse(MemoryPlanner.covers(r.model))
-        XCTAssertTrue(MemoryProfileRun(request: r, executable: "/bin/false").plans.isEmpty)
+        let plans = MemoryProfileRun(request: r, executable: "/bin/false").plans
+        XCTAssertEqual(plans.count, 2)
         let local = try ModeProfiler.run(r, mode: "local")
         let backprop = try ModeProfiler.run(r, mode: "backprop")
         let blocks = r.model.convBlocks
@@ -37,8 +37,8 @@ final class ConvProfileTests: XCTestCase {
         XCTAssertEqual(backprop.layers.count, blocks.count + 2)
         for (k, block) in blocks.enumerated() {
             let row = local.layers[k]
-            XCTAssertTrue(row.name.hasPrefix("conv \(block.outChannels) 3x3"), row.name)
-            XCTAssertNil(row.workingSetBytes)
+            XCTAssertTrue(row.name.hasPrefix("conv \(block.inChannels)->\(block.outChannels) "), row.name)
+            XCTAssertEqual(row.workingSetBytes, plans[0].layers[k].workingSetBytes)
             XCTAssertGreaterThan(row.headParams, 0)
             XCTAssertGreaterThan(row.optimizerStateBytes, 0)
             let side = block.poolAfter ? block.height / 2 : block.height
@@ -54,7 +54,10 @@ final class ConvProfileTests: XCTestCase {
         let comparison = MemoryComparison(local: local, backprop: backprop)
         let summary = TerminalSummary(comparison).render()
         XCTAssertTrue(summary.contains("vgg8b x0.015625 + 16"), summary)
-        XCTAssertEqual(MemoryProfileRun(request: r, executable: "/bin/false").plannerCheck(comparison).count, 1)
+        // The planner predicted both modes' ledger peaks (without the loader) to the byte.
+        let checks = MemoryProfileRun(request: r, executable: "/bin/false").plannerCheck(comparison)
+        XCTAssertEqual(checks.count, 2)
+        for line in checks { XCTAssertTrue(line.hasSuffix("(exact)"), line) }
     }
 
     /// What is live when each conv block's update begins: activations, activation gradients
@@ -101,9 +104,27 @@ final class ConvProfileTests: XCTestCase {
         }
     }
 
-    func testBudgetOnAConvModelIsRefusedAsUnplanned() {
-        XCTAssertThrowsError(try MemoryProfileRun(request: request(), executable: "/bin/false").checkBudget(1 << 30)) { error in
-            XCTAssertTrue("\(error)".contains("mlp only"), "\(error)")
+    func testBudgetOnAConvModelPicksTheLargestChunkThatFitsOrRefuses() throws {
+        var run = MemoryProfileRun(request: request(), executable: "/bin/false")
+        let spec = run.request.spec(mode: "local"), batch = run.request.batchSize
+        let whole = MemoryPlanner.plan(spec, batchSize: batch)
+        // Room for whole batches: no chunking.
+        XCTAssertNil(try run.applyBudget(whole.peak + ProcessOverhead.profile.bytes).plan.chunk)
+        // One byte less: the largest chunk (halving from the batch) whose peak fits.
+        let choice = try run.applyBudget(whole.peak + ProcessOverhead.profile.bytes - 1)
+        let chunk = try XCTUnwrap(choice.plan.chunk)
+        XCTAssertEqual(run.request.chunk, chunk)
+        XCTAssertLessThanOrEqual(choice.total, whole.peak + ProcessOverhead.profile.bytes - 1)
+        XCTAssertEqual(choice.plan.peak, MemoryPlanner.plan(spec, batchSize: batch, chunk: chunk).peak)
+        if chunk < batch / 2 {
+            let larger = MemoryPlanner.plan(spec, batchSize: batch, chunk: 2 * chunk)
+            XCTAssertGreaterThan(larger.peak + ProcessOverhead.profile.bytes, whole.peak + ProcessOverhead.profile.bytes - 1)
+        }
+        // Below the smallest achievable peak: refused, naming what dominates.
+        run.request.chunk = nil
+        XCTAssertThrowsError(try run.applyBudget(1 << 10)) { error in
+            XCTAssertTrue("\(error)".contains("no chunk size goes below"), "\(error)")
+            XCTAssertTrue("\(error)".contains("Adam state"), "\(error)")
         }
     }
 

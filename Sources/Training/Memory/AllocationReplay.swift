@@ -1,7 +1,7 @@
 import MemoryLedger
 import Reports
 
-/// A training step's allocations replayed from shapes alone: `MemoryPlanner` writes down what
+/// A training step's allocations replayed from its `StepProgram`: `MemoryPlanner` feeds it what
 /// the layers book and free, in the order the code does it, and reads the peaks off. Bytes are
 /// logical (element count x 4), as the ledger books them.
 struct AllocationReplay {
@@ -13,23 +13,24 @@ struct AllocationReplay {
     /// The whole-ledger high-water mark and the breakdown at that instant.
     private(set) var peak = 0
     private(set) var peakBreakdown = CategoryBytes()
-    /// Highest transient bytes since `beginWindow()`.
+    /// Transient bytes live when the step began (the conv scratch, booked for the network's life).
+    private(set) var baseline = 0
+    /// Highest transient bytes above `baseline` since `beginWindow()`.
     private(set) var windowPeak = 0
 
     var total: Int { live.total }
     var transient: Int { AllocationReplay.transientCategories.reduce(0) { $0 + live[$1] } }
 
     /// Books `floats` Float32 elements under `name` (unique while live).
-    mutating func allocate(_ name: String, _ category: Category, floats: Int) {
+    mutating func allocate(_ name: String, _ category: Category, bytes: Int) {
         precondition(buffers[name] == nil, "planner: \(name) allocated twice")
-        let bytes = floats * MemoryLayout<Float>.stride
         buffers[name] = (category, bytes)
         live[category] += bytes
         if live.total > peak {
             peak = live.total
             peakBreakdown = live
         }
-        windowPeak = max(windowPeak, transient)
+        windowPeak = max(windowPeak, transient - baseline)
     }
 
     mutating func free(_ names: String...) {
@@ -39,11 +40,9 @@ struct AllocationReplay {
         }
     }
 
-    /// Frees every live buffer whose name starts with `prefix` (the gradients at an update).
-    mutating func freeAll(prefix: String) {
-        for name in buffers.keys.filter({ $0.hasPrefix(prefix) }).sorted() { free(name) }
-    }
+    /// The step starts: transient bytes live now are its baseline.
+    mutating func beginStep() { baseline = transient }
 
     /// Starts measuring a layer's working set from the transient bytes live now.
-    mutating func beginWindow() { windowPeak = transient }
+    mutating func beginWindow() { windowPeak = transient - baseline }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 import Layers
 import MemoryLedger
 import Reports
@@ -10,7 +11,9 @@ public enum MemoryBudget {
         let p = plan.persistent
         var parts = ["weights \(ByteFormat.human(p[.weights]))"]
         if p[.headWeights] > 0 { parts.append("head weights \(ByteFormat.human(p[.headWeights]))") }
-        parts += ["optimizer state \(ByteFormat.human(p[.optimizerState]))", "input batch \(ByteFormat.human(p[.input]))"]
+        parts.append("optimizer state \(ByteFormat.human(p[.optimizerState]))")
+        if p[.workspace] > 0 { parts.append("conv scratch \(ByteFormat.human(p[.workspace]))") }
+        parts.append("input batch \(ByteFormat.human(p[.input]))")
         if let w = plan.largestWorkingSet {
             parts.append("largest working set W_k \(ByteFormat.human(w))")
         } else {
@@ -22,26 +25,101 @@ public enum MemoryBudget {
 
     /// "local (predsim)" or "backprop".
     public static func name(_ plan: MemoryPlan) -> String {
-        plan.loss.isLocal ? "local (\(plan.loss.rawValue))" : "backprop"
+        plan.loss.isLocal ? "local (\(plan.loss.rawValue)\(plan.chunk.map { ", chunks of \($0)" } ?? ""))" : "backprop"
     }
 
-    /// Throws `TrainingError.overMemoryBudget` when `spec`'s predicted peak exceeds `budget`,
-    /// naming the modes of the same model and batch that would fit (or need less).
-    public static func check(_ spec: ModelSpec, batchSize: Int, optimizer: OptimizerSettings, budget: Int) throws {
-        let plan = MemoryPlanner.plan(spec, batchSize: batchSize, optimizer: optimizer)
-        guard plan.peak > budget else { return }
-        let others = MemoryPlanner.alternatives(spec, batchSize: batchSize, optimizer: optimizer).filter { $0.loss != spec.loss }
-        let fitting = others.filter { $0.peak <= budget }
-        var message = "the \(describe(plan)); it does not fit --memory-budget \(ByteFormat.human(budget)) "
-            + "(\(ByteFormat.exact(budget)) bytes), over by \(ByteFormat.human(plan.peak - budget))."
-        if !fitting.isEmpty {
-            message += " Modes of the same model and batch that fit: "
-                + fitting.map { "\(name($0)) \(ByteFormat.human($0.peak))" }.joined(separator: ", ") + "."
-        } else if let least = others.first, least.peak < plan.peak {
-            message += " No mode fits this batch; the least is \(name(least)) with \(ByteFormat.human(least.peak)); try a smaller --batch-size."
+    /// The settings that change memory but not the mathematics (whole batches or chunks of N),
+    /// searched for the fastest whose predicted ledger peak plus `overhead` fits `budget`:
+    /// whole batches if they fit, else the largest chunk that does (fewer, larger GEMMs). With
+    /// `chunk` given, only that setting is checked. Backprop has nothing to choose: it is checked.
+    ///
+    /// Throws `TrainingError.overMemoryBudget` when nothing fits, with the smallest achievable
+    /// peak and what dominates it.
+    public static func choose(_ spec: ModelSpec, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings,
+                              engine: ConvEngine = .default, budget: Int, overhead: ProcessOverhead) throws -> BudgetPlan {
+        let table = ShapeTable(spec: spec, engine: engine)
+        var candidates: [Int?] = [chunk]
+        if chunk == nil && spec.loss.isLocal {
+            var c = batchSize
+            while c > 1 {
+                c = (c + 1) / 2
+                candidates.append(c)
+            }
+        }
+        let whole = table.stepFLOPs(batch: batchSize)
+        var smallest: BudgetPlan?
+        for candidate in candidates {
+            let plan = MemoryPlanner.plan(table, batchSize: batchSize, chunk: candidate, optimizer: optimizer)
+            let choice = BudgetPlan(plan: plan, budget: budget, overhead: overhead,
+                                    slowdown: table.stepFLOPs(batch: batchSize, chunk: candidate) / whole)
+            if choice.total <= budget { return choice }
+            if smallest.map({ choice.plan.peak < $0.plan.peak }) ?? true { smallest = choice }
+        }
+        let least = smallest!
+        let p = least.plan.persistent
+        let fixed = p[.weights] + p[.headWeights] + p[.optimizerState]
+        var message = "the \(describe(least.plan)); with \(ByteFormat.human(overhead.bytes)) \(overhead.what) "
+            + "it needs \(ByteFormat.human(least.total)), over --memory-budget \(ByteFormat.human(budget)) (\(ByteFormat.exact(budget)) bytes)."
+        if spec.loss.isLocal && chunk == nil {
+            message += " Weights, heads and \(optimizer.kind == .adam ? "Adam" : "optimizer") state are \(ByteFormat.human(fixed)); "
+                + "no chunk size goes below \(ByteFormat.human(least.plan.peak)) of ledger\(least.plan.chunk.map { " (chunk \($0))" } ?? "")."
+                + " Try a smaller --batch-size or a narrower model."
+        } else if !spec.loss.isLocal {
+            let fitting = MemoryPlanner.alternatives(spec, batchSize: batchSize, optimizer: optimizer, engine: engine)
+                .filter { $0.loss.isLocal && $0.peak + overhead.bytes <= budget }
+            if !fitting.isEmpty {
+                message += " Local losses of the same model and batch that fit: " + fitting.map { "\(name($0)) \(ByteFormat.human($0.peak))" }.joined(separator: ", ") + "."
+            } else {
+                message += " Try a smaller --batch-size."
+            }
         } else {
-            message += " No other mode needs less; try a smaller --batch-size."
+            message += " Leave out --chunk to let the planner choose one, or try a smaller --batch-size."
         }
         throw TrainingError.overMemoryBudget(message)
+    }
+}
+
+/// Bytes a process holds outside the ledger, by command, measured on this machine (RSS minus
+/// ledger peak; `tools/memory-overhead.sh` re-measures them): code and libraries, the BLAS's
+/// thread buffers, oneDNN, allocator slack and, for `train`, the loader's shard blocks and the
+/// test pass. The planner adds it to the ledger peak before comparing with a budget.
+public struct ProcessOverhead: Sendable, Equatable, Codable {
+    public var bytes: Int
+    /// "process overhead of `train` (measured: code, libraries, loader, test pass)"
+    public var what: String
+
+    public init(bytes: Int, what: String) {
+        self.bytes = bytes
+        self.what = what
+    }
+
+    /// `layerwise profile-mode` (each mode of `profile`): generated or shard inputs, no test pass.
+    public static let profile = ProcessOverhead(bytes: 0, what: "of process overhead (profile: code, libraries, BLAS and oneDNN buffers)")
+    /// `layerwise train`: the loader's shard blocks and workers, the test pass.
+    public static let train = ProcessOverhead(bytes: 0, what: "of process overhead (train: code, libraries, BLAS and oneDNN buffers, loader, test pass)")
+}
+
+/// The settings `MemoryBudget.choose` picked, and what they cost.
+public struct BudgetPlan: Sendable {
+    public var plan: MemoryPlan
+    public var budget: Int
+    public var overhead: ProcessOverhead
+    /// Expected step time against whole batches, from the step's FLOPs (`ShapeTable.stepFLOPs`).
+    public var slowdown: Double
+    /// Predicted ledger peak plus the process overhead.
+    public var total: Int { plan.peak + overhead.bytes }
+
+    /// Lines for the user: the settings, the predicted peak by category, the expected slowdown.
+    public var description: [String] {
+        let settings = plan.loss.isLocal ? (plan.chunk.map { "local steps in chunks of \($0)" } ?? "whole-batch local steps") : "backprop"
+        var lines = ["memory plan for --memory-budget \(ByteFormat.human(budget)): \(settings), batch \(plan.batchSize)"]
+        lines.append("  predicted ledger peak \(ByteFormat.human(plan.peak)) (\(ByteFormat.exact(plan.peak)) bytes) = "
+                     + Category.allCases.filter { plan.peakBreakdown[$0] > 0 }
+                        .map { "\($0) \(ByteFormat.human(plan.peakBreakdown[$0]))" }.joined(separator: " + "))
+        lines.append("  + \(ByteFormat.human(overhead.bytes)) \(overhead.what) = \(ByteFormat.human(total)) of \(ByteFormat.human(budget))")
+        if let chunk = plan.chunk {
+            lines.append(String(format: "  expected step time: %.2fx whole batches (FLOPs of the recomputing passes; chunks of %d run smaller GEMMs on top)", slowdown, chunk))
+        }
+        return lines
     }
 }

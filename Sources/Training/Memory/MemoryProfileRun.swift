@@ -18,21 +18,21 @@ public struct MemoryProfileRun {
 
     public static let modes = ["local", "backprop"]
 
-    /// The planner's prediction for each mode, in `modes` order; empty when the planner does not
-    /// cover the model (`MemoryPlanner.covers`).
+    /// The planner's prediction for each mode, in `modes` order (local with the request's chunk).
     public var plans: [MemoryPlan] {
-        guard MemoryPlanner.covers(request.model) else { return [] }
-        return MemoryProfileRun.modes.map { MemoryPlanner.plan(request.spec(mode: $0), batchSize: request.batchSize, optimizer: request.optimizer) }
+        MemoryProfileRun.modes.map {
+            MemoryPlanner.plan(request.spec(mode: $0), batchSize: request.batchSize, chunk: request.chunk, optimizer: request.optimizer)
+        }
     }
 
-    /// Refuses (throws `overMemoryBudget`) when either mode's predicted peak exceeds `budget`.
-    public func checkBudget(_ budget: Int) throws {
-        guard MemoryPlanner.covers(request.model) else {
-            throw TrainingError.invalidConfig("--memory-budget: the memory planner covers the mlp only; \(request.model.kind.rawValue) is not planned yet (run `layerwise profile` without it to measure)")
-        }
-        for mode in MemoryProfileRun.modes {
-            try MemoryBudget.check(request.spec(mode: mode), batchSize: request.batchSize, optimizer: request.optimizer, budget: budget)
-        }
+    /// `--memory-budget` for local mode (backprop, the comparison, runs as it is): the planner
+    /// picks the chunk size (or checks the one given) and the request takes it; throws
+    /// `overMemoryBudget` when nothing fits.
+    public mutating func applyBudget(_ budget: Int) throws -> BudgetPlan {
+        let choice = try MemoryBudget.choose(request.spec(mode: "local"), batchSize: request.batchSize, chunk: request.chunk,
+                                             optimizer: request.optimizer, budget: budget, overhead: .profile)
+        request.chunk = choice.plan.chunk
+        return choice
     }
 
     /// Runs both modes in child processes and returns the comparison.
@@ -55,16 +55,9 @@ public struct MemoryProfileRun {
         return MemoryComparison(local: profiles[0], backprop: profiles[1])
     }
 
-    /// "planner: local predicted 49.9 MiB, measured 49.9 MiB (exact)" for each mode.
+    /// "planner, local (predsim): predicted 52,327,464 bytes, measured 52,327,464 bytes without the loader (exact)" for each mode.
     public func plannerCheck(_ comparison: MemoryComparison) -> [String] {
-        guard MemoryPlanner.covers(request.model) else {
-            return ["planner: no prediction for \(request.model.kind.rawValue) (the planner covers the mlp only); the figures above are measured"]
-        }
-        return zip(plans, [comparison.local, comparison.backprop]).map { plan, profile in
-            if let chunk = request.chunk, plan.loss.isLocal {
-                return "planner, \(MemoryBudget.name(plan)): predicts whole-batch steps (\(ByteFormat.exact(plan.peak)) bytes); "
-                    + "local steps in chunks of \(chunk) are measured only"
-            }
+        zip(plans, [comparison.local, comparison.backprop]).map { plan, profile in
             let measured = profile.peak.total - profile.peak.byCategory[.loader]
             let verdict = measured == plan.peak ? "exact" : "differs by \(ByteFormat.exact(measured - plan.peak)) bytes"
             return "planner, \(MemoryBudget.name(plan)): predicted \(ByteFormat.exact(plan.peak)) bytes, "

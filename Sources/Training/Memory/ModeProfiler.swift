@@ -65,10 +65,8 @@ public enum ModeProfiler {
         }
         let history = ledger.history()
         let windows = StepWindows.measure(events: history.events, final: ledger.current())
-        // The planner models whole-batch steps: chunked local runs get measured rows.
-        let rows = MemoryPlanner.covers(spec) && (request.chunk == nil || !spec.loss.isLocal)
-            ? plannedRows(spec, batch: batch, optimizer: request.optimizer, windows: windows)
-            : measuredRows(network, windows: windows)
+        let rows = plannedRows(spec, batch: batch, chunk: spec.loss.isLocal ? request.chunk : nil, optimizer: request.optimizer,
+                               windows: windows)
         let process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)
         withExtendedLifetime((network, images, loader)) {}
         return ModeProfile(ledger: ledger, name: mode, model: request.modelDescription, batchSize: batch,
@@ -76,8 +74,8 @@ public enum ModeProfiler {
     }
 
     /// Rows with the planner's figures (W_k) next to the measured ones.
-    static func plannedRows(_ spec: ModelSpec, batch: Int, optimizer: OptimizerSettings, windows: [Int: LayerWindow]) -> [LayerRow] {
-        let plan = MemoryPlanner.plan(spec, batchSize: batch, optimizer: optimizer)
+    static func plannedRows(_ spec: ModelSpec, batch: Int, chunk: Int?, optimizer: OptimizerSettings, windows: [Int: LayerWindow]) -> [LayerRow] {
+        let plan = MemoryPlanner.plan(spec, batchSize: batch, chunk: chunk, optimizer: optimizer)
         return plan.layers.map { layer -> LayerRow in
             let window = windows[layer.index]
             return LayerRow(index: layer.index, name: layer.name, params: layer.params, headParams: layer.headParams,
@@ -85,30 +83,5 @@ public enum ModeProfiler {
                             measuredPeakBytes: window?.peakTransient,
                             survivingBytes: spec.loss.isLocal ? window?.survivingBytes : nil)
         }
-    }
-
-    /// Rows for models the planner does not cover (conv nets): parameters and optimizer state
-    /// read off the network, measured peaks from the ledger, no W_k.
-    static func measuredRows(_ network: Network, windows: [Int: LayerWindow]) -> [LayerRow] {
-        func count(_ parameters: [Parameter]) -> Int { parameters.reduce(0) { $0 + $1.count } }
-        func stateBytes(_ parameters: [Parameter]) -> Int {
-            parameters.reduce(0) { $0 + $1.state.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride } }
-        }
-        let local = network.spec.loss.isLocal
-        var rows: [LayerRow] = []
-        func add(_ index: Int, _ name: String, _ own: [Parameter], _ heads: [Parameter]) {
-            let window = windows[index]
-            rows.append(LayerRow(index: index, name: name, params: count(own), headParams: local ? count(heads) : 0,
-                                 optimizerStateBytes: stateBytes(own + heads), workingSetBytes: nil,
-                                 measuredPeakBytes: window?.peakTransient, survivingBytes: local ? window?.survivingBytes : nil))
-        }
-        for b in network.convBlocks {
-            let g = b.geometry
-            add(b.index, "conv \(g.outChannels) 3x3 @\(g.height)x\(g.width)" + (b.poolAfter ? " + pool" : ""),
-                b.parameters, b.heads?.parameters ?? [])
-        }
-        for b in network.blocks { add(b.index, "linear \(b.outFeatures)", b.parameters, b.heads?.parameters ?? []) }
-        add(network.output.index, "output \(network.spec.classes)", network.output.parameters, [])
-        return rows
     }
 }

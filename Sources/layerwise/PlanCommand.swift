@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Layers
+import MemoryLedger
+import Reports
+import Shards
+import Tensors
+import Training
+
+/// `layerwise plan`: the model's shape table and the predicted ledger peak, without training.
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Print a model's shape table and its predicted peak memory by category, without training.",
+        discussion: """
+        Compiles the model for an input shape (from --data, or --input-shape HxWxC, default 28x28x1) \
+        into its layers (shapes, parameters, FLOPs, the working set W_k of each local block) and \
+        predicts the ledger peak of one training step, local and backprop, from the same table the \
+        network is built from (`profile` measures it). With --memory-budget the planner picks the \
+        fastest chunk size whose peak, plus the measured process overhead of --command, fits.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(name: [.customLong("loss"), .customLong("loss-sup")],
+            help: "pred, sim, predsim, pred-bpf, sim-bpf, predsim-bpf or backprop.")
+    var loss: String = "predsim"
+    @Option(help: "Batch size.")
+    var batchSize: Int = 128
+    @Option(help: ArgumentHelp("Local mode: chunked local steps of N examples.", valueName: "N"))
+    var chunk: Int?
+    @Option(help: "adam or sgd.")
+    var optim: String = "adam"
+    @Option(help: "Dataset folder (shards): the input shape and classes come from it.")
+    var data: String?
+    @Option(help: ArgumentHelp("Input shape without --data, as HxWxC.", valueName: "HxWxC"))
+    var inputShape: String = "28x28x1"
+    @Option(help: "Classes without --data.")
+    var classes: Int = 10
+    @Option(help: ArgumentHelp("Size the run must fit (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable).",
+                               valueName: "size"))
+    var memoryBudget: String?
+    @Option(help: "The command the budget is for, whose process overhead is added: train or profile.")
+    var command: String = "train"
+    @Option(help: "BLAS and oneDNN threads (oneDNN's scratch depends on them; default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        guard LossKind(rawValue: loss) != nil else {
+            throw ValidationError("--loss must be one of: \(LossKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
+        guard parsedInputShape != nil else { throw ValidationError("--input-shape \(inputShape) is not HxWxC, e.g. 28x28x1 or 32x32x3") }
+        guard classes >= 2 else { throw ValidationError("--classes must be at least 2") }
+        if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
+            throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto")
+        }
+        guard ["train", "profile"].contains(command) else { throw ValidationError("--command must be train or profile") }
+    }
+
+    /// (C, H, W) from "HxWxC".
+    var parsedInputShape: [Int]? {
+        let parts = inputShape.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 3, parts.allSatisfy({ $0 > 0 }) else { return nil }
+        return [parts[2], parts[0], parts[1]]
+    }
+
+    func run() throws {
+        BLAS.setThreads(threads ?? ProcessorCount.online)
+        let kind = LossKind(rawValue: loss)!
+        var spec = modelOptions.spec(loss: kind)
+        if let data {
+            spec = try Trainer.resolvedSpec(spec, schema: try ShardDataset(directory: data).schema)
+        } else {
+            spec.inputShape = parsedInputShape!
+            spec.classes = classes
+        }
+        var optimizer = OptimizerSettings()
+        optimizer.kind = OptimizerKind(rawValue: optim)!
+        let table = ShapeTable(spec: spec)
+        var chunk = self.chunk
+        if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
+            if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
+            let choice = try MemoryBudget.choose(spec, batchSize: batchSize, chunk: chunk, optimizer: optimizer, budget: budget.bytes,
+                                                 overhead: command == "train" ? .train : .profile)
+            chunk = choice.plan.chunk
+            choice.description.forEach { print($0) }
+        }
+        let plan = MemoryPlanner.plan(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer)
+        let c = spec.inputShape
+        print("\(spec.description); input \(c[1])x\(c[2])x\(c[0]), \(spec.classes) classes; batch \(batchSize)"
+              + (plan.chunk.map { ", local steps in chunks of \($0)" } ?? "") + "; conv engine \(table.engine.rawValue), \(BLAS.threads) threads")
+        print(PlanCommand.render(table, plan))
+        print(MemoryBudget.describe(plan))
+        print("  at the peak: " + Category.allCases.filter { plan.peakBreakdown[$0] > 0 }
+            .map { "\($0) \(ByteFormat.human(plan.peakBreakdown[$0]))" }.joined(separator: ", "))
+        if kind.isLocal {
+            var other = spec
+            other.loss = .backprop
+            other.nonlinearity = Nonlinearity(rawValue: LossKind.backprop.defaultNonlinearity) ?? other.nonlinearity
+            let backprop = MemoryPlanner.plan(other, batchSize: batchSize, optimizer: optimizer)
+            print(MemoryBudget.describe(backprop))
+            print(String(format: "backprop / local: %.2fx the ledger peak", Double(backprop.peak) / Double(plan.peak)))
+        }
+    }
+
+    /// The shape table with the plan's per-layer figures.
+    static func render(_ table: ShapeTable, _ plan: MemoryPlan) -> String {
+        func shape(_ s: [Int]) -> String { s.isEmpty ? "-" : s.map(String.init).joined(separator: "x") }
+        var t = TextTable(header: ["#", "layer", "input", "h", "hand-off", "params", "head params", "MFLOP/ex", "optimizer", "W_k"], leftAligned: [1])
+        for (l, p) in zip(table.layers, plan.layers) {
+            t.add([String(l.index), l.name, shape(l.input), shape(l.output), shape(l.handOff), ByteFormat.exact(l.params),
+                   ByteFormat.exact(p.headParams), String(format: "%.1f", l.flopsPerExample / 1e6),
+                   ByteFormat.human(p.optimizerStateBytes), p.workingSetBytes.map(ByteFormat.human) ?? "-"])
+        }
+        return t.lines().joined(separator: "\n")
+    }
+}

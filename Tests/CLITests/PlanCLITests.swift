@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+
+/// `layerwise plan` prints the shape table and a prediction that `layerwise profile`, run as a
+/// user would (fresh processes, the CLI's default conv engine), measures to the byte.
+final class PlanCLITests: XCTestCase {
+    static let model = ["--model", "vgg8b", "--feat-mult", "0.0625", "--num-hidden", "32", "--dim-in-decoder", "128",
+                        "--batch-size", "12"]
+
+    /// The predicted peak in bytes from a "predicted ledger peak, NAME ...: X MiB (N bytes)" line.
+    static func predictedBytes(_ text: String, mode: String) -> Int? {
+        for line in text.split(separator: "\n") where line.hasPrefix("predicted ledger peak, \(mode)") {
+            guard let batch = line.range(of: ", batch "), let open = line.range(of: " (", range: batch.upperBound..<line.endIndex), let close = line.range(of: " bytes)", range: open.upperBound..<line.endIndex) else { continue }
+            return Int(line[open.upperBound..<close.lowerBound].replacingOccurrences(of: ",", with: ""))
+        }
+        return nil
+    }
+
+    /// 1234567 -> "1,234,567", as the tool prints exact byte counts.
+    static func grouped(_ n: Int) -> String {
+        var digits = String(n), out = ""
+        while digits.count > 3 {
+            out = "," + digits.suffix(3) + out
+            digits.removeLast(3)
+        }
+        return digits + out
+    }
+
+    func testPlanPrintsTheTableAndProfileMeasuresItsPredictionExactly() throws {
+        let layerwise = try CommandLineTool.layerwise()
+        let plan = try CommandLineTool.run(layerwise, ["plan"] + Self.model + ["--input-shape", "16x16x1", "--classes", "4", "--chunk", "5"])
+        XCTAssertEqual(plan.status, 0, plan.all)
+        for layer in ["conv 1->8 16x16", "conv 8->16 16x16, pool", "linear 32", "output 4", "W_k"] {
+            XCTAssertTrue(plan.stdout.contains(layer), "\(layer) missing:\n\(plan.stdout)")
+        }
+        let local = try XCTUnwrap(Self.predictedBytes(plan.stdout, mode: "local (predsim, chunks of 5)"), plan.stdout)
+        let backprop = try XCTUnwrap(Self.predictedBytes(plan.stdout, mode: "backprop"), plan.stdout)
+        XCTAssertLessThan(local, backprop)
+
+        // profile's generated inputs are 28x28x1 with 10 classes: plan that shape, then measure it.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("plan-cli-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let planned = try CommandLineTool.run(layerwise, ["plan"] + Self.model + ["--chunk", "5"])
+        let profile = try CommandLineTool.run(layerwise, ["profile"] + Self.model + ["--chunk", "5", "--steps", "2", "--out", scratch.path],
+                                              timeout: 300)
+        XCTAssertEqual(profile.status, 0, profile.all)
+        for mode in ["local (predsim, chunks of 5)", "backprop"] {
+            let predicted = try XCTUnwrap(Self.predictedBytes(planned.stdout, mode: mode), planned.stdout)
+            let number = Self.grouped(predicted)
+            XCTAssertTrue(profile.stdout.contains("planner, \(mode): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
+                          "\(mode) \(number):\n\(profile.stdout)")
+        }
+    }
+
+    func testABudgetBelowWhatAnyChunkNeedsIsRefusedWithTheFloor() throws {
+        let layerwise = try CommandLineTool.layerwise()
+        let out = try CommandLineTool.run(layerwise, ["plan"] + Self.model + ["--memory-budget", "1MiB"])
+        XCTAssertNotEqual(out.status, 0)
+        XCTAssertTrue(out.all.contains("no chunk size goes below"), out.all)
+        XCTAssertTrue(out.all.contains("--memory-budget 1.0 MiB"), out.all)
+    }
+}

@@ -1,0 +1,97 @@
+import Layers
+import MemoryLedger
+import Randomness
+import Tensors
+import XCTest
+@testable import Training
+
+/// The planner's prediction, from the shape table alone, against the ledger of real steps: the
+/// peak byte for byte and its breakdown by category, for the mlp and reduced-width conv nets,
+/// every loss, whole batches and chunks, both conv engines.
+final class ShapeTablePlanTests: XCTestCase {
+    static let batch = 8
+
+    /// vgg8b / vgg11b at reduced widths on 16x16 inputs: every path of the step program runs
+    /// (pooling and non-pooling blocks, pred heads that pool, sim heads with and without the
+    /// spatial std, a first block cheap enough to recompute in chunked steps).
+    static func convSpec(_ kind: ModelSpec.Kind, _ loss: LossKind, featMult: Float = 0.125) -> ModelSpec {
+        var s = ModelSpec()
+        s.kind = kind
+        s.inputShape = [1, 16, 16]
+        s.classes = 4
+        s.numHidden = 24
+        s.featMult = featMult
+        s.dimInDecoder = 256
+        s.loss = loss
+        s.beta = loss.defaultBeta
+        s.dropout = 0.1
+        s.nonlinearity = Nonlinearity(rawValue: loss.defaultNonlinearity)!
+        return s
+    }
+
+    /// Two steps on a fresh ledger (the first makes oneDNN's primitives); the ledger's peak.
+    static func measure(_ spec: ModelSpec, chunk: Int?, engine: ConvEngine, batch: Int = batch) -> LedgerSnapshot {
+        let ledger = Ledger(eventCapacity: 1 << 10)
+        let network = Network(spec: spec, seed: 5, ledger: ledger, engine: engine)
+        network.chunkSize = chunk
+        let images = Tensor([batch] + spec.inputShape, .input, label: "batch", ledger: ledger, zeroed: false)
+        var rng = Xoshiro256(seed: 9)
+        for i in 0..<images.count { images.pointer[i] = rng.uniform(-1, 1) }
+        return ProofModel.peak(network, images)
+    }
+
+    func check(_ spec: ModelSpec, batch: Int = batch, chunk: Int?, engine: ConvEngine, file: StaticString = #filePath, line: UInt = #line) {
+        let plan = MemoryPlanner.plan(spec, batchSize: batch, chunk: chunk, engine: engine)
+        let measured = Self.measure(spec, chunk: chunk, engine: engine, batch: batch)
+        let what = "\(spec.kind.rawValue) x\(spec.featMult) \(spec.loss.rawValue) batch \(batch) chunk \(chunk.map(String.init) ?? "none") \(engine.rawValue)"
+        XCTAssertEqual(plan.peak, measured.total, "\(what): predicted peak vs ledger", file: file, line: line)
+        for c in Category.allCases {
+            XCTAssertEqual(plan.peakBreakdown[c], measured.bytes(c), "\(what): \(c) at the peak", file: file, line: line)
+        }
+    }
+
+    func testPlannerPredictsTheMLPPeakInEveryModeWholeAndChunked() {
+        for loss in LossKind.allCases {
+            let spec = ProofModel.spec(loss)
+            check(spec, chunk: nil, engine: .im2col)
+            if loss.isLocal { check(spec, chunk: 3, engine: .im2col) }
+        }
+    }
+
+    func testPlannerPredictsVGG8bPeaksUnderBothEngines() {
+        for engine in ConvEngine.allCases {
+            for loss in LossKind.allCases {
+                let spec = Self.convSpec(.vgg8b, loss)
+                check(spec, chunk: nil, engine: engine)
+                if loss.isLocal { check(spec, chunk: 3, engine: engine) }
+            }
+        }
+    }
+
+    func testPlannerPredictsNarrowVGG8bAndVGG11bPeaks() {
+        // 1/64 of the widths: two channels in the first block (its sim head flattens, no std).
+        for engine in ConvEngine.allCases {
+            for loss in [LossKind.predsim, .simBpf, .backprop] {
+                check(Self.convSpec(.vgg8b, loss, featMult: 1.0 / 64), chunk: nil, engine: engine)
+                check(Self.convSpec(.vgg11b, loss, featMult: 1.0 / 32), chunk: nil, engine: engine)
+                if loss.isLocal { check(Self.convSpec(.vgg11b, loss, featMult: 1.0 / 32), chunk: 5, engine: engine) }
+            }
+            // 20 images: the sim head's std runs in chunks of 16 and 4; chunked steps of 6, 6, 6, 2.
+            check(Self.convSpec(.vgg8b, .predsim, featMult: 1.0 / 16), batch: 20, chunk: nil, engine: engine)
+            check(Self.convSpec(.vgg8b, .predsim, featMult: 1.0 / 16), batch: 20, chunk: 6, engine: engine)
+        }
+    }
+
+    func testTableMatchesTheNetworkItBuilds() {
+        for spec in [ProofModel.spec(.predsim), Self.convSpec(.vgg8b, .predsim), Self.convSpec(.vgg11b, .predBpf)] {
+            let ledger = Ledger()
+            let network = Network(spec: spec, seed: 1, ledger: ledger)
+            let table = network.table
+            XCTAssertEqual(table.parameterCount, spec.parameterCount)
+            XCTAssertEqual(table.headParameterCount, spec.headParameterCount)
+            let trained = network.allParameters.reduce(0) { $0 + $1.count }
+            XCTAssertEqual(trained, table.parameterCount + table.headParameterCount, "\(spec.kind)")
+            XCTAssertEqual(table.layers.count, network.hiddenBlockCount + 1)
+        }
+    }
+}
