@@ -5,8 +5,13 @@
 #   sudo tools/memory-cap.sh                       # mlp 4x1024, pred, batch 4096, 2 steps
 #   sudo tools/memory-cap.sh --batch-size 2048 --num-layers 6
 #   LAYERWISE=.build/debug/layerwise sudo -E tools/memory-cap.sh
+#   sudo tools/memory-cap.sh vgg8b                 # train vgg8b on Fashion-MNIST, batch 128
+#   CAP=500MiB STEPS=4 sudo -E tools/memory-cap.sh vgg8b
 #
 # Arguments are passed to `layerwise profile` (model, loss, batch, steps, --data ...).
+# vgg8b mode runs `layerwise train` instead: backprop once without a cap to measure its peak,
+# then under one cap (CAP, default 60% of that peak) local predsim with `--memory-budget auto`
+# (the planner reads the cap and picks the chunk size) and backprop without a budget.
 # Needs root and a memory cgroup: v1 at /sys/fs/cgroup/memory (memory.limit_in_bytes,
 # memory.max_usage_in_bytes, tasks) or v2 at /sys/fs/cgroup (memory.max, memory.peak,
 # cgroup.procs). Swap should be off (or is disabled for the group where the kernel allows).
@@ -20,8 +25,10 @@ if [[ ! -x "$BIN" ]]; then
     echo "building the release binary ..." >&2
     (cd "$ROOT" && swift build -c release --product layerwise >&2)
 fi
+MODE=profile
+if [[ "${1:-}" == vgg8b ]]; then MODE=vgg8b; shift; fi
 ARGS=("$@")
-if [[ ${#ARGS[@]} -eq 0 ]]; then
+if [[ $MODE == profile && ${#ARGS[@]} -eq 0 ]]; then
     ARGS=(--model mlp --loss pred --num-layers 4 --num-hidden 1024 --batch-size 4096 --steps 2)
 fi
 
@@ -42,10 +49,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN" profile "${ARGS[@]}" --save-request "$WORK/request.json"
+[[ $MODE == profile ]] && "$BIN" profile "${ARGS[@]}" --save-request "$WORK/request.json"
 
-# run_in_group NAME LIMIT MODE: runs `profile-mode` for MODE in a new cgroup with LIMIT bytes
-# ("max" for none); sets EXIT and GROUP_PEAK.
+# run_in_group NAME LIMIT MODE [ARGS...]: runs `profile-mode` for MODE (or, in vgg8b mode, `train`
+# with ARGS) in a new cgroup with LIMIT bytes ("max" for none); sets EXIT and GROUP_PEAK.
 run_in_group() {
     local group="$BASE/layerwise-cap-$$-$1"
     mkdir "$group" || { echo "cannot create $group (not root, or cgroups not writable)" >&2; exit 2; }
@@ -60,8 +67,15 @@ run_in_group() {
     fi
     set +e
     # The shell moves itself into the group, then becomes the training process.
-    sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$group/$PROCS" \
-        "$BIN" profile-mode --request "$WORK/request.json" --mode "$3" --result "$WORK/$1.json" > "$WORK/$1.log" 2>&1
+    if [[ $MODE == profile ]]; then
+        sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$group/$PROCS" \
+            "$BIN" profile-mode --request "$WORK/request.json" --mode "$3" --result "$WORK/$1.json" > "$WORK/$1.log" 2>&1
+    else
+        local name=$1; shift 3
+        sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$group/$PROCS" \
+            "$BIN" train --data "$DATA" --run "$WORK/run-$name" --model vgg8b --batch-size 128 --epochs 1 \
+            --train-limit $((128 * STEPS)) --test-split none --milestones "" --quiet "$@" > "$WORK/$name.log" 2>&1
+    fi
     EXIT=$?
     set -e
     GROUP_PEAK=$(cat "$group/$PEAK" 2>/dev/null || echo 0)
@@ -73,6 +87,36 @@ ledger_peak() {  # ledger peak bytes from a ModeProfile JSON
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 echo "cgroup v$VERSION at $BASE; binary $BIN"
+describe() { [[ $1 == 0 ]] && echo "finished" || { [[ $1 == 137 ]] && echo "KILLED by the cap (exit 137, SIGKILL)" || echo "failed (exit $1)"; }; }
+
+if [[ $MODE == vgg8b ]]; then
+    DATA="${DATA:-$ROOT/data/fashion-mnist}"
+    STEPS="${STEPS:-3}"
+    if [[ ! -f "$DATA/manifest.json" ]]; then
+        src=/usr/share/datasets/fashion-mnist
+        "$BIN" shards convert idx --images $src/train-images-idx3-ubyte.gz --labels $src/train-labels-idx1-ubyte.gz --split train --out "$DATA"
+    fi
+    echo "1. backprop vgg8b, batch 128, $STEPS steps, in an uncapped group ..."
+    run_in_group measure-backprop max - --loss backprop; [[ $EXIT == 0 ]] || { cat "$WORK/measure-backprop.log"; exit 2; }
+    BACKPROP_PEAK=$GROUP_PEAK
+    printf "   backprop: cgroup peak %s\n" "$(mib "$BACKPROP_PEAK")"
+    if [[ -n "${CAP:-}" ]]; then
+        CAP_BYTES=$(python3 -c 'import re,sys; m=re.fullmatch(r"([0-9.]+)\s*(MiB|GiB|MB|GB)?", sys.argv[1]); u={"MiB":2**20,"GiB":2**30,"MB":10**6,"GB":10**9,None:1}[m.group(2)]; print(int(float(m.group(1))*u)//4096*4096)' "$CAP")
+    else
+        CAP_BYTES=$(( BACKPROP_PEAK * 6 / 10 / 4096 * 4096 ))
+    fi
+    echo "2. cap $(mib "$CAP_BYTES") ($CAP_BYTES bytes): local predsim with --memory-budget auto, then backprop without a budget"
+    run_in_group capped-local "$CAP_BYTES" - --loss predsim --memory-budget auto; LOCAL_EXIT=$EXIT; LOCAL_CAPPED=$GROUP_PEAK
+    grep -E "memory budget|memory plan|predicted ledger peak|expected step time|\+ .* of process overhead|refus|does not fit|over --memory-budget" "$WORK/capped-local.log" | sed 's/^/   | /' || true
+    run_in_group capped-backprop "$CAP_BYTES" - --loss backprop; BACKPROP_EXIT=$EXIT; BACKPROP_CAPPED=$GROUP_PEAK
+    printf "   local:    %s, cgroup peak %s\n" "$(describe "$LOCAL_EXIT")" "$(mib "$LOCAL_CAPPED")"
+    printf "   backprop: %s, cgroup peak %s\n" "$(describe "$BACKPROP_EXIT")" "$(mib "$BACKPROP_CAPPED")"
+    [[ $LOCAL_EXIT == 0 ]] || tail -5 "$WORK/capped-local.log"
+    echo "RESULT model=vgg8b local_exit=$LOCAL_EXIT backprop_exit=$BACKPROP_EXIT cap=$CAP_BYTES local_peak=$LOCAL_CAPPED backprop_peak_uncapped=$BACKPROP_PEAK backprop_peak_capped=$BACKPROP_CAPPED"
+    [[ $LOCAL_EXIT == 0 && $BACKPROP_EXIT == 137 ]]
+    exit
+fi
+
 echo "1. measuring each mode's peak in its own uncapped group ..."
 run_in_group measure-local max local;       [[ $EXIT == 0 ]] || { cat "$WORK/measure-local.log"; exit 2; }
 LOCAL_PEAK=$GROUP_PEAK;   LOCAL_LEDGER=$(ledger_peak "$WORK/measure-local.json")
@@ -89,7 +133,6 @@ CAP=$(( (LOCAL_PEAK + BACKPROP_PEAK) / 2 / 4096 * 4096 ))
 echo "2. cap $(mib "$CAP") ($CAP bytes), between the two peaks"
 run_in_group capped-local "$CAP" local;       LOCAL_EXIT=$EXIT; LOCAL_CAPPED=$GROUP_PEAK
 run_in_group capped-backprop "$CAP" backprop; BACKPROP_EXIT=$EXIT; BACKPROP_CAPPED=$GROUP_PEAK
-describe() { [[ $1 == 0 ]] && echo "finished" || { [[ $1 == 137 ]] && echo "KILLED by the cap (exit 137, SIGKILL)" || echo "failed (exit $1)"; }; }
 printf "   local:    %s, cgroup peak %s\n" "$(describe "$LOCAL_EXIT")" "$(mib "$LOCAL_CAPPED")"
 printf "   backprop: %s, cgroup peak %s\n" "$(describe "$BACKPROP_EXIT")" "$(mib "$BACKPROP_CAPPED")"
 echo "RESULT local_exit=$LOCAL_EXIT backprop_exit=$BACKPROP_EXIT cap=$CAP local_peak=$LOCAL_PEAK backprop_peak=$BACKPROP_PEAK local_ledger=$LOCAL_LEDGER backprop_ledger=$BACKPROP_LEDGER"

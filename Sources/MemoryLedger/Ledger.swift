@@ -147,16 +147,22 @@ public final class Ledger: @unchecked Sendable {
         return min(layer, capacity - 2) + 1
     }
 
-    /// Set once per process, before the first tensor: serve every tensor from the heap instead of
-    /// mmap (the largest, a 1024 x 1024 weight gradient, is 4 MiB: below the 32 MiB cap) and never
-    /// trim the heap's top. With glibc's defaults a training step freed its big buffers back to
-    /// the kernel (munmap, brk shrink) and faulted them in again on the next step: about 9% of an
-    /// mlp predsim step's cycles were page faults and brk (`perf record`, `layerwise bench
-    /// train`). Peak RSS is unchanged by this; RSS after a peak stays at the peak.
+    /// Set once per process, before the first tensor: serve tensors up to 4 MiB from the heap and
+    /// never trim its top; larger ones are mmapped, so their pages go back to the kernel when freed.
+    /// - With glibc's defaults a training step freed its big buffers back to the kernel (munmap,
+    ///   brk shrink) and faulted them in again on the next step: about 9% of an mlp predsim step's
+    ///   cycles were page faults and brk (`perf record`, `layerwise bench train`). Every mlp
+    ///   buffer (the largest, a 1024 x 1024 weight gradient, is 4 MiB) stays in the heap.
+    /// - Serving everything up to 32 MiB from the heap (the earlier setting) let conv nets'
+    ///   activations of different sizes fragment it: `layerwise profile --model vgg8b --chunk 16`
+    ///   (release, one run) had peak RSS 152 MiB above the ledger peak in local mode and 199 MiB in
+    ///   backprop; with this 4 MiB cut 53 and 53 MiB, with a 1 MiB cut 44 and 41 MiB; the mlp's gap
+    ///   is 34 MiB at any of them. The memory budget (`MemoryBudget.choose`) relies on this gap
+    ///   being small and steady.
     static let allocatorTuned: Bool = {
         #if canImport(Glibc)
         let mmapThreshold: Int32 = -3, trimThreshold: Int32 = -1  // M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (malloc.h)
-        let ok1 = glibcMallopt(mmapThreshold, 32 << 20)
+        let ok1 = glibcMallopt(mmapThreshold, (4 << 20) + (64 << 10))  // 4 MiB tensors plus malloc's header and alignment
         let ok2 = glibcMallopt(trimThreshold, Int32.max)
         return ok1 == 1 && ok2 == 1
         #else
