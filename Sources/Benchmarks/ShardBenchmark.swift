@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Shards
 
 /// Decompression throughput, loader throughput and memory, and compression ratios measured on a
 /// dataset's own records.

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import MemoryLedger
+import Shards
 
 /// What `LoaderBenchmark.run` measured.
 public struct LoaderBenchmarkResult: Sendable, Codable, Equatable {
