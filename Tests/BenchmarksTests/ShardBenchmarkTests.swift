@@ -14,8 +14,8 @@ final class ShardBenchmarkTests: XCTestCase {
         let n = 240
         let pixels = testBytes(n * 36, seed: 12, range: 32)
         let labels = testBytes(n, seed: 13, range: 4)
-        FileManager.default.createFile(atPath: dir + "/i.idx", contents: Data(idxBytes(dims: [n, 6, 6], data: pixels)))
-        FileManager.default.createFile(atPath: dir + "/l.idx", contents: Data(idxBytes(dims: [n], data: labels)))
+        _ = FileManager.default.createFile(atPath: dir + "/i.idx", contents: Data(idxBytes(dims: [n, 6, 6], data: pixels)))
+        _ = FileManager.default.createFile(atPath: dir + "/l.idx", contents: Data(idxBytes(dims: [n], data: labels)))
         let options = ConversionOptions(directory: dir + "/ds", split: "train", writer: ShardWriterOptions(blockBytes: 400, level: 3, threads: 1),
                                         shardRecords: 100, shuffleSeed: nil, memoryBudget: 64 << 20)
         _ = try DatasetConverter.convert(try IDXInput(images: dir + "/i.idx", labels: dir + "/l.idx"), options: options)
