@@ -25,12 +25,16 @@ let package = Package(
         .target(name: "FileSystem"),
         .target(name: "Tensors", dependencies: ["MemoryLedger", "Randomness", "CBLAS", "CDNNL", "CKernels"]),
         .target(name: "Shards", dependencies: ["MemoryLedger", "Randomness", "CZstd", "CZlib"]),
+        // IDX, CIFAR, NPY and CSV inputs and the bounded-memory pre-shuffle, written through Shards.
+        .target(name: "Converters", dependencies: ["Shards", "Randomness"]),
         .target(name: "Layers", dependencies: ["Tensors", "MemoryLedger", "Randomness"]),
         .target(name: "Reports", dependencies: ["MemoryLedger", "FileSystem"]),
         .target(name: "Training", dependencies: ["Layers", "Tensors", "Shards", "Reports", "MemoryLedger", "FileSystem", "Randomness"]),
+        // `layerwise bench ...` and `shards bench`: measurements, not part of the library product.
+        .target(name: "Benchmarks", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger"]),
         .executableTarget(
             name: "layerwise",
-            dependencies: ["Training", "Layers", "Shards", "Reports", "Tensors", "MemoryLedger",
+            dependencies: ["Training", "Benchmarks", "Converters", "Layers", "Shards", "Reports", "Tensors", "MemoryLedger",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             ),
         .testTarget(name: "MemoryLedgerTests", dependencies: ["MemoryLedger", "Randomness"]),
@@ -43,11 +47,12 @@ let package = Package(
         .target(name: "DatasetTestSupport", path: "Tests/DatasetTestSupport"),
         .testTarget(name: "DatasetTestSupportTests", dependencies: ["DatasetTestSupport"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
-        .testTarget(name: "ShardsTests", dependencies: ["Shards", "MemoryLedger", "DatasetTestSupport"]),
+        .testTarget(name: "ShardsTests", dependencies: ["Shards", "Converters", "MemoryLedger", "DatasetTestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "MemoryLedger", "Randomness", "NumericTestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger", "Reports", "Randomness",
-                                                          "DatasetTestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Layers", "Tensors", "Shards", "Converters", "MemoryLedger", "Reports",
+                                                          "Randomness", "DatasetTestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "MemoryLedger"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Converters", "Shards", "Tensors", "MemoryLedger"]),
         // Runs the built `layerwise` executable as a user would (build it first:
         // `swift build --build-tests`); Foundation only, no module of ours.
         .testTarget(name: "CLITests", dependencies: []),

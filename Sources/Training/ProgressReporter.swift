@@ -38,7 +38,7 @@ public final class ProgressReporter {
             ProgressReporter.write("\r\u{1B}[2K\(title) [\(bar)] \(percent)% \(done)/\(total)\(tail)")
             lastDrawn = step
         } else {
-            let now = BenchmarkClock.now()
+            let now = MonotonicClock.now()
             guard title != lastTitle || done >= total || now - lastPlain >= plainInterval else { return }
             lastPlain = now
             ProgressReporter.write("\(title): \(percent)% (\(done)/\(total))\(tail)\n")

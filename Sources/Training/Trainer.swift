@@ -118,7 +118,7 @@ public final class Trainer {
     public var normalization: Normalization { Normalization(mean: config.mean ?? [0], std: config.std ?? [1]) }
 
     /// The network spec with the input shape and class count taken from the data.
-    public static func resolvedSpec(_ spec: ModelSpec, schema: RecordSchema) throws -> ModelSpec {
+    package static func resolvedSpec(_ spec: ModelSpec, schema: RecordSchema) throws -> ModelSpec {
         guard let image = schema.field("image") else { throw TrainingError.data("the dataset has no `image` field") }
         var spec = spec
         let hwc = image.shape.count == 3 ? image.shape : (image.shape.count == 2 ? image.shape + [1] : [1, 1, image.elementCount])
@@ -157,7 +157,7 @@ public final class Trainer {
         ledger.resetPeaks()
         ProcessMemory.resetPeak()
         var memoryReport = startMemoryReport()
-        let started = BenchmarkClock.now()
+        let started = MonotonicClock.now()
         var samples = 0
         while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try loader.nextBatch() {
             let count = min(batch.count, recordsPerEpoch - state.cursor.recordsConsumed)
@@ -173,7 +173,7 @@ public final class Trainer {
                 try writeMemoryReport(report, steps: state.globalStep - report.firstStep)
                 memoryReport = nil
             }
-            let rate = Double(samples) / max(BenchmarkClock.now() - started, 1e-9)
+            let rate = Double(samples) / max(MonotonicClock.now() - started, 1e-9)
             progress.update(title: "epoch \(epoch + 1)/\(config.epochs)", done: state.stepInEpoch, total: stepsPerEpoch,
                             status: String(format: "loss %.4f err %.2f%% %.0f samples/s", state.meanOutputLoss, state.trainError, rate))
             if config.checkpointEvery > 0 && state.stepInEpoch % config.checkpointEvery == 0 && state.cursor.recordsConsumed < recordsPerEpoch {
@@ -184,7 +184,7 @@ public final class Trainer {
         if let report = memoryReport {  // an epoch shorter than the report's steps
             try writeMemoryReport(report, steps: state.globalStep - report.firstStep)
         }
-        let seconds = BenchmarkClock.now() - started
+        let seconds = MonotonicClock.now() - started
         let peak = ledger.peak()
         let testError = try config.testSplit.map { try evaluate(split: $0, limit: config.testLimit) }
         var metrics = state.epochMetrics(epoch: epoch, lr: lr, seconds: seconds + state.secondsBefore, testError: testError, peak: peak)

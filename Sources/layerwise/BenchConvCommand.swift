@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 import Tensors
 
 /// `layerwise bench conv`: GFLOP/s of the three conv passes at vgg8b's shapes, each engine in the

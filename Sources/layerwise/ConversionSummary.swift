@@ -1,3 +1,4 @@
+import Converters
 import Shards
 
 /// The lines `shards convert` prints when it is done.

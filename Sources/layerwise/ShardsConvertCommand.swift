@@ -1,4 +1,5 @@
 import ArgumentParser
+import Converters
 import Foundation
 import Glibc
 import Shards

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Shards
+import Converters
 import Foundation
+import Shards
 
 extension CIFARInput.Variant: ExpressibleByArgument {}
 

@@ -1,6 +1,7 @@
 import DatasetTestSupport
 import Foundation
 import XCTest
+@testable import Converters
 @testable import Shards
 
 /// A real slice of Fashion-MNIST: the first 2000 training records, cut from the system's .gz

@@ -1,4 +1,5 @@
 import XCTest
+@testable import Converters
 @testable import Shards
 
 /// Round trips and wrong inputs for the CIFAR, NPY and CSV converters.

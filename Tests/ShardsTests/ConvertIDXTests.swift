@@ -1,5 +1,6 @@
 import MemoryLedger
 import XCTest
+@testable import Converters
 @testable import Shards
 
 final class ConvertIDXTests: XCTestCase {

@@ -1,5 +1,6 @@
 import XCTest
 import MemoryLedger
+@testable import Converters
 @testable import Shards
 
 /// Normalisation, NCHW layout, crop and flip, checked against values computed by hand.

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import Converters
 @testable import Shards
 
 final class ManifestTests: XCTestCase {

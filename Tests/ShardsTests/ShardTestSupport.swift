@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import Converters
 @testable import Shards
 
 /// A fresh temporary folder per test, removed afterwards.

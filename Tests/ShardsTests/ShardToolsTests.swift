@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
+@testable import Converters
 @testable import Shards
 
-/// The split as the loader uses it from several threads, and the library side of info, cat and bench.
+/// The split as the loader uses it from several threads, and the library side of info and cat.
 final class ShardToolsTests: XCTestCase {
     var dir = ""
     var raw: [UInt8] = []
@@ -58,43 +59,5 @@ final class ShardToolsTests: XCTestCase {
         XCTAssertEqual(try RecordRange.parse("2...5", count: 10), 2 ..< 6)
         XCTAssertEqual(try RecordRange.parse("2-5", count: 10), 2 ..< 6)
         assertShardError(try RecordRange.parse("8..<12", count: 10)) { if case .invalidOption("range", _) = $0 { return true } else { return false } }
-    }
-
-    func testBenchmarkMeasuresEveryRequestedSetting() throws {
-        let report = try ShardBenchmark.run(directory: dir + "/ds", configuration: .init(threads: 2, levels: [1, 5], blockSizes: [400, 4000],
-                                                                                         sampleBytes: 4000, minimumSeconds: 0.03))
-        XCTAssertEqual(report.decode.map(\.threads), [1, 2])
-        XCTAssertTrue(report.decode.allSatisfy { $0.megabytesPerSecond > 0 })
-        XCTAssertEqual(report.compression.map(\.level), [1, 5, 1, 5])
-        XCTAssertEqual(report.compression.map(\.blockBytes), [400, 400, 4000, 4000])
-        XCTAssertTrue(report.compression.allSatisfy { $0.ratio > 1 })
-    }
-
-    func testBenchmarkRunsTheLoaderOnTheShardsAndItsPeakEqualsTheBound() throws {
-        let config = ShardBenchmark.Configuration(levels: [3], blockSizes: [4000], sampleBytes: 4000, minimumSeconds: 0.03,
-                                                  loader: LoaderConfig(batchSize: 16, poolBlocks: 4, prefetchBlocks: 2, augment: .fashionMNIST),
-                                                  loaderThreads: [2, 1], trainRecordsPerSecond: 100)
-        let report = try ShardBenchmark.run(directory: dir + "/ds", configuration: config)
-        let loader = try XCTUnwrap(report.loader)
-        XCTAssertEqual(loader.results.map(\.threads), [1, 2], "fewest threads first")
-        XCTAssertTrue(loader.results.allSatisfy { $0.recordsPerSecond > 0 && $0.megabytesPerSecond > 0 })
-        // 400-byte blocks of 10 records: (4 + 2) slots, 4 record-order rows, 2 x 16 images of 36 floats.
-        XCTAssertEqual(loader.bound.totalBytes, 6 * 400 + 4 * 10 * 4 + 2 * 16 * (36 * 4 + 4) + 256 * 4)
-        XCTAssertTrue(loader.results.allSatisfy { $0.peakLedgerBytes == loader.bound.totalBytes })
-        XCTAssertEqual(loader.deliveryRatio, loader.results[0].recordsPerSecond / 100, accuracy: 1e-9)
-        XCTAssertTrue(report.description.contains("loader delivers"), report.description)
-        XCTAssertTrue(report.description.contains("training's consumption (100 samples/s)"), report.description)
-
-        let without = try ShardBenchmark.run(directory: dir + "/ds", configuration: .init(levels: [3], blockSizes: [4000], sampleBytes: 4000,
-                                                                                       minimumSeconds: 0.03, loaderThreads: []))
-        XCTAssertNil(without.loader)
-        XCTAssertFalse(without.description.contains("loader"))
-    }
-
-    func testGroupedNumbersHaveThousandsSeparators() {
-        XCTAssertEqual(formatGrouped(7_700), "7,700")
-        XCTAssertEqual(formatGrouped(123), "123")
-        XCTAssertEqual(formatGrouped(1_234_567), "1,234,567")
-        XCTAssertEqual(formatGrouped(-1_000), "-1,000")
     }
 }

@@ -1,6 +1,7 @@
 import DatasetTestSupport
 import Foundation
 import XCTest
+@testable import Converters
 @testable import Shards
 
 /// A small real dataset for end-to-end tests: the first `train` training records and the first

@@ -34,6 +34,18 @@ public struct WriterParameters: Codable, Sendable, Equatable {
     public var shuffleMethod: String
     public var zstdVersion: String
     public var tool: String
+
+    package init(blockBytes: Int, recordsPerBlock: Int, level: Int, recordsPerShard: Int, shuffleSeed: UInt64?, shuffleMethod: String,
+                 zstdVersion: String, tool: String) {
+        self.blockBytes = blockBytes
+        self.recordsPerBlock = recordsPerBlock
+        self.level = level
+        self.recordsPerShard = recordsPerShard
+        self.shuffleSeed = shuffleSeed
+        self.shuffleMethod = shuffleMethod
+        self.zstdVersion = zstdVersion
+        self.tool = tool
+    }
 }
 
 /// What the converter measured over a split's records in its pass: per-channel pixel mean and

@@ -49,7 +49,7 @@ public final class ShardReader: @unchecked Sendable {
     public func fileHash() -> String { SHA256.hash(file.bytes) }
 
     /// The compressed frame of block `index` (bounds checked at open).
-    func frame(_ index: Int) -> UnsafeRawBufferPointer {
+    package func frame(_ index: Int) -> UnsafeRawBufferPointer {
         let e = blocks[index]
         return UnsafeRawBufferPointer(rebasing: file.bytes[e.offset ..< e.offset + e.compressedSize])
     }

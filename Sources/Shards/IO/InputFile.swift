@@ -5,15 +5,15 @@ import Glibc
 
 /// A sequential input file, plain or gzip-compressed: zlib's gz reader passes plain files
 /// through unchanged, so every converter reads `.gz` inputs for free. The only file that calls zlib.
-final class InputFile {
-    let path: String
+package final class InputFile {
+    package let path: String
     /// Size on disk (compressed size for a .gz file).
-    let sizeOnDisk: Int
+    package let sizeOnDisk: Int
     private let handle: gzFile
     /// Uncompressed bytes read so far.
     private(set) var position = 0
 
-    init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         var st = stat()
         guard stat(path, &st) == 0 else { throw ShardError.io(file: path, operation: "open", message: errnoMessage()) }
@@ -27,10 +27,10 @@ final class InputFile {
     deinit { gzclose(handle) }
 
     /// True when the file is gzip-compressed (known after the first read).
-    var isCompressed: Bool { gzdirect(handle) == 0 }
+    package var isCompressed: Bool { gzdirect(handle) == 0 }
 
     /// Reads until `destination` is full or the input ends; returns the bytes read.
-    func read(into destination: UnsafeMutableRawBufferPointer) throws -> Int {
+    package func read(into destination: UnsafeMutableRawBufferPointer) throws -> Int {
         var done = 0
         while done < destination.count {
             let want = UInt32(min(destination.count - done, 1 << 30))
@@ -52,7 +52,7 @@ final class InputFile {
     }
 
     /// Reads exactly `destination.count` bytes, or throws naming what was expected.
-    func readExactly(into destination: UnsafeMutableRawBufferPointer, expectedTotal: Int) throws {
+    package func readExactly(into destination: UnsafeMutableRawBufferPointer, expectedTotal: Int) throws {
         let start = position
         let n = try read(into: destination)
         if n < destination.count {
@@ -60,14 +60,14 @@ final class InputFile {
         }
     }
 
-    func readExactly(_ count: Int, expectedTotal: Int) throws -> [UInt8] {
+    package func readExactly(_ count: Int, expectedTotal: Int) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         try bytes.withUnsafeMutableBytes { try readExactly(into: $0, expectedTotal: expectedTotal) }
         return bytes
     }
 
     /// Skips `count` bytes forward.
-    func skip(_ count: Int, expectedTotal: Int) throws {
+    package func skip(_ count: Int, expectedTotal: Int) throws {
         var left = count
         var scratch = [UInt8](repeating: 0, count: min(count, 1 << 16))
         while left > 0 {
@@ -78,7 +78,7 @@ final class InputFile {
     }
 
     /// Reads to the end and returns how many (uncompressed) bytes were left.
-    func remainingBytes() throws -> Int {
+    package func remainingBytes() throws -> Int {
         var scratch = [UInt8](repeating: 0, count: 1 << 16)
         var total = 0
         while true {

@@ -6,12 +6,12 @@ import Darwin
 
 /// A whole file mapped read-only. The only file that calls mmap. Mapped pages belong to the
 /// page cache, not to our tensors, so they are deliberately not booked in the memory ledger.
-final class MappedFile: @unchecked Sendable {
+package final class MappedFile: @unchecked Sendable {
     let path: String
     /// The file's bytes; empty (and no mapping) for an empty file.
-    let bytes: UnsafeRawBufferPointer
+    package let bytes: UnsafeRawBufferPointer
 
-    init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ShardError.io(file: path, operation: "open", message: errnoMessage()) }
@@ -30,7 +30,7 @@ final class MappedFile: @unchecked Sendable {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 
-    var count: Int { bytes.count }
+    package var count: Int { bytes.count }
 }
 
 /// The current errno as text.

@@ -6,14 +6,14 @@ import Darwin
 
 /// A file being written: write-all, fsync, close, and the directory and rename helpers the
 /// atomic commit needs. Errors name the file and the operation.
-final class OutputFile {
+package final class OutputFile {
     let path: String
     private var fd: Int32
     /// Bytes written so far (the offset of the next write).
     private(set) var position = 0
 
     /// Creates or truncates `path`.
-    init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ShardError.io(file: path, operation: "create", message: errnoMessage()) }
@@ -21,7 +21,7 @@ final class OutputFile {
 
     deinit { if fd >= 0 { Glibc.close(fd) } }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard var p = bytes.baseAddress else { return }
         var left = bytes.count
         while left > 0 {
@@ -34,7 +34,7 @@ final class OutputFile {
         }
     }
 
-    func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+    package func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
     /// Flushes to disk and closes; the file is complete only after this returns.
     func syncAndClose() throws {
@@ -46,7 +46,7 @@ final class OutputFile {
     }
 
     /// Closes without syncing (scratch files that a crash may lose).
-    func closeWithoutSync() throws {
+    package func closeWithoutSync() throws {
         guard fd >= 0 else { return }
         let rc = Glibc.close(fd)
         fd = -1

@@ -3,10 +3,10 @@ import CZstd
 /// The only file that calls libzstd. A compressor and a decompressor each own one reused zstd
 /// context (creating a context costs far more than compressing a 256 KiB block); neither is
 /// thread-safe, so each thread makes its own.
-enum Zstd {
+package enum Zstd {
     /// Failure of a zstd call, with zstd's own message and whether it was the content checksum.
-    struct Failure: Error {
-        var message: String
+    package struct Failure: Error {
+        package var message: String
         var isChecksum: Bool
     }
 
@@ -18,7 +18,7 @@ enum Zstd {
     }
 
     /// The most bytes compressing `size` bytes can produce.
-    static func compressBound(_ size: Int) -> Int { ZSTD_compressBound(size) }
+    package static func compressBound(_ size: Int) -> Int { ZSTD_compressBound(size) }
 
     /// The decompressed size a frame header announces; nil if absent or unreadable.
     static func frameContentSize(_ frame: UnsafeRawBufferPointer) -> Int? {
@@ -28,15 +28,15 @@ enum Zstd {
         return Int(size)
     }
 
-    static var versionString: String { String(cString: ZSTD_versionString()) }
+    package static var versionString: String { String(cString: ZSTD_versionString()) }
 
     /// One reused compression context with a fixed level; every frame carries its content size
     /// and a content checksum so `zstd -t` and the reader can check it on its own.
-    final class Compressor {
+    package final class Compressor {
         private let context: OpaquePointer
         let level: Int32
 
-        init(level: Int) throws {
+        package init(level: Int) throws {
             guard let c = ZSTD_createCCtx() else { throw Failure(message: "out of memory creating a zstd context", isChecksum: false) }
             context = c
             self.level = Int32(level)
@@ -51,7 +51,7 @@ enum Zstd {
         /// Compresses `source` into one frame in `destination` (at least `compressBound` bytes)
         /// and returns the frame's size. Frames are independent: the output of one call does not
         /// depend on earlier calls, which is what makes parallel compression deterministic.
-        func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws -> Int {
+        package func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws -> Int {
             let rc = ZSTD_compress2(context, destination.baseAddress, destination.count, source.baseAddress, source.count)
             if Zstd.isError(rc) { throw Zstd.failure(rc) }
             return rc

@@ -1,3 +1,5 @@
+import Shards
+
 /// Records `skip ..< skip + take` of another input, in its source order (before any shuffle),
 /// so one file can be carved into splits that never overlap: `--take 50000` for train and
 /// `--skip 50000` for validation together cover the file exactly once.

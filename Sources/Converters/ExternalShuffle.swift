@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Randomness
+import Shards
 
 /// Two-pass external shuffle with bounded memory, for inputs larger than the memory budget.
 /// Pass 1 streams the input once and sends each record to one of B bucket files chosen

@@ -1,3 +1,5 @@
+import Shards
+
 /// Everything `DatasetConverter` needs besides the input.
 public struct ConversionOptions: Sendable {
     /// The dataset folder (created if missing; a new split is added to an existing dataset).

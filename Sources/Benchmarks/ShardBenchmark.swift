@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Shards
 
 /// Decompression throughput, loader throughput and memory, and compression ratios measured on a
 /// dataset's own records.
@@ -118,9 +119,7 @@ public enum ShardBenchmark {
     }
 
     static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+        BenchmarkClock.now()
     }
 
     /// User + system CPU time of the whole process.

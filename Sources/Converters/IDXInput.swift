@@ -1,3 +1,5 @@
+import Shards
+
 /// MNIST-style IDX files (plain or .gz): an images file (magic 0x00000803 for [N, H, W] or
 /// 0x00000804 for [N, H, W, C], unsigned bytes) and a labels file (magic 0x00000801, [N]),
 /// dimensions big-endian. Images of any size are stored as uint8 [H, W, C]. Bytes after the

@@ -1,11 +1,5 @@
 import MemoryLedger
-
-/// One pass of `Conv2dKernel`.
-public enum ConvPass: String, CaseIterable, Sendable {
-    case forward
-    case backwardData
-    case backwardWeights
-}
+import Tensors
 
 /// The timing of one pass at one shape: the median over the repeats.
 public struct ConvBenchResult: Sendable, CustomStringConvertible {

@@ -1,15 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Training
 
 /// Timing helpers shared by the benchmarks: a monotonic clock, medians, and a repeat that runs
 /// a body often enough to be measurable.
 public enum BenchmarkClock {
     /// Seconds on the monotonic clock.
     public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+        MonotonicClock.now()
     }
 
     /// Seconds `body` takes.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Shards
 
 /// A CSV (or .csv.gz) file of numeric rows: one integer label column and numeric features.
 /// The header row is detected (a first row with a non-numeric cell) unless stated. Features

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Shards
 
 /// A source of records for conversion: a known count of fixed-size records whose fields are an
 /// `image` and an int32 scalar `label`, read sequentially in source order.

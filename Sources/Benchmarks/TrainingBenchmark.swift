@@ -3,6 +3,7 @@ import Layers
 import MemoryLedger
 import Shards
 import Tensors
+import Training
 
 /// `layerwise bench train`: samples/s of whole training steps (loading and augmentation
 /// included) for local and backprop modes of the same model, measured in one run, with the

@@ -1,4 +1,5 @@
 import Foundation
+import Shards
 /// The header of a NumPy `.npy` file (format versions 1, 2 and 3): element type, memory order
 /// and shape, and where the data starts.
 struct NPYArray {

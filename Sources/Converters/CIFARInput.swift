@@ -1,3 +1,5 @@
+import Shards
+
 /// CIFAR-10 / CIFAR-100 binary files (`data_batch_1.bin` ..., `train.bin`): each record is the
 /// label byte(s) then a 3 x 32 x 32 image in CHW order (all red, then green, then blue).
 /// CIFAR-10 has one label byte; CIFAR-100 has two, coarse then fine. Images are stored as HWC

@@ -1,5 +1,6 @@
 import Foundation
 import Randomness
+import Shards
 
 /// Converts a `RecordInput` into one split of a dataset: reads and checks every record (labels
 /// in range, counts as announced), optionally pre-shuffles them with a seeded generator, and

@@ -1,4 +1,5 @@
 import MemoryLedger
+import Shards
 
 /// The loader part of `shards bench`: `BatchLoader` on the dataset's real shards (zstd decode,
 /// frame CRC, shuffle, augmentation and normalisation all included), its peak ledger bytes next

@@ -1,3 +1,5 @@
+import Shards
+
 /// Lines of a text file (plain or .gz), without their line ending, numbered from 1.
 /// The returned buffer is valid until the next call.
 final class LineReader {

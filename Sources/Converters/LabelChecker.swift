@@ -1,3 +1,5 @@
+import Shards
+
 /// Checks every label as records stream by, in source order, so an error names the record:
 /// labels must be >= 0 and below the class count when it is fixed in advance.
 struct LabelChecker {

@@ -1,9 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import MemoryLedger
+import Shards
 
 /// What `LoaderBenchmark.run` measured.
 public struct LoaderBenchmarkResult: Sendable, Codable, Equatable {
@@ -53,8 +49,6 @@ public enum LoaderBenchmark {
     }
 
     private static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+        BenchmarkClock.now()
     }
 }

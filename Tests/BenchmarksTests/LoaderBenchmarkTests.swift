@@ -1,6 +1,7 @@
+import Benchmarks
 import XCTest
 import MemoryLedger
-@testable import Shards
+import Shards
 
 final class LoaderBenchmarkTests: XCTestCase {
     func testSyntheticSourceHasFashionMNISTShapedRecords() throws {

@@ -1,3 +1,5 @@
+import Shards
+
 /// A pair of NumPy `.npy` files: images [N, H, W] (stored as [H, W, 1]), [N, H, W, C], or
 /// [N, D] features (stored as [1, 1, D] unless `shape` says otherwise), and labels [N] or [N, 1].
 /// Images of dtype uint8 stay uint8; float32 and float64 become float32. Labels may be any
