@@ -26,6 +26,9 @@ public final class Trainer {
     var killAtGlobalStep: Int?
     struct Killed: Error {}
 
+    /// Called after every training step while `run(onStep:)` runs (nil otherwise).
+    var stepObserver: ((TrainingStep) -> Void)?
+
     /// - Parameters:
     ///   - resume: continue from the run folder's checkpoint (its config must match; augmentation
     ///     and normalisation left unchosen take the saved run's).
@@ -168,6 +171,8 @@ public final class Trainer {
             state.globalStep += 1
             state.cursor.recordsConsumed += count
             samples += count
+            stepObserver?(TrainingStep(epoch: epoch + 1, step: state.globalStep, stepInEpoch: state.stepInEpoch,
+                                       stepsInEpoch: stepsPerEpoch, examples: count, learningRate: lr, stats: stats))
             if let report = memoryReport, state.globalStep - report.firstStep >= Trainer.memoryReportSteps {
                 try writeMemoryReport(report, steps: state.globalStep - report.firstStep)
                 memoryReport = nil
