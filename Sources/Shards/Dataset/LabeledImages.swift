@@ -71,13 +71,12 @@ public struct LabeledImages: Sendable {
         guard count > 0 else { throw ShardError.invalidOption(name: "images", problem: "there are none to write") }
         let schema = self.schema
         let recordSize = schema.recordSize
-        var records = [UInt8](repeating: 0, count: count * recordSize)
+        // Records are the image's bytes, then the label as little-endian int32.
+        var records: [UInt8] = []
+        records.reserveCapacity(count * recordSize)
         for i in 0..<count {
-            let offset = i * recordSize
-            records.replaceSubrange(offset ..< offset + imageBytes, with: pixels[i * imageBytes ..< (i + 1) * imageBytes])
-            withUnsafeBytes(of: labels[i].littleEndian) { label in
-                records.replaceSubrange(offset + imageBytes ..< offset + recordSize, with: label)
-            }
+            records += pixels[i * imageBytes ..< (i + 1) * imageBytes]
+            withUnsafeBytes(of: labels[i].littleEndian) { records += $0 }
         }
         var statistics = try PixelStatistics(schema: schema)
         records.withUnsafeBytes { statistics.add($0) }
