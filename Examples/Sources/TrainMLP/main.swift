@@ -27,7 +27,7 @@ config.batchSize = 64
 config.milestones = []
 let trainer = try Trainer(config: config, showProgress: false)
 try trainer.run { step in
-    if step.stepInEpoch % 8 == 0 {
+    if step.stepInEpoch % max(1, step.stepsInEpoch / 4) == 0 {   // four lines an epoch
         print("epoch \(step.epoch) step \(step.stepInEpoch)/\(step.stepsInEpoch): loss \(step.loss), block losses \(step.blockLosses)")
     }
 }
