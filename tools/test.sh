@@ -3,9 +3,14 @@
 #   LAYERWISE_LONG_TESTS=1   longer end-to-end runs
 #   LAYERWISE_CGROUP_TESTS=1 the cgroup memory-cap proof (needs root and a writable cgroup)
 # setup.sh installs Fashion-MNIST, so a test that needs it fails here instead of skipping.
+# Last, tools/check-dependable.sh builds Examples/ against a tagged copy of the package (about
+# 2 minutes: a release build of the library).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 export LAYERWISE_REQUIRE_DATA=1
 swift build --build-tests
 swift test --skip-build "$@"
+# The package as a versioned dependency: Examples/ built in release against a copy tagged 0.1.0
+# (a run of chosen tests, `tools/test.sh --filter ...`, leaves it out).
+if [ $# -eq 0 ]; then tools/check-dependable.sh; else echo "check-dependable: left out (test arguments given)"; fi

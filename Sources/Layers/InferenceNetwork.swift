@@ -96,8 +96,12 @@ public final class InferenceNetwork {
     }
 
     /// - Parameters:
+    ///   - spec: the model to run; its heads are not built.
+    ///   - parameters: where the weights and BatchNorm statistics come from (shared with a
+    ///     training network, or loaded from a checkpoint).
     ///   - microBatch: examples per micro-batch (at least 1).
     ///   - engine: the conv engine (`ConvEngine.default` unless a test picks one).
+    ///   - ledger: where the network's buffers are booked.
     /// - Throws: `InferenceNetworkError` when a `.shared` source lacks a tensor or has one of
     ///   another shape; whatever a `.load` source's `fill` throws.
     public init(spec: ModelSpec, parameters: ParameterSource, microBatch: Int = InferenceNetwork.defaultMicroBatch,

@@ -12,9 +12,13 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
     /// Width of the fixed random label projection P of the -bpf losses (classes -> 128).
     public static let projectionSize = 128
 
+    /// Every loss but backprop trains the blocks from local heads.
     public var isLocal: Bool { self != .backprop }
+    /// Has a pred term (a local classifier head).
     public var usesPred: Bool { self == .pred || self == .predsim || self == .predBpf || self == .predsimBpf }
+    /// Has a sim term (similarity matching).
     public var usesSim: Bool { self == .sim || self == .predsim || self == .simBpf || self == .predsimBpf }
+    /// The -bpf variants: targets through a fixed random label projection.
     public var isBackpropFree: Bool { self == .predBpf || self == .simBpf || self == .predsimBpf }
     /// Losses that mix pred and sim with beta (and scale the output layer's loss by 1 - beta).
     public var mixes: Bool { self == .predsim || self == .predsimBpf }

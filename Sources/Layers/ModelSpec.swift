@@ -2,26 +2,36 @@ import Tensors
 
 /// The architecture and training signal of a model: everything needed to rebuild it.
 public struct ModelSpec: Codable, Sendable, Equatable {
+    /// The architecture family: the MLP, or one of the paper's VGG-style conv networks.
     public enum Kind: String, Codable, Sendable, CaseIterable { case mlp, vgg8b, vgg11b }
 
     /// One entry of a VGG layer list: a conv block of this many channels, or a max pool.
     public enum ConvLayer: Equatable, Sendable { case conv(Int), maxPool }
 
+    /// The architecture family.
     public var kind: Kind = .mlp
     /// Input shape (C, H, W) as the loader delivers it.
     public var inputShape: [Int] = [1, 28, 28]
+    /// Classes of the output layer (a trainer takes it from the dataset).
     public var classes: Int = 10
+    /// The MLP's hidden blocks.
     public var numLayers: Int = 3
+    /// Units of each hidden Linear block.
     public var numHidden: Int = 1024
+    /// The hidden blocks' training signal, or global backprop.
     public var loss: LossKind = .predsim
+    /// Weight of the sim term in the mixed losses (the pred term and the output layer get 1 - beta).
     public var beta: Float = 0.99
+    /// Dropout on each block's hand-off (whole channels for conv blocks).
     public var dropout: Float = 0.025
+    /// The activation of every hidden block.
     public var nonlinearity: Nonlinearity = .leakyRelu
     /// VGG: conv widths are multiplied by this.
     public var featMult: Float = 1
     /// VGG: the pred head average-pools h until C h' w' <= this.
     public var dimInDecoder: Int = 1024
 
+    /// The paper's Fashion-MNIST MLP: 3 x 1024, predsim, beta 0.99, LeakyReLU, dropout 0.025.
     public init() {}
 
     /// The paper's conv layer lists (before `featMult`).
@@ -84,6 +94,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         dimInDecoder = try c.decodeIfPresent(Int.self, forKey: .dimInDecoder) ?? 1024
     }
 
+    /// Values per input example: C x H x W.
     public var inputFeatures: Int { inputShape.reduce(1, *) }
 
     /// Trainable parameters without local heads (the paper's #params).
@@ -115,6 +126,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         return total
     }
 
+    /// One line: the architecture, the loss (and beta), the nonlinearity and dropout.
     public var description: String {
         (kind == .mlp ? "mlp \(numLayers)x\(numHidden)" : "\(kind.rawValue)" + (featMult == 1 ? "" : " x\(featMult)") + " + \(numHidden)")
             + ", loss \(loss.rawValue)" + (loss.mixes ? " (beta \(beta))" : "")

@@ -53,6 +53,11 @@ public struct ModeProfile: Equatable, Sendable, Codable {
     /// timeline come from the whole ledger.
     ///
     /// - Parameters:
+    ///   - ledger: the ledger that booked the run.
+    ///   - name: the mode's name ("local", "backprop", ...).
+    ///   - model: the model's description.
+    ///   - batchSize: examples per training step.
+    ///   - steps: training steps the ledger saw.
     ///   - layers: the per-layer table the trainer computed (analytic W_k, measured peaks...).
     ///   - process: the OS figures; read them at the same moment (`ProcessFigures(.read())`).
     public init(ledger: Ledger, name: String, model: String, batchSize: Int, steps: Int,

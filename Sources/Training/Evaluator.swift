@@ -45,14 +45,20 @@ public enum Evaluator {
 
 /// `layerwise eval`: the error of a run's or a checkpoint's model on a split.
 public enum Evaluation {
+    /// What an evaluation measured.
     public struct Result: Sendable {
+        /// The model's description.
         public var model: String
+        /// Error in percent.
         public var error: Double
+        /// Records evaluated.
         public var records: Int
         /// The ledger's high-water mark over loading and evaluating, with its breakdown.
         public var ledgerPeak: LedgerSnapshot
     }
 
+    /// Evaluates the model of a run folder's checkpoint (or of `checkpoint`) on `split` of the
+    /// dataset (`data`, else the run's), normalised as the model was trained.
     public static func run(runFolder: String?, checkpoint: String?, data: String?, split: String,
                            batchSize: Int = 500, microBatch: Int = InferenceNetwork.defaultMicroBatch,
                            threads: Int? = nil) throws -> Result {

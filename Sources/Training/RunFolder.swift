@@ -4,8 +4,10 @@ import Foundation
 /// A run folder: `config.json`, `metrics.jsonl` (one JSON object per epoch) and
 /// `checkpoint.safetensors` (weights, optimizer moments, BN statistics and trainer state).
 public struct RunFolder: Sendable {
+    /// The folder.
     public let path: String
 
+    /// Opens the folder at `path`, creating it if needed.
     public init(path: String) throws {
         self.path = path
         do {
@@ -15,8 +17,11 @@ public struct RunFolder: Sendable {
         }
     }
 
+    /// The run's configuration, written when the run starts.
     public var configPath: String { path + "/config.json" }
+    /// One JSON object per finished epoch (``EpochMetrics``).
     public var metricsPath: String { path + "/metrics.jsonl" }
+    /// The latest checkpoint (safetensors), replaced atomically.
     public var checkpointPath: String { path + "/checkpoint.safetensors" }
 
     /// Writes config.json and clears metrics of an earlier run in the same folder.
@@ -28,6 +33,7 @@ public struct RunFolder: Sendable {
         try? FileManager.default.removeItem(atPath: checkpointPath)
     }
 
+    /// The run's `config.json`.
     public func readConfig() throws -> TrainingConfig {
         guard let data = FileManager.default.contents(atPath: configPath) else {
             throw TrainingError.runFolder(path: path, problem: "has no config.json; nothing to resume")

@@ -9,9 +9,13 @@ import Tensors
 /// backprop), evaluates, writes `metrics.jsonl` and checkpoints into the run folder, and
 /// resumes a killed run exactly from its last checkpoint.
 public final class Trainer {
+    /// The configuration the run uses: the one given, with augmentation and normalisation resolved.
     public let config: TrainingConfig
+    /// Where every buffer of the run is booked; ``memorySummary()`` reads it.
     public let ledger: Ledger
+    /// The model being trained (its spec has the input shape and class count of the data).
     public let network: Network
+    /// The run folder: `config.json`, `metrics.jsonl` and the checkpoint.
     public let runFolder: RunFolder
     private let dataset: ShardDataset
     private let trainSource: RecordBlockSource
@@ -26,11 +30,25 @@ public final class Trainer {
     var killAtGlobalStep: Int?
     struct Killed: Error {}
 
+    /// Called after every training step while `run(onStep:)` runs (nil otherwise).
+    var stepObserver: ((TrainingStep) -> Void)?
+
+    /// Checks the configuration, opens the dataset and checks its splits against the model,
+    /// then builds the network and the loader (and, unless resuming, starts the run folder).
+    ///
     /// - Parameters:
+    ///   - requested: the recipe; choices left nil (augmentation, normalisation) are resolved
+    ///     here and recorded in ``config``.
     ///   - resume: continue from the run folder's checkpoint (its config must match; augmentation
     ///     and normalisation left unchosen take the saved run's).
+    ///   - ledger: where every buffer of the run is booked; give each run its own to read its
+    ///     peaks alone.
+    ///   - showProgress: show each epoch's progress on standard error: a bar on a terminal,
+    ///     an occasional plain line otherwise.
     ///   - log: receives the data line (splits, augmentation, normalisation: the first line a run
     ///     prints) and one line per epoch (the CLI prints them).
+    /// - Throws: ``TrainingError`` for a configuration, dataset or run folder that cannot be
+    ///   used, naming what to fix.
     public init(config requested: TrainingConfig, resume: Bool = false, ledger: Ledger = .shared,
                 showProgress: Bool = true, log: @escaping (String) -> Void = { print($0) }) throws {
         try requested.validate()
@@ -169,6 +187,8 @@ public final class Trainer {
             state.globalStep += 1
             state.cursor.recordsConsumed += count
             samples += count
+            stepObserver?(TrainingStep(epoch: epoch + 1, step: state.globalStep, stepInEpoch: state.stepInEpoch,
+                                       stepsInEpoch: stepsPerEpoch, examples: count, learningRate: lr, stats: stats))
             if let report = memoryReport, state.globalStep - report.firstStep >= Trainer.memoryReportSteps {
                 try writeMemoryReport(report, steps: state.globalStep - report.firstStep)
                 memoryReport = nil

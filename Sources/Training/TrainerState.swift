@@ -7,19 +7,30 @@ import Foundation
 /// the running sums of the current epoch's metrics. Saved in every checkpoint, so a resumed
 /// run continues exactly and still reports whole-epoch metrics.
 public struct TrainerState: Codable, Sendable, Equatable {
+    /// Where the loader stands in the training split.
     public var cursor: LoaderCursor
+    /// Steps done since the run started.
     public var globalStep: Int = 0
+    /// Steps done in the current epoch.
     public var stepInEpoch: Int = 0
+    /// Examples trained on in the current epoch.
     public var samplesInEpoch: Int = 0
+    /// Sum over the epoch of the output loss times the batch size.
     public var outputLossSum: Double = 0
+    /// Examples the output layer got wrong this epoch.
     public var wrongSum: Int = 0
+    /// Per block: sum of the pred term times the batch size.
     public var predLossSums: [Double] = []
+    /// Per block: sum of the sim term times the batch size.
     public var simLossSums: [Double] = []
+    /// Per block: examples its pred head got wrong.
     public var localWrongSums: [Int] = []
+    /// Per block: whether it has a classifying head.
     public var hasLocalError: [Bool] = []
     /// Training seconds of this epoch before a resume.
     public var secondsBefore: Double = 0
 
+    /// The state at the start of a run whose loader stands at `cursor`.
     public init(cursor: LoaderCursor) { self.cursor = cursor }
 
     mutating func accumulate(_ stats: StepStats, count: Int, layers: Int) {

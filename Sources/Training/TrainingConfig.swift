@@ -7,19 +7,27 @@ import Shards
 public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Dataset folder (shards + manifest.json).
     public var data: String = "data/fashion-mnist"
+    /// The split trained on.
     public var trainSplit: String = "train"
     /// The split evaluated after every epoch; nil: none (`--test-split none`).
     public var testSplit: String? = "test"
     /// Run folder (config, metrics, checkpoints).
     public var run: String = "runs/mlp"
+    /// The model and its loss; input shape and class count are taken from the data.
     public var model = ModelSpec()
+    /// Adam or SGD, momentum and weight decay: one optimizer per block and one for the output layer.
     public var optimizer = OptimizerSettings()
+    /// Epochs to train in all (a resumed run continues up to this many).
     public var epochs: Int = 200
+    /// Examples per training step (and per evaluation batch).
     public var batchSize: Int = 128
+    /// The learning rate before any milestone.
     public var lr: Float = 5e-4
     /// Epochs after which the learning rate is multiplied by `lrDecay`.
     public var milestones: [Int] = [100, 150, 175, 188]
+    /// Factor applied to the learning rate at each of `milestones`.
     public var lrDecay: Float = 0.25
+    /// Seeds every random draw: initialisation, shuffling, augmentation and dropout.
     public var seed: UInt64 = 1
     /// BLAS threads (nil: all cores).
     public var threads: Int?
@@ -33,6 +41,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// it before the first step (the saved run's when resuming, else the training split's
     /// statistics) and config.json records the values used.
     public var mean: [Float]?
+    /// The standard deviation per channel that goes with `mean`.
     public var std: [Float]?
     /// How `mean` and `std` were chosen: "dataset" (the training split's statistics from the
     /// manifest), "dataset-computed" (computed from the training split, the manifest had none),
@@ -57,6 +66,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// nil: whole batches. Backprop mode ignores it. Absent from older config.json files.
     public var chunk: Int?
 
+    /// The paper's Fashion-MNIST MLP recipe on `data/fashion-mnist`, run folder `runs/mlp`.
     public init() {}
 
     /// Learning rate for an epoch (0-based) under the milestone schedule.

@@ -8,6 +8,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// The planner's predicted ledger peak does not fit `--memory-budget`; the message has the numbers.
     case overMemoryBudget(String)
 
+    /// The error as a sentence that names what to fix.
     public var description: String {
         switch self {
         case let .nonFiniteLoss(layer, step, epoch, value):

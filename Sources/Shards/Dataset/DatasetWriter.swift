@@ -23,7 +23,11 @@ public final class DatasetWriter {
     private var written = 0
 
     /// Checks the target and creates the staging folder.
-    /// - Parameter replace: allow replacing a split that already exists.
+    /// - Parameters:
+    ///   - directory: the dataset folder (created if needed).
+    ///   - split: the split to write: letters, digits and underscores.
+    ///   - options: block size, zstd level and threads of the shards.
+    ///   - replace: allow replacing a split that already exists.
     public init(directory: String, split: String, options: ShardWriterOptions, replace: Bool = false) throws {
         guard !split.isEmpty, split.utf8.allSatisfy({ $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
             throw ShardError.invalidOption(name: "split", problem: "\"\(split)\" must be letters, digits and underscores")

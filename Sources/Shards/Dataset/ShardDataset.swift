@@ -3,15 +3,20 @@ import Foundation
 /// A dataset folder: `manifest.json` plus its shards. Opening reads and checks the manifest;
 /// `split(_:)` opens that split's shards and checks each against the manifest.
 public final class ShardDataset: Sendable {
+    /// The dataset folder.
     public let directory: String
+    /// The checked `manifest.json`.
     public let manifest: DatasetManifest
 
+    /// Opens the dataset in `directory`: reads and checks its manifest (shards are opened by `split(_:)`).
     public init(directory: String) throws {
         self.directory = directory
         manifest = try DatasetManifest.load(directory: directory)
     }
 
+    /// The record layout every split shares.
     public var schema: RecordSchema { manifest.schema }
+    /// The splits, sorted by name.
     public var splitNames: [String] { manifest.splitNames }
 
     /// The path of a shard file of this dataset.

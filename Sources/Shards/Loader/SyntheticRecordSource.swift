@@ -15,7 +15,12 @@ public final class SyntheticRecordSource: RecordBlockSource, @unchecked Sendable
 
     /// - Parameters:
     ///   - records: total records (60,000 for Fashion-MNIST's train split).
+    ///   - height: image height in pixels.
+    ///   - width: image width in pixels.
+    ///   - channels: image channels (stored last, HWC).
+    ///   - classCount: labels cycle through `0..<classCount`.
     ///   - blockBytes: target uncompressed block size; blocks hold whole records.
+    ///   - seed: seeds the random pixels.
     public init(records: Int, height: Int = 28, width: Int = 28, channels: Int = 1, classCount: Int = 10,
                 blockBytes: Int = 256 * 1024, seed: UInt64 = 0) {
         schema = RecordSchema(fields: [Field(name: "image", type: .uint8, shape: [height, width, channels]),

@@ -56,8 +56,13 @@ public final class ConvWorkspace {
     /// A workspace for `geometry`, large enough to also serve `others` through `serving(_:)`
     /// (for example a block's conv and its sim head's conv, which never run at the same time):
     /// one allocation of `bytes(covering:)` bytes instead of one per conv.
-    /// - Parameter imagesPerGemm: G for `geometry`; nil picks `defaultImagesPerGemm(geometry)`.
-    /// - Parameter engine: `.dnnl` computes the geometries `DNNLConvolution.handles` with oneDNN.
+    /// - Parameters:
+    ///   - geometry: the convolution this workspace is made for.
+    ///   - imagesPerGemm: G for `geometry`; nil picks `defaultImagesPerGemm(geometry)`.
+    ///   - others: further convolutions the workspace must also serve.
+    ///   - engine: `.dnnl` computes the geometries `DNNLConvolution.handles` with oneDNN.
+    ///   - layer: the layer its bytes are booked under (nil: none).
+    ///   - ledger: where its bytes are booked.
     public convenience init(_ geometry: ConvGeometry, imagesPerGemm: Int? = nil, alsoServing others: [ConvGeometry] = [],
                             engine: ConvEngine = .default, layer: Int? = nil, ledger: Ledger = .shared) {
         let usesDNNL = engine == .dnnl && DNNLConvolution.handles(geometry)
