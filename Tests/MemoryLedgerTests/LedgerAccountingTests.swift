@@ -128,7 +128,7 @@ final class TrackedBufferLifetimeTests: XCTestCase {
     /// Returns a buffer whose ledger nothing else references, and a weak view of that ledger.
     private func makeBufferOnAFreshLedger() -> (TrackedBuffer<Float>, () -> Ledger?) {
         let fresh = Ledger(eventCapacity: 0)
-        weak var weakLedger = fresh
+        weak let weakLedger = fresh
         let buffer = TrackedBuffer<Float>(count: 256, category: .weights, layer: 0, label: "outlives", ledger: fresh)
         return (buffer, { weakLedger })
     }

@@ -29,8 +29,8 @@ enum FashionMNISTSlice {
             _ = try labelFile.readExactly(8, expectedTotal: 8)
             let labels = try labelFile.readExactly(count, expectedTotal: 8 + count)
             let imagesPath = "\(directory)/\(split)-images.idx", labelsPath = "\(directory)/\(split)-labels.idx"
-            FileManager.default.createFile(atPath: imagesPath, contents: Data(idx(dims: [count, 28, 28], data: pixels)))
-            FileManager.default.createFile(atPath: labelsPath, contents: Data(idx(dims: [count], data: labels)))
+            try Data(idx(dims: [count, 28, 28], data: pixels)).write(to: URL(fileURLWithPath: imagesPath))
+            try Data(idx(dims: [count], data: labels)).write(to: URL(fileURLWithPath: labelsPath))
             let input = try IDXInput(images: imagesPath, labels: labelsPath)
             _ = try DatasetConverter.convert(input, options: ConversionOptions(directory: dataset, split: split, classCount: 10))
         }
