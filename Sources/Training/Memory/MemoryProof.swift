@@ -12,7 +12,12 @@ public enum MemoryProof {
     ///    transient categories) == live activations == k's hand-off bytes;
     /// and that 4. after the step the ledger holds exactly what it held before.
     ///
-    /// - Parameter images: booked as `input` on the network's ledger, the planner's assumption.
+    /// - Parameters:
+    ///   - network: a local-mode network on its own ledger.
+    ///   - images: booked as `input` on the network's ledger, the planner's assumption.
+    ///   - labels: one label per image.
+    ///   - lr: the step's learning rate.
+    ///   - step: the step number (it picks the dropout masks).
     /// - Returns: the violations, as sentences; empty when every claim holds.
     public static func checkLocalStep(_ network: Network, images: Tensor, labels: [Int32], lr: Float = 1e-3, step: Int = 0) -> [String] {
         precondition(network.spec.loss.isLocal, "the proof is about local mode")

@@ -11,7 +11,9 @@ import Tensors
 /// (see `StepWindows`). Meant to run alone in a fresh process (`layerwise profile-mode`), so the
 /// process figures belong to this mode only.
 public enum ModeProfiler {
-    /// - Parameter mode: "local" or "backprop".
+    /// - Parameters:
+    ///   - request: the model, batch, steps, inputs and chunk size to measure.
+    ///   - mode: "local" or "backprop".
     public static func run(_ request: ProfileRequest, mode: String) throws -> ModeProfile {
         let startRSS = ProcessMemory.read().currentRSS
         BLAS.setThreads(request.threads ?? ProcessorCount.online)
