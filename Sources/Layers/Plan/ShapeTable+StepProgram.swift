@@ -101,25 +101,12 @@ extension ShapeTable {
 
     // HiddenBlock.trainLocal
     private func localBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int) {
-        let k = "\(l.index).", c = l.channels, n = b * l.outputCount
+        let k = "\(l.index).", n = b * l.outputCount
         let hName = l.poolAfter ? k + "h" : k + "handoff"  // h becomes the hand-off in place unless pooled
-        // mapAndNorm: z (becomes x-hat), h, invStd; the batch mean only inside BatchNorm
-        p.allocate(k + "xhat", .activations, layer: l.index, floats: n)
-        if let g = l.geometry { conv(&p, .forward, g, b, bias: true) }
-        p.allocate(hName, .activations, layer: l.index, floats: n)
-        p.allocate(k + "invStd", .activations, layer: l.index, floats: c)
-        p.allocate(k + "mean", .activations, layer: l.index, floats: c)
-        p.free(k + "mean")
+        mapAndNorm(&p, l, batch: b, h: hName)
         p.allocate(k + "dh", .activationGrads, layer: l.index, floats: n)
         heads(&p, l, batch: b, h: hName)
-        // backward: BN gradients and scratch; x-hat and invStd go; the map's gradients
-        p.allocate("grad." + k + "bn.weight", .gradients, layer: l.index, floats: c)
-        p.allocate("grad." + k + "bn.bias", .gradients, layer: l.index, floats: c)
-        p.allocate(k + "bn.scratch", .workspace, layer: l.index, floats: 2 * c)
-        p.free(k + "bn.scratch", k + "xhat", k + "invStd")
-        p.allocate("grad." + k + "weight", .gradients, layer: l.index, floats: l.params - 3 * c)
-        p.allocate("grad." + k + "bias", .gradients, layer: l.index, floats: c)
-        if let g = l.geometry { conv(&p, .backwardWeights, g, b, bias: true) }
+        normAndMapBackward(&p, l, batch: b)
         p.free(k + "dh")
         // update: every gradient of the block and its heads is dropped
         p.freeAll(prefix: "grad." + k)
@@ -127,6 +114,32 @@ extension ShapeTable {
             p.allocate(k + "handoff", .activations, layer: l.index, floats: b * l.handOffCount)
             p.free(k + "h")
         }
+    }
+
+    // HiddenBlock.mapAndNorm: z (becomes x-hat), h, invStd; the batch mean only inside BatchNorm
+    private func mapAndNorm(_ p: inout StepProgram, _ l: Layer, batch b: Int, h: String) {
+        let k = "\(l.index).", n = b * l.outputCount, c = l.channels
+        p.allocate(k + "xhat", .activations, layer: l.index, floats: n)
+        p.allocate(h, .activations, layer: l.index, floats: n)
+        p.allocate(k + "invStd", .activations, layer: l.index, floats: c)
+        p.allocate(k + "mean", .activations, layer: l.index, floats: c)
+        p.free(k + "mean")
+        if let g = l.geometry {
+            conv(&p, .forward, g, b, bias: true)
+            conv(&p, .backwardWeights, g, b, bias: true)  // the backward that follows in either mode
+        }
+    }
+
+    // HiddenBlock.backward after the nonlinearity: BN gradients and scratch; x-hat and invStd
+    // go; the map's gradients (the input gradient is the caller's)
+    private func normAndMapBackward(_ p: inout StepProgram, _ l: Layer, batch b: Int) {
+        let k = "\(l.index).", c = l.channels
+        p.allocate("grad." + k + "bn.weight", .gradients, layer: l.index, floats: c)
+        p.allocate("grad." + k + "bn.bias", .gradients, layer: l.index, floats: c)
+        p.allocate(k + "bn.scratch", .workspace, layer: l.index, floats: 2 * c)
+        p.free(k + "bn.scratch", k + "xhat", k + "invStd")
+        p.allocate("grad." + k + "weight", .gradients, layer: l.index, floats: l.params - 3 * c)
+        p.allocate("grad." + k + "bias", .gradients, layer: l.index, floats: c)
     }
 
     // LocalHeads.apply
@@ -401,17 +414,9 @@ extension ShapeTable {
     private func backpropStep(_ p: inout StepProgram, batch b: Int) {
         for l in hiddenLayers {
             p.mark(.layerBegins(l.index))
-            let k = "\(l.index).", n = b * l.outputCount, c = l.channels
-            p.allocate(k + "xhat", .activations, layer: l.index, floats: n)
-            p.allocate(k + "h", .activations, layer: l.index, floats: n)
-            p.allocate(k + "invStd", .activations, layer: l.index, floats: c)
-            p.allocate(k + "mean", .activations, layer: l.index, floats: c)
-            p.free(k + "mean")
-            if let g = l.geometry {
-                conv(&p, .forward, g, b, bias: true)
-                conv(&p, .backwardWeights, g, b, bias: true)
-                if l.index > 0 { conv(&p, .backwardData, g, b, bias: false) }
-            }
+            let k = "\(l.index).", n = b * l.outputCount
+            mapAndNorm(&p, l, batch: b, h: k + "h")
+            if let g = l.geometry, l.index > 0 { conv(&p, .backwardData, g, b, bias: false) }
             // dropout(h) goes to a copy, since the backward needs h; pooled into the hand-off
             if l.poolAfter {
                 p.allocate(k + "dropped", .activations, layer: l.index, floats: n)
@@ -432,19 +437,14 @@ extension ShapeTable {
         p.free(ko + "logits")
         if o.index > 0 { p.free(inputName(o.index)) }
         for l in hiddenLayers.reversed() {
-            let k = "\(l.index).", n = b * l.outputCount, c = l.channels
+            let k = "\(l.index).", n = b * l.outputCount
             let incoming = "\(l.index + 1).dx"
             if l.poolAfter {
                 p.allocate(k + "dh", .activationGrads, layer: l.index, floats: n)
                 p.free(k + "argmax")
             }
             p.free(k + "h")
-            p.allocate("grad." + k + "bn.weight", .gradients, layer: l.index, floats: c)
-            p.allocate("grad." + k + "bn.bias", .gradients, layer: l.index, floats: c)
-            p.allocate(k + "bn.scratch", .workspace, layer: l.index, floats: 2 * c)
-            p.free(k + "bn.scratch", k + "xhat", k + "invStd")
-            p.allocate("grad." + k + "weight", .gradients, layer: l.index, floats: l.params - 3 * c)
-            p.allocate("grad." + k + "bias", .gradients, layer: l.index, floats: c)
+            normAndMapBackward(&p, l, batch: b)
             if l.index > 0 {
                 p.allocate(k + "dx", .activationGrads, layer: l.index, floats: b * l.inputCount)
                 p.free(inputName(l.index))  // the block's saved input
