@@ -52,3 +52,59 @@ public struct ProcessMemory: Sendable, Codable, Equatable {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// Where the process's resident pages are, by what backs them, from /proc/self/smaps: the
+/// measured split of the memory the ledger does not count.
+public struct ResidentSplit: Sendable, Codable, Equatable {
+    /// Pages of the executable and shared libraries (code, read-only data).
+    public var codeAndLibraries: Int = 0
+    /// Pages of memory-mapped shard files (`.zshard`), the loader's page cache.
+    public var mappedShards: Int = 0
+    /// Pages of other mapped files (checkpoints, locale data, ...).
+    public var otherFiles: Int = 0
+    /// Anonymous pages: malloc's heap and mmapped blocks (tensors among them), thread stacks, the
+    /// BLAS's and oneDNN's own buffers.
+    public var anonymous: Int = 0
+
+    public init() {}
+
+    public var total: Int { codeAndLibraries + mappedShards + otherFiles + anonymous }
+
+    /// Reads /proc/self/smaps (all zero where it cannot be read).
+    public static func read() -> ResidentSplit {
+        parse(ProcessMemory.readProcFile("/proc/self/smaps"), executable: executablePath())
+    }
+
+    /// Sums each mapping's `Rss:` into its class; a mapping's header line names its file, if any.
+    public static func parse(_ smaps: String, executable: String?) -> ResidentSplit {
+        var split = ResidentSplit()
+        var path = ""
+        for line in smaps.split(separator: "\n", omittingEmptySubsequences: true) {
+            if let first = line.first, first.isHexDigit, line.contains("-") {
+                // "start-end perms offset dev inode   path": the path is the sixth field onwards.
+                let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+                path = fields.count == 6 ? String(fields[5].drop(while: { $0 == " " })) : ""
+                continue
+            }
+            guard line.hasPrefix("Rss:") else { continue }
+            let bytes = ProcessMemory.kilobytes(of: "Rss:", in: String(line)) * 1024
+            if path.isEmpty || path.hasPrefix("[") {
+                split.anonymous += bytes
+            } else if path.hasSuffix(".zshard") {
+                split.mappedShards += bytes
+            } else if path == executable || path.hasSuffix(".so") || path.contains(".so.") {
+                split.codeAndLibraries += bytes
+            } else {
+                split.otherFiles += bytes
+            }
+        }
+        return split
+    }
+
+    static func executablePath() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

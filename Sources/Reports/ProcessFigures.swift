@@ -17,6 +17,10 @@ public struct ProcessFigures: Equatable, Sendable, Codable {
     public var cgroupPeak: Int?
     /// Resident set size before the mode's first tensor, bytes: runtime and code, roughly.
     public var startRSS: Int?
+    /// What backed the resident pages when the profile was captured (/proc/self/smaps), and the
+    /// ledger's live bytes at that moment: the measured split of what the ledger does not count.
+    public var resident: ResidentSplit?
+    public var ledgerLiveAtCapture: Int?
 
     public init(peakRSS: Int, currentRSS: Int, maxRSS: Int, cgroupPeak: Int? = nil, startRSS: Int? = nil) {
         self.peakRSS = peakRSS

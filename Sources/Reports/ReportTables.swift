@@ -79,6 +79,12 @@ public struct ReportTables {
         row("cgroup peak") { optional($0.process.cgroupPeak) }
         row("RSS before the run") { optional($0.process.startRSS) }
         row("not counted by the ledger") { ByteFormat.human(ReportTables.uncounted($0)) }
+        if modes.contains(where: { $0.process.resident != nil }) {
+            row("peak RSS - ledger peak, by cause:") { ByteFormat.human($0.process.peakRSS - $0.peak.total) }
+            for (name, part) in ReportTables.uncountedParts {
+                row("  \(name)") { mode in ReportTables.split(mode).map { ByteFormat.human(part($0)) } ?? "-" }
+            }
+        }
         row("timeline events (dropped)") { "\(ByteFormat.exact($0.timeline.sourceEventCount)) (\($0.timeline.droppedEvents))" }
         return table
     }
@@ -88,10 +94,44 @@ public struct ReportTables {
         mode.process.peakRSS - mode.peak.total - mode.ledgerOwnBytes
     }
 
+    /// Peak RSS minus the ledger peak, split by what backs the pages (measured when the profile was
+    /// captured, after the steps) and, as the remainder, what was resident at the peak but freed
+    /// since (allocator slack and buffers outside the ledger that lived only then).
+    public struct UncountedSplit: Equatable, Sendable {
+        public var codeAndLibraries: Int
+        public var mappedShards: Int
+        public var otherFiles: Int
+        /// Anonymous pages beyond the ledger's live tensors at capture: the Swift runtime's and
+        /// Foundation's heap, thread stacks, the BLAS's and oneDNN's own buffers, allocator slack,
+        /// the ledger's own tables.
+        public var anonymousOutsideLedger: Int
+        /// The rest of the gap at the peak: peak RSS - ledger peak minus the four above.
+        public var onlyAtThePeak: Int
+    }
+
+    public static func split(_ mode: ModeProfile) -> UncountedSplit? {
+        guard let r = mode.process.resident, let live = mode.process.ledgerLiveAtCapture else { return nil }
+        let anonymous = r.anonymous - live
+        let known = r.codeAndLibraries + r.mappedShards + r.otherFiles + anonymous
+        return UncountedSplit(codeAndLibraries: r.codeAndLibraries, mappedShards: r.mappedShards, otherFiles: r.otherFiles,
+                              anonymousOutsideLedger: anonymous, onlyAtThePeak: mode.process.peakRSS - mode.peak.total - known)
+    }
+
+    static let uncountedParts: [(String, (UncountedSplit) -> Int)] = [
+        ("code and libraries", { $0.codeAndLibraries }),
+        ("mapped shard pages", { $0.mappedShards }),
+        ("other mapped files", { $0.otherFiles }),
+        ("anonymous, beyond the ledger's tensors", { $0.anonymousOutsideLedger }),
+        ("resident at the peak only", { $0.onlyAtThePeak }),
+    ]
+
     /// What the cross-check table means, as sentences for under the table.
     public static let crossCheckNotes = [
         "Not counted by the ledger = peak RSS - ledger peak - ledger's own tables: the Swift runtime and",
         "code, thread stacks, allocator slack, and the page cache of memory-mapped shards.",
+        "Peak RSS - ledger peak is split by cause from /proc/self/smaps after the steps: file-backed pages by file,",
+        "anonymous pages minus the ledger's live tensors then; \"resident at the peak only\" is the rest (slack and",
+        "buffers outside the ledger that lived around the peak; negative when tensors were not yet all touched).",
         "ru_maxrss never resets: for a mode run after another in the same process it can show the earlier peak.",
     ]
 

@@ -244,7 +244,9 @@ public final class Trainer {
         let spec = network.spec
         let windows = StepWindows.measure(events: ledger.history().events, final: ledger.current())
         let rows = ModeProfiler.plannedRows(spec, batch: config.batchSize, chunk: config.chunk, optimizer: config.optimizer, windows: windows)
-        let process = ProcessFigures(ProcessMemory.read(), startRSS: start.startRSS)
+        var process = ProcessFigures(ProcessMemory.read(), startRSS: start.startRSS)
+        process.resident = ResidentSplit.read()
+        process.ledgerLiveAtCapture = ledger.current().total
         let profile = ModeProfile(ledger: ledger, name: spec.loss.isLocal ? "local (\(spec.loss.rawValue))" : "backprop",
                                   model: spec.description + " (training run)", batchSize: config.batchSize, steps: steps,
                                   layers: rows, process: process)

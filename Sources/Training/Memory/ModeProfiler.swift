@@ -69,7 +69,9 @@ public enum ModeProfiler {
         let windows = StepWindows.measure(events: history.events, final: ledger.current())
         let rows = plannedRows(spec, batch: batch, chunk: spec.loss.isLocal ? request.chunk : nil, optimizer: request.optimizer,
                                windows: windows)
-        let process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)
+        var process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)
+        process.resident = ResidentSplit.read()
+        process.ledgerLiveAtCapture = ledger.current().total
         withExtendedLifetime((network, images, loader)) {}
         return ModeProfile(ledger: ledger, name: mode, model: request.modelDescription, batchSize: batch,
                            steps: request.steps, layers: rows, process: process)
