@@ -162,7 +162,8 @@ public struct ReportTables {
     public func verdict() -> String {
         let local = comparison.local, backprop = comparison.backprop
         func held(_ mode: ModeProfile) -> Int {
-            mode.peak.byCategory[.weights] + mode.peak.byCategory[.headWeights] + mode.peak.byCategory[.optimizerState]
+            mode.peak.byCategory[.weights] + mode.peak.byCategory[.frozenWeights] + mode.peak.byCategory[.headWeights]
+                + mode.peak.byCategory[.optimizerState]
         }
         let headsAdd = held(local) - held(backprop)
         let stepSaves = (backprop.peak.total - held(backprop)) - (local.peak.total - held(local))

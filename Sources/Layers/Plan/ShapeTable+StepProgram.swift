@@ -61,12 +61,12 @@ extension ShapeTable {
     }
 
     /// The name of layer `index`'s input: the batch, or the previous block's hand-off.
-    private func inputName(_ index: Int) -> String { index == 0 ? "input" : "\(index - 1).handoff" }
+    func inputName(_ index: Int) -> String { index == 0 ? "input" : "\(index - 1).handoff" }
 
     private func usesDNNL(_ g: ConvGeometry) -> Bool { engine == .dnnl && DNNLConvolution.handles(g) }
 
     /// Records a conv call for the oneDNN workspace (the im2col engine's scratch is fixed).
-    private func conv(_ p: inout StepProgram, _ pass: ConvPass, _ g: ConvGeometry, _ n: Int, bias: Bool) {
+    func conv(_ p: inout StepProgram, _ pass: ConvPass, _ g: ConvGeometry, _ n: Int, bias: Bool) {
         if usesDNNL(g), n > 0 { p.conv(pass, g, batch: n, bias: bias) }
     }
 
@@ -100,7 +100,7 @@ extension ShapeTable {
     }
 
     // HiddenBlock.trainLocal
-    private func localBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int) {
+    func localBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int) {
         let k = "\(l.index).", n = b * l.outputCount
         let hName = l.poolAfter ? k + "h" : k + "handoff"  // h becomes the hand-off in place unless pooled
         mapAndNorm(&p, l, batch: b, h: hName)
@@ -243,7 +243,7 @@ extension ShapeTable {
     }
 
     // OutputLayer.train in local mode, then the caller's update
-    private func outputLocal(_ p: inout StepProgram, batch b: Int) {
+    func outputLocal(_ p: inout StepProgram, batch b: Int) {
         let l = outputLayer, k = "\(l.index)."
         p.mark(.layerBegins(l.index))
         p.allocate(k + "logits", .activations, layer: l.index, floats: b * spec.classes)
@@ -282,7 +282,7 @@ extension ShapeTable {
     }
 
     // HiddenBlock.trainLocalChunked
-    private func chunkedBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int, chunk c: Int, source: Layer?, recomputeHandOff: Bool) {
+    func chunkedBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int, chunk c: Int, source: Layer?, recomputeHandOff: Bool) {
         let k = "\(l.index).", ch = l.channels, n = c * l.outputCount
         let sizes = chunkSizes(b, c)
         if let r = source {

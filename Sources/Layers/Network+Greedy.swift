@@ -1,0 +1,106 @@
+import MemoryLedger
+import Randomness
+import Tensors
+
+/// The greedy schedule: one block's training state at a time.
+extension Network {
+    /// Hidden blocks of every kind, in order, as the greedy schedule walks them.
+    private var roundCount: Int { hiddenBlockCount }
+
+    /// Starts round `k` (greedy schedule): blocks before k freeze (their heads and optimizer
+    /// state are freed, their weights booked as `frozenWeights`), block k gets its heads, drawn
+    /// from a generator of (seed, k) alone, and its optimizer; in the last round the output
+    /// layer gets its optimizer too. Rounds only move forward; starting the current round again
+    /// does nothing. A resumed run starts its checkpoint's round on a fresh network and then
+    /// loads the tensors.
+    public func beginRound(_ k: Int) {
+        precondition(schedule == .greedy, "rounds belong to the greedy schedule")
+        precondition(k >= 0 && k < roundCount, "round \(k) of \(roundCount)")
+        if let round { precondition(k >= round, "rounds only move forward (at \(round), asked for \(k))") }
+        guard round != k else { return }
+        for b in convBlocks where b.index < k { b.freeze() }
+        for b in blocks where b.index < k { b.freeze() }
+        var rng = Xoshiro256(seed: Xoshiro256.derive(seed, 0x6EED, UInt64(k)))
+        if k < convBlocks.count {
+            let b = convBlocks[k]
+            b.installHeads(rng: &rng)
+            b.optimizer = Optimizer(b.localParameters, settings: optimizerSettings, ledger: ledger)
+        } else {
+            let b = blocks[k - convBlocks.count]
+            b.installHeads(rng: &rng)
+            b.optimizer = Optimizer(b.localParameters, settings: optimizerSettings, ledger: ledger)
+        }
+        if k == roundCount - 1 {
+            output.optimizer = Optimizer(output.parameters, settings: optimizerSettings, ledger: ledger)
+        }
+        round = k
+    }
+
+    /// One step of round k: the batch runs forward through the frozen blocks (`frozenForward`),
+    /// block k trains on what they hand on as in the simultaneous schedule (whole or chunked),
+    /// and its hand-off goes to the output layer in the last round or is dropped before it.
+    func greedyStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
+        guard let k = round else { preconditionFailure("greedy schedule: beginRound before the first step") }
+        var x: Tensor? = frozenForward(images, through: k)
+        var stats = BlockStepStats()
+        // Scopes end at the last use of each result, so debug and release builds free the same
+        // bytes in the same order: the input is released when x takes the hand-off.
+        if k < convBlocks.count {
+            let b = convBlocks[k]
+            let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
+            x = r.handOff
+            stats = r.stats
+        } else {
+            let b = blocks[k - convBlocks.count]
+            let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
+            x = r.handOff
+            stats = r.stats
+        }
+        guard k == roundCount - 1 else {
+            x = nil  // no block reads it in this round
+            ledger.enter(.idle)
+            return StepStats(outputLoss: 0, correct: 0, blocks: [stats], firstBlock: k, outputTrained: false)
+        }
+        let w = spec.loss.weights(beta: spec.beta)
+        let r = output.train(x!, labels: labels, scale: w.output, wantInputGrad: false)
+        x = nil
+        ledger.enter(.update, layer: output.index, label: "update")
+        output.optimizer!.step(lr: lr)
+        for p in output.parameters { p.dropGrad() }
+        ledger.enter(.idle)
+        return StepStats(outputLoss: r.loss, correct: r.correct, blocks: [stats], firstBlock: k)
+    }
+
+    /// The input of block k: the batch through the frozen blocks 0..<k (`forwardEval`: BatchNorm
+    /// running statistics, no dropout, each block's input freed when its output exists). With a
+    /// `chunkSize` smaller than the batch this runs in micro-batches of that many examples into
+    /// one (B, hand-off) tensor, so only one micro-batch's activations are live besides it; an
+    /// example's output does not depend on its micro-batch.
+    // images: (B, C, H, W) -> (B, block k-1's hand-off shape), or images itself for k = 0
+    func frozenForward(_ images: Tensor, through k: Int) -> Tensor {
+        guard k > 0 else { return images }
+        let batch = images.rowCount
+        let micro = min(batch, chunkSize ?? batch)
+        guard micro < batch else { return frozenChain(images, through: k) }
+        let last = k <= convBlocks.count ? convBlocks[k - 1].outputShape : blocks[k - 1 - convBlocks.count].outputShape
+        let out = Tensor([batch] + last, .activations, layer: k - 1, label: "handoff", ledger: ledger, zeroed: false)
+        var start = 0
+        while start < batch {
+            let range = start..<min(batch, start + micro)
+            do {
+                let y = frozenChain(images.rows(range), through: k)
+                out.rows(range).copy(from: y)
+            }
+            start = range.upperBound
+        }
+        return out
+    }
+
+    /// `forwardEval` of blocks 0..<k on `x`.
+    private func frozenChain(_ input: Tensor, through k: Int) -> Tensor {
+        var x = input
+        for b in convBlocks.prefix(k) { x = b.forwardEval(x) }
+        for b in blocks.prefix(max(0, k - convBlocks.count)) { x = b.forwardEval(x) }
+        return x
+    }
+}
