@@ -41,22 +41,49 @@ extension Network {
     /// and its hand-off goes to the output layer in the last round or is dropped before it.
     func greedyStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
         guard let k = round else { preconditionFailure("greedy schedule: beginRound before the first step") }
-        var x: Tensor? = frozenForward(images, through: k)
+        let last = k == roundCount - 1
+        let chunk = chunkSize.flatMap { $0 < images.rowCount ? $0 : nil }
         var stats = BlockStepStats()
+        var x: Tensor?
         // Scopes end at the last use of each result, so debug and release builds free the same
         // bytes in the same order: the input is released when x takes the hand-off.
-        if k < convBlocks.count {
-            let b = convBlocks[k]
-            let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
-            x = r.handOff
-            stats = r.stats
+        if let chunk {
+            // Chunked: the frozen prefix's output whole, or recomputed a chunk at a time when
+            // that is cheap; block k's hand-off is written only when the output layer reads it.
+            var source: ChunkedHandOff? = table.greedyRecomputesPrefix(round: k, chunked: true)
+                ? .frozenPrefix(FrozenPrefix(images: images, outputShape: hiddenOutputShape(k - 1)) { [unowned self] in
+                    self.frozenChain($0, through: k)
+                  })
+                : .tensor(frozenForward(images, through: k))
+            let seed = dropoutSeed(step: step, layer: k)
+            if k < convBlocks.count {
+                let r = convBlocks[k].trainLocalChunked(source!, labels: labels, lr: lr, dropoutSeed: seed, chunk: chunk,
+                                                        recomputeHandOff: false, writeHandOff: last)
+                source = r.handOff
+                stats = r.stats
+            } else {
+                let r = blocks[k - convBlocks.count].trainLocalChunked(source!, labels: labels, lr: lr, dropoutSeed: seed, chunk: chunk,
+                                                                       recomputeHandOff: false, writeHandOff: last)
+                source = r.handOff
+                stats = r.stats
+            }
+            x = source?.tensor
+            source = nil
         } else {
-            let b = blocks[k - convBlocks.count]
-            let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
-            x = r.handOff
-            stats = r.stats
+            x = frozenForward(images, through: k)
+            if k < convBlocks.count {
+                let b = convBlocks[k]
+                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
+                x = r.handOff
+                stats = r.stats
+            } else {
+                let b = blocks[k - convBlocks.count]
+                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
+                x = r.handOff
+                stats = r.stats
+            }
         }
-        guard k == roundCount - 1 else {
+        guard last else {
             x = nil  // no block reads it in this round
             ledger.enter(.idle)
             return StepStats(outputLoss: 0, correct: 0, blocks: [stats], firstBlock: k, outputTrained: false)
@@ -71,6 +98,11 @@ extension Network {
         return StepStats(outputLoss: r.loss, correct: r.correct, blocks: [stats], firstBlock: k)
     }
 
+    /// One example's hand-off of hidden block `j`.
+    private func hiddenOutputShape(_ j: Int) -> [Int] {
+        j < convBlocks.count ? convBlocks[j].outputShape : blocks[j - convBlocks.count].outputShape
+    }
+
     /// The input of block k: the batch through the frozen blocks 0..<k (`forwardEval`: BatchNorm
     /// running statistics, no dropout, each block's input freed when its output exists). With a
     /// `chunkSize` smaller than the batch this runs in micro-batches of that many examples into
@@ -82,8 +114,7 @@ extension Network {
         let batch = images.rowCount
         let micro = min(batch, chunkSize ?? batch)
         guard micro < batch else { return frozenChain(images, through: k) }
-        let last = k <= convBlocks.count ? convBlocks[k - 1].outputShape : blocks[k - 1 - convBlocks.count].outputShape
-        let out = Tensor([batch] + last, .activations, layer: k - 1, label: "handoff", ledger: ledger, zeroed: false)
+        let out = Tensor([batch] + hiddenOutputShape(k - 1), .activations, layer: k - 1, label: "handoff", ledger: ledger, zeroed: false)
         var start = 0
         while start < batch {
             let range = start..<min(batch, start + micro)
@@ -97,7 +128,7 @@ extension Network {
     }
 
     /// `forwardEval` of blocks 0..<k on `x`.
-    private func frozenChain(_ input: Tensor, through k: Int) -> Tensor {
+    func frozenChain(_ input: Tensor, through k: Int) -> Tensor {
         var x = input
         for b in convBlocks.prefix(k) { x = b.forwardEval(x) }
         for b in blocks.prefix(max(0, k - convBlocks.count)) { x = b.forwardEval(x) }

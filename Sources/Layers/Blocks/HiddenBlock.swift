@@ -226,7 +226,7 @@ public final class HiddenBlock<Map: HiddenMap> {
                            chunk: Int? = nil) -> (handOff: Tensor, stats: BlockStepStats) {
         if let chunk, chunk < x.rowCount {
             let r = trainLocalChunked(.tensor(x), labels: labels, lr: lr, dropoutSeed: dropoutSeed, chunk: chunk, recomputeHandOff: false)
-            return (r.handOff.tensor, r.stats)
+            return (r.handOff!.tensor, r.stats)
         }
         guard let heads, let optimizer else { preconditionFailure("block \(index) is not set up for local training") }
         ledger.enter(.forward, layer: index, label: "forward")

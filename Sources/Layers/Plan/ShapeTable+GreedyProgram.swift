@@ -17,24 +17,37 @@ extension ShapeTable {
         precondition(spec.loss.isLocal, "the greedy schedule needs a local loss")
         precondition(k >= 0 && k < greedyRounds, "round \(k) of \(greedyRounds)")
         let chunked = chunk.flatMap { $0 < batch ? $0 : nil }
+        let last = k == greedyRounds - 1
+        let recompute = greedyRecomputesPrefix(round: k, chunked: chunked != nil)
         var p = StepProgram(batch: batch, chunk: chunked)
         p.mark(.stepBegins)
-        frozenForward(&p, round: k, batch: batch, micro: chunked ?? batch)
+        if !recompute { frozenForward(&p, round: k, batch: batch, micro: chunked ?? batch) }
         let l = hiddenLayers[k]
         p.mark(.layerBegins(l.index))
         if let c = chunked {
-            chunkedBlock(&p, l, batch: batch, chunk: c, source: nil, recomputeHandOff: false)
+            chunkedBlock(&p, l, batch: batch, chunk: c, source: nil, recomputeHandOff: false, frozenPrefix: recompute, writeHandOff: last)
         } else {
             localBlock(&p, l, batch: batch)
         }
-        if l.index > 0 { p.free(inputName(l.index)) }  // the frozen prefix's output
-        if k == greedyRounds - 1 {
+        if l.index > 0 && !recompute { p.free(inputName(l.index)) }  // the frozen prefix's output
+        if last {
             outputLocal(&p, batch: batch)
-        } else {
+        } else if chunked == nil {
             p.free("\(l.index).handoff")  // no block reads it in this round
         }
         p.prepend(greedyPersistent(round: k, batch: batch, optimizer: optimizer, convCalls: p.convCalls))
         return p
+    }
+
+    /// Whether round k's chunked step reads the frozen prefix's output recomputed a chunk at a
+    /// time (`FrozenPrefix`, four reads of every chunk) instead of kept whole: when the prefix's
+    /// forward costs at most 1/16 of block k's, so recomputing it adds at most a quarter of the
+    /// block's forward (vgg8b's round 2: block 0 is a one-channel conv handing on 51 MiB at
+    /// batch 128). Whole-batch steps keep it.
+    public func greedyRecomputesPrefix(round k: Int, chunked: Bool) -> Bool {
+        guard chunked, k > 0 else { return false }
+        let prefix = hiddenLayers.prefix(k).reduce(0) { $0 + $1.flopsPerExample }
+        return 16 * prefix <= hiddenLayers[k].flopsPerExample
     }
 
     /// What lives through round k (`Network.init`, then `beginRound(k)`): every layer's weights
@@ -81,7 +94,7 @@ extension ShapeTable {
 
     // HiddenBlock.forwardEval of blocks 0..<k on `n` examples: h (the pooled map when the block
     // pools, h freed once pooled), each block's input freed when its output exists
-    private func frozenChain(_ p: inout StepProgram, through k: Int, rows n: Int, output: String) {
+    func frozenChain(_ p: inout StepProgram, through k: Int, rows n: Int, output: String) {
         var input: String?
         for l in hiddenLayers.prefix(k) {
             let h = "\(l.index).eval.h"
