@@ -104,6 +104,8 @@ extension TrainingConfig {
             try require(epochsPerBlock > 0, "--epochs-per-block must be positive (got \(epochsPerBlock))")
         }
         try require(schedule != .greedy || model.loss.isLocal, "--schedule greedy needs a local loss (not backprop)")
+        try require(schedule != .greedy || memoryBudget == nil,
+                    "--memory-budget plans the simultaneous schedule; with --schedule greedy give --chunk (layerwise plan --schedule greedy shows each round's peak)")
         try require((mean == nil) == (std == nil), "--normalize needs both a mean and a std")
         if let std { try require(!std.isEmpty && std.allSatisfy { $0 > 0 && $0.isFinite }, "--normalize: std values must be positive (got \(std))") }
         if let mean { try require(!mean.isEmpty && mean.allSatisfy { $0.isFinite }, "--normalize: mean values must be finite (got \(mean))") }
