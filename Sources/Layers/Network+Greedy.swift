@@ -34,6 +34,8 @@ extension Network {
             output.optimizer = Optimizer(output.parameters, settings: optimizerSettings, ledger: ledger)
         }
         round = k
+        // A marker in the ledger's timeline: the round starts, on the thread of the block that trains.
+        ledger.enter(.idle, layer: k, label: "greedy round")
     }
 
     /// One step of round k: the batch runs forward through the frozen blocks (`frozenForward`),

@@ -170,7 +170,11 @@ public struct ReportTables {
         let activationsSave = backprop.activationPeak - local.activationPeak
         let difference = local.peak.total - backprop.peak.total
         let step = stepSaves >= 0 ? "the step saves \(ByteFormat.human(stepSaves))" : "the step needs \(ByteFormat.human(-stepSaves)) more as well"
-        let forces = "heads add \(ByteFormat.human(headsAdd)) of weights and optimizer state, \(step) "
+        // Under the greedy schedule only one block holds heads and optimizer state: what local
+        // holds can be less than backprop's.
+        let held = headsAdd >= 0 ? "heads add \(ByteFormat.human(headsAdd)) of weights and optimizer state"
+            : "weights, heads and optimizer state take \(ByteFormat.human(-headsAdd)) less"
+        let forces = "\(held), \(step) "
             + "(activations alone save \(ByteFormat.human(activationsSave)))"
         if difference > 0 {
             return "\(local.name) mode needs MORE memory than \(backprop.name) for this model (+\(ByteFormat.human(difference))): \(forces)"

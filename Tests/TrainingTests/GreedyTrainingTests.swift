@@ -66,6 +66,8 @@ final class GreedyTrainingTests: XCTestCase {
         let block0 = network.blocks[0]
         let before = block0.parameters.map(\.value.array) + [block0.runningMean.array, block0.runningVar.array]
         network.beginRound(1)
+        let markers = network.ledger.history().events.filter { $0.kind == .marker && "\($0.label)" == "greedy round" }
+        XCTAssertEqual(markers.map(\.layer), [0, 1], "one timeline marker per round, on the training block")
         XCTAssertTrue(block0.isFrozen)
         XCTAssertNil(block0.heads)
         XCTAssertNil(block0.optimizer)
