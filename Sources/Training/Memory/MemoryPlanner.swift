@@ -72,6 +72,16 @@ public struct MemoryPlan: Equatable, Sendable, Codable {
 ///                     (saved activations of the blocks not yet back-propagated
 ///                      + gradients of the parameters already reached + the block's temporaries)
 ///
+/// Greedy schedule, round k (`plan(_:batchSize:chunk:optimizer:round:)`): only block k has heads and
+/// optimizer state (and the output layer its optimizer in the last round), the blocks before it
+/// are `frozenWeights`, and the step is the frozen prefix's forward, then block k's local step:
+///
+///     greedy peak (round k) = weights + frozen weights + block k's heads and optimizer state
+///                             + conv scratch + input batch + max over the step of (the prefix's
+///                             output, or one chunk of it recomputed, + block k's working set)
+///
+/// and the greedy run's peak is its largest round (`greedyPeakPlan`).
+///
 /// For a Linear block (B batch, n inputs, F units, K classes, 4-byte floats) the local step
 /// usually peaks when the Linear weight gradient is booked in the backward (x-hat and invStd
 /// are already freed there):
