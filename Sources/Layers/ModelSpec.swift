@@ -72,6 +72,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
 
     /// Hidden Linear blocks: `numLayers` for the mlp, one classifier block for the VGG family.
     public var linearBlockCount: Int { kind == .mlp ? numLayers : 1 }
+    /// Hidden blocks of every kind (conv, then Linear): the greedy schedule's rounds.
+    public var hiddenBlockCount: Int { convBlocks.count + linearBlockCount }
 
     enum CodingKeys: String, CodingKey {
         case kind, inputShape, classes, numLayers, numHidden, loss, beta, dropout, nonlinearity, featMult, dimInDecoder

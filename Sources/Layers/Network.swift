@@ -6,7 +6,22 @@ import Tensors
 public struct StepStats: Sendable {
     public var outputLoss: Float
     public var correct: Int
+    /// The blocks that trained, from `firstBlock` on (every block, except under the greedy
+    /// schedule: only the round's).
     public var blocks: [BlockStepStats]
+    /// Index of `blocks[0]`.
+    public var firstBlock: Int = 0
+    /// Whether the output layer trained (greedy schedule: in the last round only); when it
+    /// did not, `outputLoss` and `correct` are 0.
+    public var outputTrained = true
+
+    public init(outputLoss: Float, correct: Int, blocks: [BlockStepStats], firstBlock: Int = 0, outputTrained: Bool = true) {
+        self.outputLoss = outputLoss
+        self.correct = correct
+        self.blocks = blocks
+        self.firstBlock = firstBlock
+        self.outputTrained = outputTrained
+    }
 }
 
 /// A model built from a spec: hidden blocks and the output layer, trained locally or by
@@ -33,13 +48,29 @@ public final class Network {
     /// chunk plus the block's input and hand-off. nil: whole batches. Backprop mode ignores it.
     /// Not part of the model: a run may change it between steps.
     public var chunkSize: Int?
+    /// Simultaneous (the paper's) or greedy, block by block (see `beginRound`).
+    public let schedule: TrainingSchedule
+    /// Greedy schedule: the block that trains now (nil before `beginRound`, and always under
+    /// the simultaneous schedule).
+    public internal(set) var round: Int?
+    let optimizerSettings: OptimizerSettings
 
-    /// - Parameter engine: which code runs the convolutions (`ConvEngine.default` reads the environment).
+    /// - Parameters:
+    ///   - engine: which code runs the convolutions (`ConvEngine.default` reads the environment).
+    ///   - schedule: `.greedy` (a local loss only) builds no heads and no optimizers: each
+    ///     block gets them when its round starts (`beginRound`), its heads drawn from a generator
+    ///     of (seed, block). So with the same seed the greedy network's initial heads differ from
+    ///     the simultaneous one's, and so do the weights of every block after the first and of the
+    ///     output layer (the shared generator draws no head tensors between them).
     public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared,
-                engine: ConvEngine = .default) {
+                engine: ConvEngine = .default, schedule: TrainingSchedule = .simultaneous) {
+        precondition(schedule == .simultaneous || spec.loss.isLocal, "the greedy schedule needs a local loss")
         self.spec = spec
         self.seed = seed
         self.ledger = ledger
+        self.schedule = schedule
+        optimizerSettings = settings
+        let withHeads = schedule == .simultaneous
         var rng = Xoshiro256(seed: Xoshiro256.derive(seed, 0x1417))
         // The blocks are built from the shape table, which the memory planner reads too.
         let table = ShapeTable(spec: spec, engine: engine)
@@ -56,17 +87,20 @@ public final class Network {
         convBlocks = table.convLayers.map { l in
             HiddenBlock(index: l.index, geometry: l.geometry!,
                         poolAfter: l.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
-                        nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger, sharedWorkspace: workspace)
+                        nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger, sharedWorkspace: workspace,
+                        withHeads: withHeads)
         }
         blocks = table.layers.filter { $0.kind == .linear }.map { l in
             HiddenBlock(index: l.index, inFeatures: l.inputCount, outFeatures: l.outputCount, classes: spec.classes,
                         loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
-                        dropout: spec.dropout, rng: &rng, ledger: ledger)
+                        dropout: spec.dropout, rng: &rng, ledger: ledger, withHeads: withHeads)
         }
         let inFeatures = table.outputLayer.inputCount
         output = OutputLayer(index: convBlocks.count + blocks.count, inFeatures: inFeatures, classes: spec.classes,
                              zeroWeights: spec.loss.isLocal, rng: &rng, ledger: ledger)
-        if spec.loss.isLocal {
+        if schedule == .greedy {
+            // nothing trains before the first round
+        } else if spec.loss.isLocal {
             for b in convBlocks { b.optimizer = Optimizer(b.localParameters, settings: settings, ledger: ledger) }
             for b in blocks { b.optimizer = Optimizer(b.localParameters, settings: settings, ledger: ledger) }
             output.optimizer = Optimizer(output.parameters, settings: settings, ledger: ledger)
@@ -79,7 +113,7 @@ public final class Network {
     /// Every optimizer, in a fixed order (blocks, then output; or the single global one).
     public var optimizers: [Optimizer] {
         if let globalOptimizer { return [globalOptimizer] }
-        return convBlocks.compactMap(\.optimizer) + blocks.compactMap(\.optimizer) + [output.optimizer!]
+        return convBlocks.compactMap(\.optimizer) + blocks.compactMap(\.optimizer) + [output.optimizer].compactMap { $0 }
     }
 
     /// All trainable parameters including heads.
@@ -102,6 +136,7 @@ public final class Network {
     /// and release builds book and free the same bytes in the same order: block k's input
     /// hand-off is freed as soon as block k returns; nothing of the step outlives it.
     public func trainStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
+        if schedule == .greedy { return greedyStep(images: images, labels: labels, lr: lr, step: step) }
         let w = spec.loss.weights(beta: spec.beta)
         if spec.loss.isLocal {
             var x: Tensor? = images

@@ -2,6 +2,9 @@
 public enum Category: Int, CaseIterable, Sendable, Codable, CustomStringConvertible {
     case weights
     case headWeights
+    /// Weights of blocks that train no more (greedy schedule: the frozen prefix, run forward
+    /// only, with BatchNorm's running statistics).
+    case frozenWeights
     case gradients
     case optimizerState
     case input
@@ -18,6 +21,7 @@ public enum Category: Int, CaseIterable, Sendable, Codable, CustomStringConverti
         switch self {
         case .weights: return "weights"
         case .headWeights: return "headWeights"
+        case .frozenWeights: return "frozenWeights"
         case .gradients: return "gradients"
         case .optimizerState: return "optimizerState"
         case .input: return "input"

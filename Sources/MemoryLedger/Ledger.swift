@@ -198,6 +198,14 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
+    /// Moves a live buffer's bytes from one category to another: a free under `from` and an
+    /// allocation under `to`, one after the other, so the live total (and so the peak) does not
+    /// change; the history shows both events.
+    public func rebook(_ pointer: UnsafeMutableRawPointer, bytes: Int, layer: Int?, label: StaticString, from: Category, to: Category) {
+        guard record(pointer: pointer, delta: -bytes, isFree: true, category: from, layer: layer ?? -1, label: label) else { return }
+        record(pointer: pointer, delta: bytes, isFree: false, category: to, layer: layer ?? -1, label: label)
+    }
+
     /// Books an allocation made elsewhere (for example a memory-mapped region) without owning it.
     public func book(bytes: Int, category: Category, layer: Int?, label: StaticString) {
         _ = record(pointer: nil, delta: bytes, isFree: false, category: category, layer: layer ?? -1, label: label)

@@ -4,7 +4,8 @@
 public final class TrackedBuffer<Element>: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Element>
     public let count: Int
-    public let category: Category
+    /// What the bytes are booked as; `rebook(as:)` changes it (weights that freeze).
+    public private(set) var category: Category
     public let layer: Int?
     public let label: StaticString
     /// A strong reference: the buffer must be able to book its free however long it outlives
@@ -28,6 +29,14 @@ public final class TrackedBuffer<Element>: @unchecked Sendable {
     deinit {
         ledger.free(UnsafeMutableRawPointer(pointer), bytes: count * MemoryLayout<Element>.stride,
                     category: category, layer: layer, label: label)
+    }
+
+    /// Books the buffer's bytes under `category` from now on (the same bytes, the same layer):
+    /// a block's weights become `frozenWeights` when it stops training.
+    public func rebook(as category: Category) {
+        guard category != self.category else { return }
+        ledger.rebook(UnsafeMutableRawPointer(pointer), bytes: byteCount, layer: layer, label: label, from: self.category, to: category)
+        self.category = category
     }
 
     public var byteCount: Int { count * MemoryLayout<Element>.stride }

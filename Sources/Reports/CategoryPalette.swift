@@ -8,6 +8,7 @@ public enum CategoryPalette {
         switch category {
         case .weights: return "#4e79a7"
         case .headWeights: return "#a0cbe8"
+        case .frozenWeights: return "#2f4b6c"
         case .gradients: return "#f28e2b"
         case .optimizerState: return "#ffbe7d"
         case .input: return "#59a14f"

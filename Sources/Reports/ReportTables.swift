@@ -162,14 +162,19 @@ public struct ReportTables {
     public func verdict() -> String {
         let local = comparison.local, backprop = comparison.backprop
         func held(_ mode: ModeProfile) -> Int {
-            mode.peak.byCategory[.weights] + mode.peak.byCategory[.headWeights] + mode.peak.byCategory[.optimizerState]
+            mode.peak.byCategory[.weights] + mode.peak.byCategory[.frozenWeights] + mode.peak.byCategory[.headWeights]
+                + mode.peak.byCategory[.optimizerState]
         }
         let headsAdd = held(local) - held(backprop)
         let stepSaves = (backprop.peak.total - held(backprop)) - (local.peak.total - held(local))
         let activationsSave = backprop.activationPeak - local.activationPeak
         let difference = local.peak.total - backprop.peak.total
         let step = stepSaves >= 0 ? "the step saves \(ByteFormat.human(stepSaves))" : "the step needs \(ByteFormat.human(-stepSaves)) more as well"
-        let forces = "heads add \(ByteFormat.human(headsAdd)) of weights and optimizer state, \(step) "
+        // Under the greedy schedule only one block holds heads and optimizer state: what local
+        // holds can be less than backprop's.
+        let held = headsAdd >= 0 ? "heads add \(ByteFormat.human(headsAdd)) of weights and optimizer state"
+            : "weights, heads and optimizer state take \(ByteFormat.human(-headsAdd)) less"
+        let forces = "\(held), \(step) "
             + "(activations alone save \(ByteFormat.human(activationsSave)))"
         if difference > 0 {
             return "\(local.name) mode needs MORE memory than \(backprop.name) for this model (+\(ByteFormat.human(difference))): \(forces)"

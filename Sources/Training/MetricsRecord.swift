@@ -38,4 +38,9 @@ public struct EpochMetrics: Codable, Sendable, Equatable {
     public var peakRSS: Int
     /// Training steps in the epoch.
     public var steps: Int
+    /// Greedy schedule: the round the epoch belongs to, from 1 (nil: simultaneous).
+    public var round: Int?
+    /// Greedy schedule: false when the output layer did not train this epoch (every round but
+    /// the last; `trainLoss` and `trainError` are then 0 and mean nothing); nil when it did.
+    public var outputTrained: Bool?
 }

@@ -54,6 +54,7 @@ public final class Trainer {
         try requested.validate()
         self.ledger = ledger
         self.log = log
+        if requested.isGreedy { log(requested.scheduleLine(blocks: requested.model.hiddenBlockCount)) }
         progress = ProgressReporter(enabled: showProgress)
         BLAS.setThreads(requested.threads ?? ProcessorCount.online)
         dataset = try ShardDataset(directory: requested.data)
@@ -109,13 +110,23 @@ public final class Trainer {
             choice.description.forEach(log)
         }
         self.config = config
-        network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger)
+        network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger,
+                          schedule: config.schedule ?? .simultaneous)
         network.chunkSize = config.chunk
         loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
         runFolder = try RunFolder(path: config.run)
         if let saved {
             guard saved.resumeKey == config.resumeKey else {
                 throw TrainingError.runFolder(path: config.run, problem: "was made with another configuration; resume with the same flags (or start a new run folder)")
+            }
+            if config.isGreedy {
+                // The checkpoint holds its round's heads and optimizer state: make them first.
+                let saved = try Checkpoint.trainerState(at: runFolder.checkpointPath)
+                let round = config.roundPosition(epoch: saved.cursor.epoch, blocks: network.hiddenBlockCount).round
+                guard saved.round == round else {
+                    throw TrainingError.checkpoint(path: runFolder.checkpointPath, problem: "records greedy round \(saved.round.map { String($0 + 1) } ?? "none") at epoch \(saved.cursor.epoch + 1), where this run's schedule has round \(round + 1)")
+                }
+                network.beginRound(round)
             }
             state = try Checkpoint.load(from: runFolder.checkpointPath, into: network)
             guard state.cursor.fingerprint == trainSource.fingerprint else {
@@ -125,6 +136,10 @@ public final class Trainer {
             try runFolder.start(config: config)
             state = TrainerState(cursor: LoaderCursor(fingerprint: trainSource.fingerprint, seed: config.seed, epoch: 0,
                                                       recordsConsumed: 0, shuffle: true, poolBlocks: LoaderConfig().poolBlocks))
+            if config.isGreedy {
+                network.beginRound(0)
+                state.round = 0
+            }
         }
     }
 
@@ -159,16 +174,20 @@ public final class Trainer {
     @discardableResult
     public func run() throws -> [EpochMetrics] {
         var all: [EpochMetrics] = []
-        while state.cursor.epoch < config.epochs {
+        while state.cursor.epoch < runEpochs {
             all.append(try runEpoch())
         }
         return all
     }
 
+    /// Epochs the run trains in all (greedy: the sum of its rounds).
+    public var runEpochs: Int { config.runEpochs(blocks: network.hiddenBlockCount) }
+
     /// Runs (the rest of) the current epoch, evaluates, appends to metrics.jsonl and checkpoints.
     public func runEpoch() throws -> EpochMetrics {
         let epoch = state.cursor.epoch
-        let lr = config.learningRate(epoch: epoch)
+        let lr = config.learningRate(epoch: epoch, blocks: network.hiddenBlockCount)
+        let title = "epoch \(epoch + 1)/\(runEpochs)" + (network.round.map { " (round \($0 + 1)/\(network.hiddenBlockCount))" } ?? "")
         try loader.resume(from: state.cursor)
         let recordsPerEpoch = min(config.trainLimit ?? trainSource.recordCount, trainSource.recordCount)
         let stepsPerEpoch = (recordsPerEpoch + config.batchSize - 1) / config.batchSize
@@ -194,7 +213,7 @@ public final class Trainer {
                 memoryReport = nil
             }
             let rate = Double(samples) / max(MonotonicClock.now() - started, 1e-9)
-            progress.update(title: "epoch \(epoch + 1)/\(config.epochs)", done: state.stepInEpoch, total: stepsPerEpoch,
+            progress.update(title: title, done: state.stepInEpoch, total: stepsPerEpoch,
                             status: String(format: "loss %.4f err %.2f%% %.0f samples/s", state.meanOutputLoss, state.trainError, rate))
             if config.checkpointEvery > 0 && state.stepInEpoch % config.checkpointEvery == 0 && state.cursor.recordsConsumed < recordsPerEpoch {
                 try Checkpoint.save(network: network, state: state, normalization: normalization, to: runFolder.checkpointPath)
@@ -211,8 +230,14 @@ public final class Trainer {
         metrics.samplesPerSecond = Double(samples) / max(seconds, 1e-9)
         try runFolder.append(metrics)
         state.finishEpoch()
+        if config.isGreedy && state.cursor.epoch < runEpochs {
+            // A round ends with its last epoch: the next one's state is made before the
+            // checkpoint, so a resumed run finds the tensors of the round it resumes in.
+            network.beginRound(config.roundPosition(epoch: state.cursor.epoch, blocks: network.hiddenBlockCount).round)
+            state.round = network.round
+        }
         try Checkpoint.save(network: network, state: state, normalization: normalization, to: runFolder.checkpointPath)
-        log(metrics.summaryLine(epochs: config.epochs))
+        log(metrics.summaryLine(epochs: runEpochs))
         return metrics
     }
 
@@ -243,7 +268,8 @@ public final class Trainer {
         memoryReportWritten = true
         let spec = network.spec
         let windows = StepWindows.measure(events: ledger.history().events, final: ledger.current())
-        let rows = ModeProfiler.plannedRows(spec, batch: config.batchSize, chunk: config.chunk, optimizer: config.optimizer, windows: windows)
+        let rows = ModeProfiler.plannedRows(spec, batch: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
+                                            round: network.round, windows: windows)
         var process = ProcessFigures(ProcessMemory.read(), startRSS: start.startRSS)
         process.resident = ResidentSplit.read()
         process.ledgerLiveAtCapture = ledger.current().total
@@ -259,7 +285,7 @@ public final class Trainer {
             throw TrainingError.nonFiniteLoss(layer: "output layer", step: state.globalStep, epoch: epoch, value: stats.outputLoss)
         }
         for (i, b) in stats.blocks.enumerated() where !b.loss.isFinite {
-            throw TrainingError.nonFiniteLoss(layer: "block \(i)", step: state.globalStep, epoch: epoch, value: b.loss)
+            throw TrainingError.nonFiniteLoss(layer: "block \(stats.firstBlock + i)", step: state.globalStep, epoch: epoch, value: b.loss)
         }
     }
 

@@ -29,6 +29,13 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public var hasLocalError: [Bool] = []
     /// Training seconds of this epoch before a resume.
     public var secondsBefore: Double = 0
+    /// Greedy schedule: the round the network is in (nil under the simultaneous schedule).
+    public var round: Int?
+    /// Greedy schedule: examples of this epoch the output layer did not train on (it trains in
+    /// the last round only); the output loss and error are over the others.
+    public var outputSkipped: Int?
+    /// Greedy schedule: per block, whether it trained this epoch (only those get metrics).
+    public var trainedBlocks: [Bool]?
 
     /// The state at the start of a run whose loader stands at `cursor`.
     public init(cursor: LoaderCursor) { self.cursor = cursor }
@@ -42,21 +49,32 @@ public struct TrainerState: Codable, Sendable, Equatable {
         }
         stepInEpoch += 1
         samplesInEpoch += count
-        outputLossSum += Double(stats.outputLoss) * Double(count)
-        wrongSum += count - stats.correct
-        for (i, b) in stats.blocks.enumerated() {
+        if stats.outputTrained {
+            outputLossSum += Double(stats.outputLoss) * Double(count)
+            wrongSum += count - stats.correct
+        } else {
+            outputSkipped = (outputSkipped ?? 0) + count
+        }
+        if stats.firstBlock > 0 || stats.blocks.count < layers {
+            if trainedBlocks == nil { trainedBlocks = Array(repeating: false, count: layers) }
+            for i in stats.blocks.indices { trainedBlocks![stats.firstBlock + i] = true }
+        }
+        for (j, b) in stats.blocks.enumerated() {
+            let i = stats.firstBlock + j
             predLossSums[i] += Double(b.predLoss) * Double(count)
             simLossSums[i] += Double(b.simLoss) * Double(count)
             if let wrong = b.wrong { localWrongSums[i] += wrong; hasLocalError[i] = true }
         }
     }
 
-    var meanOutputLoss: Double { samplesInEpoch == 0 ? 0 : outputLossSum / Double(samplesInEpoch) }
-    var trainError: Double { samplesInEpoch == 0 ? 0 : 100 * Double(wrongSum) / Double(samplesInEpoch) }
+    /// Examples the output layer trained on this epoch.
+    var outputSamples: Int { samplesInEpoch - (outputSkipped ?? 0) }
+    var meanOutputLoss: Double { outputSamples == 0 ? 0 : outputLossSum / Double(outputSamples) }
+    var trainError: Double { outputSamples == 0 ? 0 : 100 * Double(wrongSum) / Double(outputSamples) }
 
     func epochMetrics(epoch: Int, lr: Float, seconds: Double, testError: Double?, peak: LedgerSnapshot) -> EpochMetrics {
         let n = Double(max(samplesInEpoch, 1))
-        let layers = predLossSums.indices.map { i in
+        let layers = predLossSums.indices.filter { trainedBlocks?[$0] ?? true }.map { i in
             EpochMetrics.LayerMetrics(layer: i, loss: (predLossSums[i] + simLossSums[i]) / n,
                                       predLoss: predLossSums[i] / n, simLoss: simLossSums[i] / n,
                                       error: hasLocalError[i] ? 100 * Double(localWrongSums[i]) / n : nil)
@@ -67,16 +85,18 @@ public struct TrainerState: Codable, Sendable, Equatable {
                             testError: testError, layers: layers, seconds: seconds,
                             samplesPerSecond: Double(samplesInEpoch) / max(seconds, 1e-9),
                             ledgerPeak: byCategory, ledgerPeakTotal: peak.total,
-                            peakRSS: ProcessMemory.read().peakRSS, steps: stepInEpoch)
+                            peakRSS: ProcessMemory.read().peakRSS, steps: stepInEpoch,
+                            round: round.map { $0 + 1 }, outputTrained: outputSamples == 0 && samplesInEpoch > 0 ? false : nil)
     }
 
     /// Moves the cursor to the start of the next epoch and clears the sums.
     mutating func finishEpoch() {
         let next = LoaderCursor(fingerprint: cursor.fingerprint, seed: cursor.seed, epoch: cursor.epoch + 1,
                                 recordsConsumed: 0, shuffle: cursor.shuffle, poolBlocks: cursor.poolBlocks)
-        let step = globalStep
+        let step = globalStep, round = self.round
         self = TrainerState(cursor: next)
         globalStep = step
+        self.round = round
     }
 }
 
@@ -85,8 +105,10 @@ extension EpochMetrics {
     public func summaryLine(epochs: Int) -> String {
         let test = testError.map { String(format: "%.2f%%", $0) } ?? "-"
         let local = layers.compactMap { $0.error.map { String(format: "%.1f", $0) } }.joined(separator: "/")
-        return String(format: "epoch %d/%d  lr %.2e  train loss %.4f  train err %.2f%%  test err %@  local err %@  %.1fs  %.0f samples/s  ledger peak %.1f MiB  RSS %.1f MiB",
-                      epoch, epochs, lr, trainLoss, trainError, test, local.isEmpty ? "-" : local, seconds,
+        let round = self.round.map { " (round \($0))" } ?? ""
+        let train = outputTrained == false ? "train loss -  train err -" : String(format: "train loss %.4f  train err %.2f%%", trainLoss, trainError)
+        return String(format: "epoch %d/%d%@  lr %.2e  %@  test err %@  local err %@  %.1fs  %.0f samples/s  ledger peak %.1f MiB  RSS %.1f MiB",
+                      epoch, epochs, round, lr, train, test, local.isEmpty ? "-" : local, seconds,
                       samplesPerSecond, Double(ledgerPeakTotal) / 1_048_576, Double(peakRSS) / 1_048_576)
     }
 }

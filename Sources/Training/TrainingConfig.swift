@@ -65,6 +65,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// rounding), activation memory of one chunk plus the block's input and hand-off.
     /// nil: whole batches. Backprop mode ignores it. Absent from older config.json files.
     public var chunk: Int?
+    /// When the blocks train: nil or `.simultaneous` (the paper's: every block on every batch)
+    /// or `.greedy` (block by block, one round each; see `roundLengths(blocks:)`). Absent from
+    /// older config.json files.
+    public var schedule: TrainingSchedule?
+    /// Greedy schedule: epochs of every round (nil: `epochs` split over the rounds).
+    public var epochsPerBlock: Int?
 
     /// The paper's Fashion-MNIST MLP recipe on `data/fashion-mnist`, run folder `runs/mlp`.
     public init() {}
@@ -93,6 +99,13 @@ extension TrainingConfig {
         if let threads { try require(threads >= 1, "--threads must be at least 1 (got \(threads))") }
         if let trainLimit { try require(trainLimit > 0, "--train-limit must be positive") }
         if let chunk { try require(chunk > 0, "--chunk must be positive (got \(chunk))") }
+        if let epochsPerBlock {
+            try require(schedule == .greedy, "--epochs-per-block needs --schedule greedy")
+            try require(epochsPerBlock > 0, "--epochs-per-block must be positive (got \(epochsPerBlock))")
+        }
+        try require(schedule != .greedy || model.loss.isLocal, "--schedule greedy needs a local loss (not backprop)")
+        try require(schedule != .greedy || memoryBudget == nil,
+                    "--memory-budget plans the simultaneous schedule; with --schedule greedy give --chunk (layerwise plan --schedule greedy shows each round's peak)")
         try require((mean == nil) == (std == nil), "--normalize needs both a mean and a std")
         if let std { try require(!std.isEmpty && std.allSatisfy { $0 > 0 && $0.isFinite }, "--normalize: std values must be positive (got \(std))") }
         if let mean { try require(!mean.isEmpty && mean.allSatisfy { $0.isFinite }, "--normalize: mean values must be finite (got \(mean))") }

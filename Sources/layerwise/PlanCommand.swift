@@ -28,6 +28,9 @@ struct PlanCommand: ParsableCommand {
     var batchSize: Int = 128
     @Option(help: ArgumentHelp("Local mode: chunked local steps of N examples.", valueName: "N"))
     var chunk: Int?
+    @Option(help: ArgumentHelp("Local mode's schedule: simultaneous (the paper's) or greedy (block by block: one round per hidden block; the plan shows each round's peak and the largest).",
+                               valueName: "schedule"))
+    var schedule: String = "simultaneous"
     @Option(help: "adam or sgd.")
     var optim: String = "adam"
     @Option(help: "Dataset folder (shards): the input shape and classes come from it.")
@@ -57,6 +60,11 @@ struct PlanCommand: ParsableCommand {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto")
         }
         guard ["train", "profile"].contains(command) else { throw ValidationError("--command must be train or profile") }
+        guard let kind = TrainingSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be simultaneous or greedy") }
+        if kind == .greedy {
+            guard LossKind(rawValue: loss)?.isLocal == true else { throw ValidationError("--schedule greedy needs a local loss") }
+            guard memoryBudget == nil else { throw ValidationError("--memory-budget plans the simultaneous schedule; give --chunk with --schedule greedy") }
+        }
     }
 
     /// (C, H, W) from "HxWxC".
@@ -87,11 +95,15 @@ struct PlanCommand: ParsableCommand {
             chunk = choice.plan.chunk
             choice.description.forEach { print($0) }
         }
-        let plan = MemoryPlanner.plan(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer)
+        let greedy = schedule == TrainingSchedule.greedy.rawValue
+        let rounds = greedy ? MemoryPlanner.greedyPlans(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer) : []
+        let plan = rounds.max { $0.peak < $1.peak } ?? MemoryPlanner.plan(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer)
         let c = spec.inputShape
         print("\(spec.description); input \(c[1])x\(c[2])x\(c[0]), \(spec.classes) classes; batch \(batchSize)"
               + (plan.chunk.map { ", local steps in chunks of \($0)" } ?? "") + "; conv engine \(table.engine.rawValue), \(BLAS.threads) threads")
         print(PlanCommand.render(table, plan))
+        for r in rounds where r.round != plan.round { print(MemoryBudget.describe(r)) }
+        if greedy { print("the greedy run's peak is its largest round:") }
         print(MemoryBudget.describe(plan))
         print("  at the peak: " + Category.allCases.filter { plan.peakBreakdown[$0] > 0 }
             .map { "\($0) \(ByteFormat.human(plan.peakBreakdown[$0]))" }.joined(separator: ", "))
@@ -101,7 +113,7 @@ struct PlanCommand: ParsableCommand {
             other.nonlinearity = Nonlinearity(rawValue: LossKind.backprop.defaultNonlinearity) ?? other.nonlinearity
             let backprop = MemoryPlanner.plan(other, batchSize: batchSize, optimizer: optimizer)
             print(MemoryBudget.describe(backprop))
-            print(String(format: "backprop / local: %.2fx the ledger peak", Double(backprop.peak) / Double(plan.peak)))
+            print(String(format: "backprop / local%@: %.2fx the ledger peak", greedy ? " greedy" : "", Double(backprop.peak) / Double(plan.peak)))
         }
     }
 

@@ -38,6 +38,12 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Local mode: compute each block's local step in chunks of N examples with recomputation (same numbers, activation memory of one chunk plus the block's input and hand-off).",
                                valueName: "N"))
     var chunk: Int?
+    @Option(help: ArgumentHelp("Local mode's schedule: simultaneous (the paper's) or greedy (block by block; the profile measures one round, see --round).",
+                               valueName: "schedule"))
+    var schedule: String = "simultaneous"
+    @Option(help: ArgumentHelp("Greedy schedule: the round to measure, from 1 (default: the round with the largest predicted peak, the greedy run's peak).",
+                               valueName: "K"))
+    var round: Int?
     @Option(help: "Report folder.")
     var out: String = "reports/mlp"
     @Option(help: ArgumentHelp("Local mode must fit this size (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable): the planner picks the chunk size, or refuses; backprop runs as the comparison.",
@@ -57,6 +63,13 @@ struct ProfileCommand: ParsableCommand {
         if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto (the cgroup limit, else \(Int(MemoryBudget.availableFraction * 100))% of MemAvailable)")
         }
+        guard let kind = TrainingSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be simultaneous or greedy") }
+        if let round {
+            let rounds = modelOptions.spec(loss: .predsim).hiddenBlockCount
+            guard kind == .greedy else { throw ValidationError("--round needs --schedule greedy") }
+            guard round >= 1 && round <= rounds else { throw ValidationError("--round must be in 1...\(rounds) (one round per hidden block)") }
+        }
+        if kind == .greedy && memoryBudget != nil { throw ValidationError("--memory-budget plans the simultaneous schedule; give --chunk with --schedule greedy") }
     }
 
     func makeRequest() -> ProfileRequest {
@@ -69,6 +82,8 @@ struct ProfileCommand: ParsableCommand {
         r.seed = seed
         r.threads = threads
         r.chunk = chunk
+        r.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil
+        r.round = round.map { $0 - 1 }
         return r
     }
 

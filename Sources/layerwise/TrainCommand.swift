@@ -75,6 +75,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Local mode: compute each block's local step in chunks of N examples with recomputation (same numbers, activation memory of one chunk plus the block's input and hand-off; costs time).",
                                valueName: "N"))
     var chunk: Int?
+    @Option(help: ArgumentHelp("simultaneous (the paper's: every block trains on every batch) or greedy (block by block: in round k only block k trains, with its heads and optimizer; the blocks before it are frozen and run forward only; the output layer trains in the last round).",
+                               valueName: "schedule"))
+    var schedule: String = "simultaneous"
+    @Option(help: ArgumentHelp("Greedy schedule: epochs of every round (default: --epochs / blocks, the remainder to the last rounds). The milestones are fractions of --epochs, applied to each round scaled to its length.",
+                               valueName: "E"))
+    var epochsPerBlock: Int?
     @Option(help: "Use at most this many training records per epoch.")
     var trainLimit: Int?
     @Option(help: "Evaluate on at most this many test records.")
@@ -104,6 +110,7 @@ struct TrainCommand: ParsableCommand {
         if let normalize, normalize != "dataset", normalize != "none", parsedNormalization == nil {
             throw ValidationError("--normalize \(normalize) is not dataset, none or MEAN,STD (an even number of numbers, std positive), e.g. 0.5,0.25")
         }
+        guard TrainingSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be simultaneous or greedy") }
         if trainSplit.isEmpty || testSplit.isEmpty { throw ValidationError("--train-split and --test-split need a split name (or --test-split none)") }
     }
 
@@ -161,6 +168,8 @@ struct TrainCommand: ParsableCommand {
         }
         c.memoryReport = memoryReport
         c.chunk = chunk
+        c.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil  // nil: the paper's, as older runs recorded it
+        c.epochsPerBlock = epochsPerBlock
         return c
     }
 

@@ -30,9 +30,12 @@ extension HiddenBlock {
     /// `source` may be the previous block's `RecomputedHandOff`: its rows are recomputed into a
     /// (chunk, in...) buffer whenever a pass reads them. With `recomputeHandOff` this block's
     /// own hand-off is returned that way, not written (the next block must read it in chunks:
-    /// `Network` asks for it only before another chunked conv block).
+    /// `Network` asks for it only before another chunked conv block). With `writeHandOff` false
+    /// (greedy schedule, before the last round: no block reads it) there is none (nil).
+    /// `source` may also be a `FrozenPrefix`: its rows are recomputed the same way, through the
+    /// frozen blocks before this one.
     public func trainLocalChunked(_ source: ChunkedHandOff, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64,
-                                  chunk: Int, recomputeHandOff: Bool) -> (handOff: ChunkedHandOff, stats: BlockStepStats) {
+                                  chunk: Int, recomputeHandOff: Bool, writeHandOff: Bool = true) -> (handOff: ChunkedHandOff?, stats: BlockStepStats) {
         guard let heads, let optimizer else { preconditionFailure("block \(index) is not set up for local training") }
         precondition(chunk > 0, "chunk size must be positive")
         ledger.enter(.forward, layer: index, label: "forward")
@@ -47,12 +50,18 @@ extension HiddenBlock {
                 inputScratch = Tensor(r.map.outputShape(batch: chunk), .activations, layer: r.layer, label: "h", ledger: ledger, zeroed: false)
             }
         }
+        if case .frozenPrefix = source {
+            inputChunk = Tensor(map.inputShape(batch: chunk), .activations, layer: index, label: "input chunk", ledger: ledger, zeroed: false)
+        }
         let wholeInput: Tensor? = { if case .tensor(let x) = source { return x.reshaped(map.inputShape(batch: batch)) }; return nil }()
         func input(_ rows: Range<Int>) -> Tensor {
             if let wholeInput { return wholeInput.rows(rows) }
-            guard case .recomputed(let r) = source else { preconditionFailure() }
             let out = inputChunk!.rows(0..<rows.count)
-            r.materialize(rows: rows, into: out, scratch: inputScratch?.rows(0..<rows.count))
+            switch source {
+            case .recomputed(let r): r.materialize(rows: rows, into: out, scratch: inputScratch?.rows(0..<rows.count))
+            case .frozenPrefix(let f): f.materialize(rows: rows, into: out)
+            case .tensor: preconditionFailure()
+            }
             return out
         }
 
@@ -127,7 +136,7 @@ extension HiddenBlock {
                 let weightGrad = weight.makeGrad(), biasGrad = bias.makeGrad()
                 // The hand-off is written by the last pass (the weights are still those of the forward),
                 // so it does not coexist with the loss's temporaries.
-                let output: Tensor? = recomputeHandOff ? nil
+                let output: Tensor? = recomputeHandOff || !writeHandOff ? nil
                     : Tensor([batch] + outputShape, .activations, layer: index, label: "handoff", ledger: ledger, zeroed: false)
                 for rows in chunks {
                     let (x, xc, dz) = headGradient(rows, weightGradients: false)
@@ -147,7 +156,7 @@ extension HiddenBlock {
                 }
                 if let output {
                     handOff = .tensor(output)
-                } else {
+                } else if writeHandOff {
                     guard case .tensor(let x) = source else { preconditionFailure("a recomputed hand-off needs its input as a tensor") }
                     handOff = .recomputed(RecomputedHandOff(block: self, input: x, mean: mean, invStd: invStd, dropoutSeed: dropoutSeed))
                 }
@@ -161,6 +170,6 @@ extension HiddenBlock {
         ledger.enter(.update, layer: index, label: "update")
         optimizer.step(lr: lr)
         for p in localParameters { p.dropGrad() }
-        return (handOff!, stats)
+        return (handOff, stats)
     }
 }

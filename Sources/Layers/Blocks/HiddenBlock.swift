@@ -32,10 +32,19 @@ public final class HiddenBlock<Map: HiddenMap> {
     public let bnBias: Parameter
     public let runningMean: Tensor
     public let runningVar: Tensor
-    public let heads: LocalHeads<Map>?
+    /// The local heads (nil in backprop mode, and under the greedy schedule outside the block's
+    /// round: `installHeads(rng:)` makes them when its round starts, `freeze()` drops them).
+    public private(set) var heads: LocalHeads<Map>?
     /// The block's own optimizer in local mode (nil in backprop mode).
     public var optimizer: Optimizer?
+    /// Greedy schedule: the block trains no more; its weights are booked as `frozenWeights` and
+    /// it only runs `forwardEval`.
+    public private(set) var isFrozen = false
     let ledger: Ledger
+    /// What heads made later need (`installHeads`).
+    private let classes: Int
+    private let dimInDecoder: Int
+    private let sharedWorkspace: ConvWorkspace?
 
     /// What the block's backward reads, kept from the forward. Each field is released at its
     /// last use inside `backward(dh:state:wantInputGrad:)`, so in backprop mode a block's saved
@@ -57,10 +66,11 @@ public final class HiddenBlock<Map: HiddenMap> {
     public private(set) var retained: [Tensor] = []
 
     /// Draws the map's weight and bias (uniform +-1/sqrt(fan-in)), then the heads' tensors,
-    /// from `rng` in that order.
+    /// from `rng` in that order. `withHeads: false` (greedy schedule) makes no heads and draws
+    /// nothing for them: `installHeads(rng:)` makes them later.
     public init(index: Int, map: Map, poolAfter: Bool = false, classes: Int, dimInDecoder: Int, loss: LossKind, beta: Float,
                 nonlinearity: Nonlinearity, dropout: Float, rng: inout Xoshiro256, ledger: Ledger,
-                sharedWorkspace: ConvWorkspace? = nil) {
+                sharedWorkspace: ConvWorkspace? = nil, withHeads: Bool = true) {
         precondition(Map.isSpatial || !poolAfter, "only feature maps are pooled between blocks")
         self.index = index
         self.map = map
@@ -70,6 +80,9 @@ public final class HiddenBlock<Map: HiddenMap> {
         self.loss = loss
         self.beta = beta
         self.ledger = ledger
+        self.classes = classes
+        self.dimInDecoder = dimInDecoder
+        self.sharedWorkspace = sharedWorkspace
         let prefix = "blocks.\(index).\(Map.kind)"
         weight = Parameter(name: "\(prefix).weight", shape: map.weightShape, category: .weights, layer: index,
                            label: Map.weightLabel, ledger: ledger)
@@ -79,10 +92,35 @@ public final class HiddenBlock<Map: HiddenMap> {
         weight.initUniform(bound: bound, rng: &rng)
         bias.initUniform(bound: bound, rng: &rng)
         (bnWeight, bnBias, runningMean, runningVar) = BatchNormParameters.make(layer: index, channels: map.outChannels, ledger: ledger)
-        heads = loss.isLocal
+        heads = loss.isLocal && withHeads
             ? LocalHeads(loss: loss, output: map.outputFeatures, classes: classes, dimInDecoder: dimInDecoder, layer: index,
                          rng: &rng, ledger: ledger, sharedWorkspace: sharedWorkspace)
             : nil
+    }
+
+    /// Makes the local heads, drawing their tensors from `rng` (greedy schedule: when the
+    /// block's round starts).
+    public func installHeads(rng: inout Xoshiro256) {
+        precondition(heads == nil && loss.isLocal && !isFrozen, "block \(index): heads already made, frozen, or backprop mode")
+        heads = LocalHeads(loss: loss, output: map.outputFeatures, classes: classes, dimInDecoder: dimInDecoder, layer: index,
+                           rng: &rng, ledger: ledger, sharedWorkspace: sharedWorkspace)
+    }
+
+    /// Ends the block's training (greedy schedule): its heads and optimizer state are freed and
+    /// its weights, BatchNorm parameters and running statistics are booked as `frozenWeights`.
+    /// From now on it runs `forwardEval` only (running statistics, no dropout).
+    public func freeze() {
+        guard !isFrozen else { return }
+        heads = nil
+        optimizer = nil
+        for p in parameters {
+            p.state = []
+            p.dropGrad()
+            p.value.storage.rebook(as: .frozenWeights)
+        }
+        runningMean.storage.rebook(as: .frozenWeights)
+        runningVar.storage.rebook(as: .frozenWeights)
+        isFrozen = true
     }
 
     /// The block's own trainable parameters (without heads): these are counted in #params.
@@ -188,7 +226,7 @@ public final class HiddenBlock<Map: HiddenMap> {
                            chunk: Int? = nil) -> (handOff: Tensor, stats: BlockStepStats) {
         if let chunk, chunk < x.rowCount {
             let r = trainLocalChunked(.tensor(x), labels: labels, lr: lr, dropoutSeed: dropoutSeed, chunk: chunk, recomputeHandOff: false)
-            return (r.handOff.tensor, r.stats)
+            return (r.handOff!.tensor, r.stats)
         }
         guard let heads, let optimizer else { preconditionFailure("block \(index) is not set up for local training") }
         ledger.enter(.forward, layer: index, label: "forward")
@@ -280,10 +318,11 @@ public final class HiddenBlock<Map: HiddenMap> {
 extension HiddenBlock where Map == LinearMap {
     /// A Linear block of `outFeatures` units reading `inFeatures` (flattened) values an example.
     public convenience init(index: Int, inFeatures: Int, outFeatures: Int, classes: Int, loss: LossKind, beta: Float,
-                            nonlinearity: Nonlinearity, dropout: Float, rng: inout Xoshiro256, ledger: Ledger) {
+                            nonlinearity: Nonlinearity, dropout: Float, rng: inout Xoshiro256, ledger: Ledger,
+                            withHeads: Bool = true) {
         self.init(index: index, map: LinearMap(inFeatures: inFeatures, outFeatures: outFeatures), classes: classes,
                   dimInDecoder: outFeatures, loss: loss, beta: beta, nonlinearity: nonlinearity, dropout: dropout,
-                  rng: &rng, ledger: ledger)
+                  rng: &rng, ledger: ledger, withHeads: withHeads)
     }
 
     public var inFeatures: Int { map.inFeatures }
@@ -294,10 +333,11 @@ extension HiddenBlock where Map == ConvMap {
     /// A conv block over `geometry`; its scratch is a view of `sharedWorkspace` when given.
     public convenience init(index: Int, geometry: ConvGeometry, poolAfter: Bool, classes: Int, dimInDecoder: Int,
                             loss: LossKind, beta: Float, nonlinearity: Nonlinearity, dropout: Float,
-                            rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil) {
+                            rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil, withHeads: Bool = true) {
         self.init(index: index, map: ConvMap(geometry, layer: index, ledger: ledger, sharedWorkspace: sharedWorkspace),
                   poolAfter: poolAfter, classes: classes, dimInDecoder: dimInDecoder, loss: loss, beta: beta,
-                  nonlinearity: nonlinearity, dropout: dropout, rng: &rng, ledger: ledger, sharedWorkspace: sharedWorkspace)
+                  nonlinearity: nonlinearity, dropout: dropout, rng: &rng, ledger: ledger, sharedWorkspace: sharedWorkspace,
+                  withHeads: withHeads)
     }
 
     public var geometry: ConvGeometry { map.geometry }

@@ -88,12 +88,15 @@ public final class RecomputedHandOff {
 public enum ChunkedHandOff {
     case tensor(Tensor)
     case recomputed(RecomputedHandOff)
+    /// Greedy schedule: the batch through the frozen blocks, recomputed a chunk at a time.
+    case frozenPrefix(FrozenPrefix)
 
     /// The hand-off as a tensor (recomputing a recomputed one whole).
     public var tensor: Tensor {
         switch self {
         case .tensor(let t): return t
         case .recomputed(let r): return r.materialized()
+        case .frozenPrefix(let f): return f.materialized()
         }
     }
 
@@ -101,6 +104,34 @@ public enum ChunkedHandOff {
         switch self {
         case .tensor(let t): return t.rowCount
         case .recomputed(let r): return r.rowCount
+        case .frozenPrefix(let f): return f.shape[0]
         }
     }
+}
+
+/// The greedy schedule's frozen prefix as a chunked step's input: rows of the batch run forward
+/// through the frozen blocks (`HiddenBlock.forwardEval`) whenever a pass reads them, instead of
+/// the whole batch's output being kept. Chosen when that forward is cheap against the block's
+/// own (`ShapeTable.greedyRecomputesPrefix`): vgg8b's first block, whose hand-off is 128 times
+/// its input.
+public final class FrozenPrefix {
+    /// The prefix's output for the whole batch: (B, hand-off of its last block...).
+    public let shape: [Int]
+    let images: Tensor
+    let forward: (Tensor) -> Tensor
+
+    init(images: Tensor, outputShape: [Int], forward: @escaping (Tensor) -> Tensor) {
+        self.images = images
+        shape = [images.rowCount] + outputShape
+        self.forward = forward
+    }
+
+    /// Rows `rows` of the prefix's output into `out`; the blocks' own outputs are freed once copied.
+    public func materialize(rows: Range<Int>, into out: Tensor) {
+        let y = forward(images.rows(rows))
+        out.copy(from: y)
+    }
+
+    /// The whole output as a tensor.
+    public func materialized() -> Tensor { forward(images) }
 }

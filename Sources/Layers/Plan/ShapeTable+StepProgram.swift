@@ -61,12 +61,12 @@ extension ShapeTable {
     }
 
     /// The name of layer `index`'s input: the batch, or the previous block's hand-off.
-    private func inputName(_ index: Int) -> String { index == 0 ? "input" : "\(index - 1).handoff" }
+    func inputName(_ index: Int) -> String { index == 0 ? "input" : "\(index - 1).handoff" }
 
     private func usesDNNL(_ g: ConvGeometry) -> Bool { engine == .dnnl && DNNLConvolution.handles(g) }
 
     /// Records a conv call for the oneDNN workspace (the im2col engine's scratch is fixed).
-    private func conv(_ p: inout StepProgram, _ pass: ConvPass, _ g: ConvGeometry, _ n: Int, bias: Bool) {
+    func conv(_ p: inout StepProgram, _ pass: ConvPass, _ g: ConvGeometry, _ n: Int, bias: Bool) {
         if usesDNNL(g), n > 0 { p.conv(pass, g, batch: n, bias: bias) }
     }
 
@@ -100,7 +100,7 @@ extension ShapeTable {
     }
 
     // HiddenBlock.trainLocal
-    private func localBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int) {
+    func localBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int) {
         let k = "\(l.index).", n = b * l.outputCount
         let hName = l.poolAfter ? k + "h" : k + "handoff"  // h becomes the hand-off in place unless pooled
         mapAndNorm(&p, l, batch: b, h: hName)
@@ -243,7 +243,7 @@ extension ShapeTable {
     }
 
     // OutputLayer.train in local mode, then the caller's update
-    private func outputLocal(_ p: inout StepProgram, batch b: Int) {
+    func outputLocal(_ p: inout StepProgram, batch b: Int) {
         let l = outputLayer, k = "\(l.index)."
         p.mark(.layerBegins(l.index))
         p.allocate(k + "logits", .activations, layer: l.index, floats: b * spec.classes)
@@ -282,9 +282,15 @@ extension ShapeTable {
     }
 
     // HiddenBlock.trainLocalChunked
-    private func chunkedBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int, chunk c: Int, source: Layer?, recomputeHandOff: Bool) {
+    // `frozenPrefix`: the greedy schedule's input recomputed a chunk at a time through the frozen
+    // blocks before l (`FrozenPrefix`); `writeHandOff` false: no hand-off (greedy, not the last round)
+    func chunkedBlock(_ p: inout StepProgram, _ l: Layer, batch b: Int, chunk c: Int, source: Layer?, recomputeHandOff: Bool,
+                      frozenPrefix: Bool = false, writeHandOff: Bool = true) {
         let k = "\(l.index).", ch = l.channels, n = c * l.outputCount
         let sizes = chunkSizes(b, c)
+        if frozenPrefix {
+            p.allocate(k + "input chunk", .activations, layer: l.index, floats: c * l.inputCount)
+        }
         if let r = source {
             p.allocate(k + "input chunk", .activations, layer: l.index, floats: c * l.inputCount)
             if r.poolAfter { p.allocate("\(r.index).h scratch", .activations, layer: r.index, floats: c * r.outputCount) }
@@ -324,8 +330,16 @@ extension ShapeTable {
         p.allocate("grad." + k + "bias", .gradients, layer: l.index, floats: ch)
         if recomputeHandOff {
             p.allocate(k + "handoff.recipe", .activations, layer: l.index, floats: l.params - 3 * ch + 5 * ch)
-        } else {
+        } else if writeHandOff {
             p.allocate(k + "handoff", .activations, layer: l.index, floats: b * l.handOffCount)
+        }
+        if frozenPrefix {
+            // Every pass reads each chunk through the prefix; the last pass has the most live
+            // (everything above is a superset in bytes of what the earlier passes hold), so its
+            // full chunk is the spike. Its convolutions run at every chunk size.
+            frozenChain(&p, through: l.index, rows: c, output: "frozen chunk")
+            p.free("frozen chunk")
+            for m in sizes where m != c { for f in hiddenLayers.prefix(l.index) { if let g = f.geometry { conv(&p, .forward, g, m, bias: true) } } }
         }
         p.free(k + "dh", k + "bn.grad sums")
         for name in summaries { p.free(name) }
@@ -334,6 +348,7 @@ extension ShapeTable {
             p.free(k + "input chunk")
             if r.poolAfter { p.free("\(r.index).h scratch") }
         }
+        if frozenPrefix { p.free(k + "input chunk") }
         p.freeAll(prefix: "grad." + k)
     }
 

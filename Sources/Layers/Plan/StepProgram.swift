@@ -14,7 +14,8 @@ public enum PlannedEvent: Sendable, Equatable {
 }
 
 /// What a step of a network allocates and frees, generated from a `ShapeTable` without allocating
-/// anything: `ShapeTable.stepProgram(batch:chunk:optimizer:)`. The memory planner replays it.
+/// anything: `ShapeTable.stepProgram(batch:chunk:optimizer:)`, or for one round of the greedy
+/// schedule `ShapeTable.greedyStepProgram(round:batch:chunk:optimizer:)`. The memory planner replays it.
 public struct StepProgram: Sendable {
     public let batch: Int
     /// The micro-batch of chunked local steps (nil: whole batches).

@@ -10,6 +10,7 @@ public enum MemoryBudget {
     public static func describe(_ plan: MemoryPlan) -> String {
         let p = plan.persistent
         var parts = ["weights \(ByteFormat.human(p[.weights]))"]
+        if p[.frozenWeights] > 0 { parts.append("frozen weights \(ByteFormat.human(p[.frozenWeights]))") }
         if p[.headWeights] > 0 { parts.append("head weights \(ByteFormat.human(p[.headWeights]))") }
         parts.append("optimizer state \(ByteFormat.human(p[.optimizerState]))")
         if p[.workspace] > 0 { parts.append("conv scratch \(ByteFormat.human(p[.workspace]))") }
@@ -25,7 +26,8 @@ public enum MemoryBudget {
 
     /// "local (predsim)" or "backprop".
     public static func name(_ plan: MemoryPlan) -> String {
-        plan.loss.isLocal ? "local (\(plan.loss.rawValue)\(plan.chunk.map { ", chunks of \($0)" } ?? ""))" : "backprop"
+        let round = plan.round.map { ", greedy round \($0 + 1) of \(plan.rounds ?? 0)" } ?? ""
+        return plan.loss.isLocal ? "local (\(plan.loss.rawValue)\(plan.chunk.map { ", chunks of \($0)" } ?? "")\(round))" : "backprop"
     }
 
     /// The settings that change memory but not the mathematics (whole batches or chunks of N),

@@ -28,6 +28,10 @@ public struct MemoryPlan: Equatable, Sendable, Codable {
     public var batchSize: Int
     /// Micro-batch of a chunked local step (nil: whole batches).
     public var chunk: Int?
+    /// Greedy schedule: the round (0-based) this plan is of, and how many there are (nil: the
+    /// simultaneous schedule, or backprop).
+    public var round: Int?
+    public var rounds: Int?
     /// "local" or "backprop".
     public var mode: String { loss.isLocal ? "local" : "backprop" }
     /// Bytes that live for the whole run: weights, head weights, optimizer state, conv scratch, the input batch.
@@ -68,6 +72,16 @@ public struct MemoryPlan: Equatable, Sendable, Codable {
 ///                     (saved activations of the blocks not yet back-propagated
 ///                      + gradients of the parameters already reached + the block's temporaries)
 ///
+/// Greedy schedule, round k (`plan(_:batchSize:chunk:optimizer:round:)`): only block k has heads and
+/// optimizer state (and the output layer its optimizer in the last round), the blocks before it
+/// are `frozenWeights`, and the step is the frozen prefix's forward, then block k's local step:
+///
+///     greedy peak (round k) = weights + frozen weights + block k's heads and optimizer state
+///                             + conv scratch + input batch + max over the step of (the prefix's
+///                             output, or one chunk of it recomputed, + block k's working set)
+///
+/// and the greedy run's peak is its largest round (`greedyPeakPlan`).
+///
 /// For a Linear block (B batch, n inputs, F units, K classes, 4-byte floats) the local step
 /// usually peaks when the Linear weight gradient is booked in the backward (x-hat and invStd
 /// are already freed there):
@@ -83,10 +97,12 @@ public enum MemoryPlanner {
         plan(ShapeTable(spec: spec, engine: engine), batchSize: batchSize, chunk: chunk, optimizer: optimizer)
     }
 
-    /// The plan from a compiled table.
-    public static func plan(_ table: ShapeTable, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings = OptimizerSettings()) -> MemoryPlan {
+    /// The plan from a compiled table; with `round`, of that round of the greedy schedule.
+    public static func plan(_ table: ShapeTable, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings = OptimizerSettings(),
+                            round: Int? = nil) -> MemoryPlan {
         let spec = table.spec
-        let program = table.stepProgram(batch: batchSize, chunk: chunk, optimizer: optimizer)
+        let program = round.map { table.greedyStepProgram(round: $0, batch: batchSize, chunk: chunk, optimizer: optimizer) }
+            ?? table.stepProgram(batch: batchSize, chunk: chunk, optimizer: optimizer)
         var replay = AllocationReplay()
         var persistent = CategoryBytes()
         var windows: [Int: Int] = [:]
@@ -109,15 +125,32 @@ public enum MemoryPlanner {
         let moments = optimizer.kind == .adam ? 2 : 1
         let f = MemoryLayout<Float>.stride
         let layers = table.layers.map { l -> LayerPlan in
-            let heads = spec.loss.isLocal ? l.trainedHeadParams : 0
+            // Greedy: only round k's block has heads and optimizer state (and the output layer
+            // has its optimizer in the last round).
+            let trains = round.map { l.index == $0 || (l.kind == .output && $0 == table.greedyRounds - 1) } ?? true
+            let hasHeads = spec.loss.isLocal && (round.map { l.index == $0 } ?? true)
+            let heads = hasHeads ? l.trainedHeadParams : 0
             return LayerPlan(index: l.index, name: l.name, params: l.params, headParams: heads,
-                             headElements: spec.loss.isLocal ? l.headElements : 0,
-                             optimizerStateBytes: moments * (l.params + heads) * f,
+                             headElements: hasHeads ? l.headElements : 0,
+                             optimizerStateBytes: trains ? moments * (l.params + heads) * f : 0,
                              workingSetBytes: spec.loss.isLocal ? windows[l.index] : nil,
                              handOffBytes: l.kind == .output ? 0 : batchSize * l.handOffCount * f)
         }
-        return MemoryPlan(loss: spec.loss, batchSize: batchSize, chunk: program.chunk, persistent: persistent, layers: layers,
+        return MemoryPlan(loss: spec.loss, batchSize: batchSize, chunk: program.chunk,
+                          round: round, rounds: round == nil ? nil : table.greedyRounds, persistent: persistent, layers: layers,
                           peak: replay.peak, peakBreakdown: replay.peakBreakdown)
+    }
+
+    /// The plan of every round of the greedy schedule, in order.
+    public static func greedyPlans(_ table: ShapeTable, batchSize: Int, chunk: Int? = nil,
+                                   optimizer: OptimizerSettings = OptimizerSettings()) -> [MemoryPlan] {
+        (0..<table.greedyRounds).map { plan(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer, round: $0) }
+    }
+
+    /// The greedy schedule's peak: the plan of its largest round (the first of equals).
+    public static func greedyPeakPlan(_ table: ShapeTable, batchSize: Int, chunk: Int? = nil,
+                                      optimizer: OptimizerSettings = OptimizerSettings()) -> MemoryPlan {
+        greedyPlans(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer).max { $0.peak < $1.peak }!
     }
 
     /// Plans for every training signal of the same model and batch, ordered from the smallest

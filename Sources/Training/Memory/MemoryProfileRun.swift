@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import Reports
 
 /// `layerwise profile`: runs local and backprop for the same request, each in a fresh process
@@ -21,7 +22,9 @@ public struct MemoryProfileRun {
     /// The planner's prediction for each mode, in `modes` order (local with the request's chunk).
     public var plans: [MemoryPlan] {
         MemoryProfileRun.modes.map {
-            MemoryPlanner.plan(request.spec(mode: $0), batchSize: request.batchSize, chunk: request.chunk, optimizer: request.optimizer)
+            let spec = request.spec(mode: $0)
+            return MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: request.batchSize, chunk: request.chunk, optimizer: request.optimizer,
+                                      round: $0 == "local" ? request.greedyRound(spec) : nil)
         }
     }
 

@@ -43,8 +43,15 @@ public enum ModeProfiler {
         let images = Tensor([batch] + spec.inputShape, .input, label: "batch", ledger: ledger, zeroed: false)
         var labels = [Int32](repeating: 0, count: batch)
         var rng = Xoshiro256(seed: Xoshiro256.derive(request.seed, 0x9F0F))
-        let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer, ledger: ledger)
+        let round = mode == "local" ? request.greedyRound(spec) : nil
+        let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer, ledger: ledger,
+                              schedule: round == nil ? .simultaneous : .greedy)
         network.chunkSize = request.chunk
+        if let round {
+            // The rounds before it are frozen as they would be after training (their weights'
+            // values do not change what is booked); the measured steps are round `round`'s.
+            network.beginRound(round)
+        }
 
         for step in 0..<request.steps {
             ledger.enter(.load)
@@ -68,18 +75,19 @@ public enum ModeProfiler {
         let history = ledger.history()
         let windows = StepWindows.measure(events: history.events, final: ledger.current())
         let rows = plannedRows(spec, batch: batch, chunk: spec.loss.isLocal ? request.chunk : nil, optimizer: request.optimizer,
-                               windows: windows)
+                               round: round, windows: windows)
         var process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)
         process.resident = ResidentSplit.read()
         process.ledgerLiveAtCapture = ledger.current().total
         withExtendedLifetime((network, images, loader)) {}
-        return ModeProfile(ledger: ledger, name: mode, model: request.modelDescription, batchSize: batch,
+        return ModeProfile(ledger: ledger, name: round.map { _ in "local greedy" } ?? mode, model: request.modelDescription, batchSize: batch,
                            steps: request.steps, layers: rows, process: process)
     }
 
     /// Rows with the planner's figures (W_k) next to the measured ones.
-    static func plannedRows(_ spec: ModelSpec, batch: Int, chunk: Int?, optimizer: OptimizerSettings, windows: [Int: LayerWindow]) -> [LayerRow] {
-        let plan = MemoryPlanner.plan(spec, batchSize: batch, chunk: chunk, optimizer: optimizer)
+    static func plannedRows(_ spec: ModelSpec, batch: Int, chunk: Int?, optimizer: OptimizerSettings, round: Int? = nil,
+                            windows: [Int: LayerWindow]) -> [LayerRow] {
+        let plan = MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: batch, chunk: chunk, optimizer: optimizer, round: round)
         return plan.layers.map { layer -> LayerRow in
             let window = windows[layer.index]
             return LayerRow(index: layer.index, name: layer.name, params: layer.params, headParams: layer.headParams,

@@ -16,8 +16,20 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
     public var threads: Int?
     /// Local mode's chunked local steps (`--chunk`); nil: whole batches. Backprop ignores it.
     public var chunk: Int?
+    /// Local mode's schedule (nil: simultaneous). A greedy profile measures one round.
+    public var schedule: TrainingSchedule?
+    /// Greedy schedule: the round (0-based) to measure; nil: the round with the largest
+    /// predicted peak (the greedy run's peak).
+    public var round: Int?
 
     public init() {}
+
+    /// The greedy round local mode measures for `spec` (nil under the simultaneous schedule).
+    public func greedyRound(_ spec: ModelSpec) -> Int? {
+        guard schedule == .greedy else { return nil }
+        if let round { return round }
+        return MemoryPlanner.greedyPeakPlan(ShapeTable(spec: spec), batchSize: batchSize, chunk: chunk, optimizer: optimizer).round
+    }
 
     /// The spec for a mode: "local" keeps the loss, "backprop" replaces it.
     public func spec(mode: String) -> ModelSpec {
@@ -31,7 +43,10 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
 
     /// "mlp 3x1024, local loss predsim" or "vgg8b x0.5 + 1024, dim_in_decoder 1024, local loss predsim", for the report's run line.
     public var modelDescription: String {
-        let chunked = chunk.map { ", local steps in chunks of \($0)" } ?? ""
+        var chunked = chunk.map { ", local steps in chunks of \($0)" } ?? ""
+        if let round = greedyRound(spec(mode: "local")) {
+            chunked += ", greedy schedule: round \(round + 1) of \(model.hiddenBlockCount)" + (self.round == nil ? " (its largest)" : "")
+        }
         switch model.kind {
         case .mlp:
             return "mlp \(model.numLayers)x\(model.numHidden), local loss \(model.loss.rawValue)" + chunked
