@@ -29,13 +29,19 @@ public struct IDXInput: RecordInput {
             throw ShardError.invalidInput(file: images, problem: "image dimensions \(imageShape) are not usable")
         }
         if !allowTrailingBytes {
-            // Plain files are checked now, by size, so a conversion of only the first records
-            // (--take) sees them too; gzip files when the reader reaches their end.
+            // Checked now, so a conversion of only the first records (--take) sees them too:
+            // plain files by size, gzip files by decompressing past the payload (a conversion
+            // that reads to the end checks again there).
             for (path, payload) in [(images, imagesHeaderBytes + recordCount * imageShape.reduce(1, *)), (labels, 8 + recordCount)] {
                 let file = try InputFile(path: path)
                 _ = try file.readExactly(1, expectedTotal: payload)
-                if !file.isCompressed && file.sizeOnDisk > payload {
-                    throw ShardError.trailingBytes(file: path, count: file.sizeOnDisk - payload, payloadBytes: payload)
+                if !file.isCompressed {
+                    if file.sizeOnDisk > payload {
+                        throw ShardError.trailingBytes(file: path, count: file.sizeOnDisk - payload, payloadBytes: payload)
+                    }
+                } else {
+                    try file.skip(payload - 1, expectedTotal: payload)
+                    try IDXReader.refuseTrailingBytes(file, payload: payload)
                 }
             }
         }
