@@ -140,6 +140,17 @@ final class ConvertIDXTests: XCTestCase {
         }
     }
 
+    /// Found by tools/fuzz.sh idx: dimensions whose product overflows Int trapped in the size check.
+    func testImageDimensionsWhoseProductOverflowsAreAnErrorNamingTheFile() throws {
+        for dims in [[3, 0x3f02_001d, 0x0002_3a00, 0x0003_000b], [2, 0xffff_ffff, 0xffff_ffff], [2, 0, 5], [1, 1 << 15, 1 << 14]] {
+            writeBytes(idxBytes(dims: dims, data: []), dir + "/images.idx")
+            writeBytes(idxBytes(dims: [dims[0]], data: [UInt8](repeating: 1, count: dims[0])), dir + "/labels.idx")
+            assertShardError(try input(), mentioning: "images.idx") {
+                if case .invalidInput(_, let problem) = $0 { return problem.contains("not usable") } else { return false }
+            }
+        }
+    }
+
     func testCountsThatDisagreeAreAnError() throws {
         try writeIDX(count: 5)
         writeBytes(idxBytes(dims: [4], data: [1, 2, 3, 4]), dir + "/labels.idx")

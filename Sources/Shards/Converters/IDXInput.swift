@@ -25,8 +25,14 @@ public struct IDXInput: RecordInput {
         recordCount = imageDims[0]
         imageShape = imageDims.count == 3 ? [imageDims[1], imageDims[2], 1] : Array(imageDims[1...])
         imagesHeaderBytes = 4 + 4 * imageDims.count
-        guard imageShape.allSatisfy({ $0 > 0 }), imageShape.reduce(1, *) <= 1 << 28 else {
-            throw ShardError.invalidInput(file: images, problem: "image dimensions \(imageShape) are not usable")
+        // Each dimension is up to 2^32 - 1: multiply with overflow checks (three of them overflow Int).
+        var imageBytes = 1
+        for d in imageShape {
+            let (product, overflow) = imageBytes.multipliedReportingOverflow(by: d)
+            guard d > 0, !overflow, product <= 1 << 28 else {
+                throw ShardError.invalidInput(file: images, problem: "image dimensions \(imageShape) are not usable (each must be at least 1, at most 2^28 bytes an image)")
+            }
+            imageBytes = product
         }
         if !allowTrailingBytes {
             // Checked now, so a conversion of only the first records (--take) sees them too:
