@@ -19,15 +19,18 @@ cd "$(dirname "$0")/.."
 SHARDS_DIR=Sources/Shards
 CONVERTERS_DIR=$SHARDS_DIR/Converters
 SHARDS_DIRS="$SHARDS_DIR"                       # every .swift below these folders is one module, Shards
-CHECKPOINT_DIR=Sources/Training/Checkpoint       # the safetensors reader and writer (a module of its own here)
-DEPENDENCY_MODULES="MemoryLedger Randomness FileSystem"   # Sources/<name>, built first
-C_MODULE_MAPS="-I Sources/CZstd -I Sources/CZlib"
-C_LIBRARIES="-lzstd -lz"
+# Swift modules built before Shards and after it (Sources/<name>), in dependency order;
+# Training holds the safetensors reader and the checkpoint loader.
+DEPENDENCY_MODULES="MemoryLedger Randomness FileSystem"
+UPPER_MODULES="Tensors Layers Reports Training"
+C_TARGETS="CKernels CDNNL"                        # our C targets: Sources/<name>/*.c with include/*.h
+C_MODULE_MAPS="-I Sources/CZstd -I Sources/CZlib -I Sources/CBLAS"
+C_LIBRARIES="-lzstd -lz -lopenblas -ldnnl -lm"
 
 FUZZ_BUILD=${FUZZ_BUILD:-.build-fuzz}
 HARNESS_DIR=tools/fuzz
 SEED_DIR=tools/fuzz/seeds
-TARGETS="shard manifest idx cifar npy csv safetensors"
+TARGETS="shard manifest idx cifar npy csv safetensors checkpoint"
 SWIFTC=${SWIFTC:-swiftc}
 SANITIZE="-sanitize=fuzzer,address"
 OPT="-O"   # bounds and overflow checks stay on in -O; -Ounchecked would hide the bugs we look for
@@ -46,17 +49,32 @@ build_module() {
     echo "fuzz: building module $name" >&2
     # -enable-testing: the harnesses reach internal parsers with @testable import.
     # shellcheck disable=SC2086
-    $SWIFTC $OPT $SANITIZE -enable-testing -parse-as-library -wmo -module-name "$name" \
-        -I "$out" $C_MODULE_MAPS -emit-module -emit-module-path "$out/$name.swiftmodule" \
+    $SWIFTC $OPT $SANITIZE -enable-testing -parse-as-library -wmo -package-name Layerwise -module-name "$name" \
+        -I "$out" $(for c in $C_TARGETS; do echo "-I $out/$c"; done) $C_MODULE_MAPS -emit-module -emit-module-path "$out/$name.swiftmodule" \
         -c $files -o "$out/$name.o"
     echo "$stamp" > "$out/$name.stamp"
 }
 
+# Compiles our C target $1 (instrumented too) and writes a module map for its headers.
+build_c_target() {
+    local name=$1 out=$FUZZ_BUILD/modules src=Sources/$1 stamp
+    mkdir -p "$out/$name"
+    stamp=$(cat "$src"/*.c "$src"/include/*.h | sha256sum | cut -c1-16)
+    if [ -f "$out/$name.stamp" ] && [ "$(cat "$out/$name.stamp")" = "$stamp" ] && [ -f "$out/$name.o" ]; then return; fi
+    echo "fuzz: building C target $name" >&2
+    local header
+    header=$(cd "$src/include" && ls ./*.h | head -1)
+    printf 'module %s {\n    header "%s"\n    export *\n}\n' "$name" "$PWD/$src/include/${header#./}" > "$out/$name/module.modulemap"
+    ${CLANG:-clang} -O2 -fsanitize=address,fuzzer-no-link -I "$src/include" -c "$src"/*.c -o "$out/$name.o"
+    echo "$stamp" > "$out/$name.stamp"
+}
+
 build_dependencies() {
+    for c in $C_TARGETS; do build_c_target "$c"; done
     for m in $DEPENDENCY_MODULES; do build_module "$m" ""; done
     # shellcheck disable=SC2086
     build_module Shards "" $SHARDS_DIRS
-    build_module Training "" "$CHECKPOINT_DIR"
+    for m in $UPPER_MODULES; do build_module "$m" ""; done
 }
 
 build_target() {
@@ -68,7 +86,8 @@ build_target() {
     local objects
     objects=$(ls "$FUZZ_BUILD"/modules/*.o)
     # shellcheck disable=SC2086
-    $SWIFTC $OPT $SANITIZE -parse-as-library -module-name "Fuzz_$target" -I "$FUZZ_BUILD/modules" $C_MODULE_MAPS \
+    $SWIFTC $OPT $SANITIZE -parse-as-library -package-name Layerwise -module-name "Fuzz_$target" -I "$FUZZ_BUILD/modules" \
+        $(for c in $C_TARGETS; do echo "-I $FUZZ_BUILD/modules/$c"; done) $C_MODULE_MAPS \
         "$harness" "$HARNESS_DIR/FuzzInput.swift" $objects $C_LIBRARIES -use-ld=lld -o "$out"
 }
 
@@ -79,10 +98,13 @@ run_target() {
     echo "fuzz: $target for ${seconds}s (seeds $SEED_DIR/$target)" >&2
     # -timeout: an input that takes over 10 s is a hang; -rss_limit_mb / -malloc_limit_mb: a
     # header that makes a parser allocate gigabytes is a finding too.
-    local status=0
-    FUZZ_SCRATCH=${TMPDIR:-/tmp} "$FUZZ_BUILD/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    local status=0 scratch
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/layerwise-fuzz-$target.XXXXXX")   # the harness writes each input here
+    # SWIFT_BACKTRACE: libFuzzer prints the stack itself; Swift's backtracer would linger after a crash.
+    SWIFT_BACKTRACE=enable=no FUZZ_SCRATCH=$scratch "$FUZZ_BUILD/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" \
         "$corpus" "$SEED_DIR/$target" || status=$?
+    rm -rf "$scratch"
     if [ $status -ne 0 ]; then
         echo "fuzz: $target FAILED (status $status); reproducers:" >&2
         ls -1 "$artifacts" >&2

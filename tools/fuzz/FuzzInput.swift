@@ -7,7 +7,7 @@ import Glibc
 
 enum FuzzInput {
     /// A folder of this process, created once.
-    nonisolated(unsafe) static let folder: String = {
+    static let folder: String = {
         let base = getenv("FUZZ_SCRATCH").map { String(cString: $0) } ?? "/tmp"
         let path = "\(base)/layerwise-fuzz-\(getpid())"
         mkdir(path, 0o700)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 bin=${LAYERWISE_BIN:-.build/debug/layerwise}
 seeds=tools/fuzz/seeds
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-rm -rf "$seeds"; mkdir -p "$seeds"/{shard,manifest,idx,cifar,npy,csv,safetensors}
+rm -rf "$seeds"; mkdir -p "$seeds"/{shard,manifest,idx,cifar,npy,csv,safetensors,checkpoint}
 
 python3 - "$seeds" "$work" <<'PY'
 import gzip, json, struct, sys
@@ -36,6 +36,8 @@ put('idx', 'gzip-trailing', pair(gzip.compress(idx_images(2, 2, 2) + b'xyz', mti
 # the tests' and the converters' IDX files for later use
 open(f'{work}/images.idx', 'wb').write(idx_images(40, 4, 4))
 open(f'{work}/labels.idx', 'wb').write(idx_labels(40))
+open(f'{work}/images16.idx', 'wb').write(idx_images(8, 16, 16))
+open(f'{work}/labels16.idx', 'wb').write(idx_labels(8))
 
 for k, (lb, name) in enumerate([(1, 'cifar10'), (2, 'cifar100')]):
     rec = lambda i: bytes(range(i, i + lb)) + bytes((i * 7 + j) % 256 for j in range(3072))
@@ -79,4 +81,10 @@ cp "$work/ds/manifest.json" "$seeds/manifest/idx"
 "$bin" train --data "$work/ds" --test-split none --model mlp --num-layers 1 --num-hidden 4 --epochs 1 \
     --batch-size 8 --train-limit 16 --threads 1 --run "$work/run" >/dev/null
 cp "$work/run/checkpoint.safetensors" "$seeds/safetensors/mlp-checkpoint"
+cp "$work/run/checkpoint.safetensors" "$seeds/checkpoint/mlp"
+# The smallest vgg8b there is (one channel per conv, 4 hidden units) on 16x16 images.
+"$bin" shards convert idx --images "$work/images16.idx" --labels "$work/labels16.idx" --out "$work/ds16" --threads 1 >/dev/null
+"$bin" train --data "$work/ds16" --test-split none --model vgg8b --feat-mult 0.001 --num-hidden 4 --epochs 1 \
+    --batch-size 8 --threads 1 --run "$work/vgg" >/dev/null
+cp "$work/vgg/checkpoint.safetensors" "$seeds/checkpoint/vgg8b"
 du -sh "$seeds"/* && ls -l "$seeds"/*
