@@ -14,11 +14,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Where the sources of each module under test live; change here when a folder moves (the
-# converters may become their own module: set CONVERTERS_DIR and list it in SHARDS_DIRS).
-SHARDS_DIR=Sources/Shards
+# Where the sources of each module under test live; change here when a folder moves.
+SHARDS_DIR=Sources/Shards                        # every .swift below it is one module, Shards
+# The IDX, CIFAR, NPY and CSV readers: inside Shards today; set Sources/Converters when they
+# become their own module, which is then built as module Converters after Shards (the
+# harnesses import it when it exists).
 CONVERTERS_DIR=$SHARDS_DIR/Converters
-SHARDS_DIRS="$SHARDS_DIR"                       # every .swift below these folders is one module, Shards
 # Swift modules built before Shards and after it (Sources/<name>), in dependency order;
 # Training holds the safetensors reader and the checkpoint loader.
 DEPENDENCY_MODULES="MemoryLedger Randomness FileSystem"
@@ -72,8 +73,11 @@ build_c_target() {
 build_dependencies() {
     for c in $C_TARGETS; do build_c_target "$c"; done
     for m in $DEPENDENCY_MODULES; do build_module "$m" ""; done
-    # shellcheck disable=SC2086
-    build_module Shards "" $SHARDS_DIRS
+    build_module Shards "" "$SHARDS_DIR"
+    case $CONVERTERS_DIR in
+        "$SHARDS_DIR"/*) ;;
+        *) build_module Converters "" "$CONVERTERS_DIR" ;;
+    esac
     for m in $UPPER_MODULES; do build_module "$m" ""; done
 }
 

@@ -4,6 +4,9 @@
 import Glibc
 #endif
 @testable import Shards
+#if canImport(Converters)
+@testable import Converters
+#endif
 
 enum FuzzInput {
     /// A folder of this process, created once.

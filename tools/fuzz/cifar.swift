@@ -1,5 +1,8 @@
 // CIFAR binary inputs (tools/fuzz.sh cifar): one file read as CIFAR-10, CIFAR-100 fine and coarse.
 @testable import Shards
+#if canImport(Converters)
+@testable import Converters
+#endif
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCIFAR(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {

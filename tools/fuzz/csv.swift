@@ -1,6 +1,9 @@
 // CSV inputs (tools/fuzz.sh csv): one file scanned and converted with the default options, with
 // uint8 features and a named label column, and with a stated shape.
 @testable import Shards
+#if canImport(Converters)
+@testable import Converters
+#endif
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCSV(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {

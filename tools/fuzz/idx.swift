@@ -2,6 +2,9 @@
 // says), each plain or gzip, converted record by record; once refusing and once allowing
 // trailing bytes.
 @testable import Shards
+#if canImport(Converters)
+@testable import Converters
+#endif
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzIDX(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {

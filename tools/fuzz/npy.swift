@@ -1,6 +1,9 @@
 // NPY inputs (tools/fuzz.sh npy): an images array and a labels array (split as FuzzInput.split
 // says), header parsed and every record converted.
 @testable import Shards
+#if canImport(Converters)
+@testable import Converters
+#endif
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzNPY(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
