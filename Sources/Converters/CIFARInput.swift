@@ -80,10 +80,14 @@ final class CIFARReader: RecordInputReader {
         let labelBytes = input.variant.labelBytes
         let stride = labelBytes + CIFARInput.imageBytes
         var n = 0
-        while n < capacity {
-            if file == nil || doneInFile == input.counts[fileIndex] {
-                if file != nil { fileIndex += 1 }
-                guard fileIndex < input.files.count else { break }
+        // Past the last file every call returns 0 (fileIndex == files.count, never used as an index).
+        while n < capacity && fileIndex < input.files.count {
+            if file != nil && doneInFile == input.counts[fileIndex] {
+                file = nil
+                fileIndex += 1
+                continue
+            }
+            if file == nil {
                 file = try InputFile(path: input.files[fileIndex])
                 doneInFile = 0
             }

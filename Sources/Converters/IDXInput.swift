@@ -27,17 +27,29 @@ public struct IDXInput: RecordInput {
         recordCount = imageDims[0]
         imageShape = imageDims.count == 3 ? [imageDims[1], imageDims[2], 1] : Array(imageDims[1...])
         imagesHeaderBytes = 4 + 4 * imageDims.count
-        guard imageShape.allSatisfy({ $0 > 0 }), imageShape.reduce(1, *) <= 1 << 28 else {
-            throw ShardError.invalidInput(file: images, problem: "image dimensions \(imageShape) are not usable")
+        // Each dimension is up to 2^32 - 1: multiply with overflow checks (three of them overflow Int).
+        var imageBytes = 1
+        for d in imageShape {
+            let (product, overflow) = imageBytes.multipliedReportingOverflow(by: d)
+            guard d > 0, !overflow, product <= 1 << 28 else {
+                throw ShardError.invalidInput(file: images, problem: "image dimensions \(imageShape) are not usable (each must be at least 1, at most 2^28 bytes an image)")
+            }
+            imageBytes = product
         }
         if !allowTrailingBytes {
-            // Plain files are checked now, by size, so a conversion of only the first records
-            // (--take) sees them too; gzip files when the reader reaches their end.
+            // Checked now, so a conversion of only the first records (--take) sees them too:
+            // plain files by size, gzip files by decompressing past the payload (a conversion
+            // that reads to the end checks again there).
             for (path, payload) in [(images, imagesHeaderBytes + recordCount * imageShape.reduce(1, *)), (labels, 8 + recordCount)] {
                 let file = try InputFile(path: path)
                 _ = try file.readExactly(1, expectedTotal: payload)
-                if !file.isCompressed && file.sizeOnDisk > payload {
-                    throw ShardError.trailingBytes(file: path, count: file.sizeOnDisk - payload, payloadBytes: payload)
+                if !file.isCompressed {
+                    if file.sizeOnDisk > payload {
+                        throw ShardError.trailingBytes(file: path, count: file.sizeOnDisk - payload, payloadBytes: payload)
+                    }
+                } else {
+                    try file.skip(payload - 1, expectedTotal: payload)
+                    try IDXReader.refuseTrailingBytes(file, payload: payload)
                 }
             }
         }

@@ -98,7 +98,42 @@ public enum Checkpoint {
               let spec = try? JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)) else {
             throw TrainingError.checkpoint(path: path, problem: "has no readable model spec")
         }
+        if let problem = implausibility(of: spec, storedBytes: file.tensors.reduce(0) { $0 + $1.byteCount }) {
+            throw TrainingError.checkpoint(path: path, problem: "has a model spec that no run writes: \(problem)")
+        }
         return spec
+    }
+
+    /// Why a spec read from a file cannot be built, or nil. Checked before any tensor is
+    /// allocated from it: every size positive and small enough that no product overflows, a
+    /// VGG input that survives its poolings, and a parameter count whose float32 bytes the
+    /// file actually stores (so a small file cannot ask for gigabytes).
+    static func implausibility(of spec: ModelSpec, storedBytes: Int) -> String? {
+        let inputValues = spec.inputShape.reduce(1) { product, n in
+            let (next, overflow) = product.multipliedReportingOverflow(by: n)
+            return overflow || n < 1 ? Int.max : next
+        }
+        guard spec.inputShape.count == 3, inputValues <= 1 << 22 else {
+            return "input shape \(spec.inputShape) is not (C, H, W) with at most 2^22 values"
+        }
+        guard (1...(1 << 20)).contains(spec.classes) else { return "\(spec.classes) classes" }
+        guard (1...(1 << 10)).contains(spec.numLayers) else { return "\(spec.numLayers) hidden layers" }
+        guard (1...(1 << 20)).contains(spec.numHidden) else { return "\(spec.numHidden) hidden units" }
+        guard (1...(1 << 24)).contains(spec.dimInDecoder) else { return "dimInDecoder \(spec.dimInDecoder)" }
+        guard spec.featMult.isFinite, spec.featMult > 0, spec.featMult <= 64 else { return "feature multiplier \(spec.featMult)" }
+        guard spec.beta.isFinite, spec.dropout.isFinite, spec.dropout >= 0, spec.dropout < 1 else {
+            return "beta \(spec.beta), dropout \(spec.dropout)"
+        }
+        let pools = ModelSpec.layerList(spec.kind).filter { $0 == .maxPool }.count
+        guard spec.inputShape[1] >> pools >= 1, spec.inputShape[2] >> pools >= 1 else {
+            return "\(spec.kind.rawValue) halves its input \(pools) times but the input is \(spec.inputShape[1])x\(spec.inputShape[2])"
+        }
+        // With the bounds above no term of the count overflows (at most 2^57 per layer).
+        let weightBytes = spec.parameterCount * MemoryLayout<Float>.size
+        guard weightBytes <= storedBytes else {
+            return "its \(spec.parameterCount) parameters need \(weightBytes) bytes but the file stores \(storedBytes)"
+        }
+        return nil
     }
 
     /// An inference-only network of the checkpoint's model: only the tensors `eval` needs are

@@ -50,6 +50,24 @@ final class ConvertFormatsTests: XCTestCase {
         XCTAssertEqual(try readSplit("coarse"), coarse.expected)
     }
 
+    /// Found by tools/fuzz.sh cifar: a read after the last record of the last file indexed past
+    /// the file list and trapped; the reader must keep returning 0 at the end.
+    func testCIFARReaderReturnsZeroAgainAfterTheEnd() throws {
+        let a = cifar(count: 3, labelBytes: 1, seed: 11, pick: 0), b = cifar(count: 2, labelBytes: 1, seed: 12, pick: 0)
+        writeBytes(a.file, dir + "/a.bin")
+        writeBytes(b.file, dir + "/b.bin")
+        let reader = try CIFARInput(files: [dir + "/a.bin", dir + "/b.bin"], variant: .cifar10).makeReader()
+        var buffer = [UInt8](repeating: 0, count: 4 * 3076)
+        var got = [UInt8]()
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
+            if n == 0 { break }
+            got += buffer[0 ..< n * 3076]
+        }
+        XCTAssertEqual(got, a.expected + b.expected)
+        for _ in 0..<2 { XCTAssertEqual(try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }, 0) }
+    }
+
     func testCIFARFileThatIsNotWholeRecordsIsAnError() throws {
         writeBytes(Array(cifar(count: 3, labelBytes: 1, seed: 4, pick: 0).file.dropLast(10)), dir + "/cut.bin")
         assertShardError(try CIFARInput(files: [dir + "/cut.bin"], variant: .cifar10), mentioning: "cut.bin") {

@@ -141,6 +141,17 @@ final class ConvertIDXTests: XCTestCase {
         }
     }
 
+    /// Found by tools/fuzz.sh idx: dimensions whose product overflows Int trapped in the size check.
+    func testImageDimensionsWhoseProductOverflowsAreAnErrorNamingTheFile() throws {
+        for dims in [[3, 0x3f02_001d, 0x0002_3a00, 0x0003_000b], [2, 0xffff_ffff, 0xffff_ffff], [2, 0, 5], [1, 1 << 15, 1 << 14]] {
+            writeBytes(idxBytes(dims: dims, data: []), dir + "/images.idx")
+            writeBytes(idxBytes(dims: [dims[0]], data: [UInt8](repeating: 1, count: dims[0])), dir + "/labels.idx")
+            assertShardError(try input(), mentioning: "images.idx") {
+                if case .invalidInput(_, let problem) = $0 { return problem.contains("not usable") } else { return false }
+            }
+        }
+    }
+
     func testCountsThatDisagreeAreAnError() throws {
         try writeIDX(count: 5)
         writeBytes(idxBytes(dims: [4], data: [1, 2, 3, 4]), dir + "/labels.idx")
@@ -160,7 +171,9 @@ final class ConvertIDXTests: XCTestCase {
             assertShardError(try convert(try input(), to: target), mentioning: "images.idx") {
                 if case .truncatedInput(_, 16 + 30 * 30, 16 + 30 * 30 - 100) = $0 { return true } else { return false }
             }
-            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: target), [], "a failed conversion leaves nothing behind")
+            // Plain files fail while converting, gzip ones already when opened (their payload is
+            // read through for trailing bytes): either way nothing is left.
+            XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? [], [], "a failed conversion leaves nothing behind")
         }
         // A gzip stream cut in the middle.
         try writeIDX(count: 30, gzip: true)
@@ -198,6 +211,21 @@ final class ConvertIDXTests: XCTestCase {
         options.take = 10
         assertShardError(try DatasetConverter.convert(try input(), options: options), mentioning: "images.idx has 2 bytes after") {
             if case .trailingBytes(_, 2, 16 + 30 * 30) = $0 { return true } else { return false }
+        }
+        // The same for gzip files, whose size on disk says nothing about the payload: checked
+        // by decompressing past it when the input is opened.
+        for (file, extra) in [("images.idx", 3), ("labels.idx", 1)] {
+            try writeIDX(count: 30)
+            try InputFile.writeGzip(readBytes(dir + "/" + file) + [UInt8](repeating: 5, count: extra), to: dir + "/" + file)
+            try InputFile.writeGzip(readBytes(dir + "/" + (file == "images.idx" ? "labels.idx" : "images.idx")),
+                                    to: dir + "/" + (file == "images.idx" ? "labels.idx" : "images.idx"))
+            var options = ConversionOptions(directory: dir + "/firstgz-\(file)", writer: ShardWriterOptions(blockBytes: 1024, level: 3, threads: 1))
+            options.take = 10
+            let payload = file == "images.idx" ? 16 + 30 * 30 : 8 + 30
+            assertShardError(try DatasetConverter.convert(try input(), options: options), mentioning: "\(file) has \(extra) byte") {
+                if case .trailingBytes(_, extra, payload) = $0 { return true } else { return false }
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/firstgz-\(file)/manifest.json"))
         }
         // The labels file is checked the same way.
         try writeIDX(count: 30)

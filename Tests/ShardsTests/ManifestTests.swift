@@ -153,6 +153,11 @@ final class ManifestTests: XCTestCase {
     func testGarbageManifestIsInvalidAndMissingManifestIsMissing() throws {
         writeBytes(Array("{ not json".utf8), manifestPath)
         assertShardError(try ShardDataset(directory: ds)) { if case .manifestInvalid = $0 { return true } else { return false } }
+        // Found by tools/fuzz.sh manifest (Foundation leaked its read buffer on an empty file).
+        writeBytes([], manifestPath)
+        assertShardError(try ShardDataset(directory: ds), mentioning: "manifest.json is not a valid manifest: it is empty") {
+            if case .manifestInvalid = $0 { return true } else { return false }
+        }
         try FileManager.default.removeItem(atPath: manifestPath)
         assertShardError(try ShardDataset(directory: ds)) { if case .manifestMissing = $0 { return true } else { return false } }
     }

@@ -140,6 +140,9 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
     public static func load(directory: String) throws -> DatasetManifest {
         let path = directory + "/" + fileName
         guard FileManager.default.fileExists(atPath: path) else { throw ShardError.manifestMissing(directory: directory) }
+        // An empty file is refused before Foundation reads it (its reader leaks a buffer on empty files).
+        var st = stat()
+        if stat(path, &st) == 0 && st.st_size == 0 { throw ShardError.manifestInvalid(file: path, problem: "it is empty (0 bytes)") }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ShardError.io(file: path, operation: "read", message: "\(error.localizedDescription)")
