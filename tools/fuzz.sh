@@ -16,10 +16,9 @@ cd "$(dirname "$0")/.."
 
 # Where the sources of each module under test live; change here when a folder moves.
 SHARDS_DIR=Sources/Shards                        # every .swift below it is one module, Shards
-# The IDX, CIFAR, NPY and CSV readers: inside Shards today; set Sources/Converters when they
-# become their own module, which is then built as module Converters after Shards (the
-# harnesses import it when it exists).
-CONVERTERS_DIR=$SHARDS_DIR/Converters
+# The IDX, CIFAR, NPY and CSV readers: their own module, built as module Converters after
+# Shards (the harnesses import it when it exists).
+CONVERTERS_DIR=Sources/Converters
 # Swift modules built before Shards and after it (Sources/<name>), in dependency order;
 # Training holds the safetensors reader and the checkpoint loader.
 DEPENDENCY_MODULES="MemoryLedger Randomness FileSystem"

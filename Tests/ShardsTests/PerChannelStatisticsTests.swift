@@ -1,5 +1,6 @@
 import MemoryLedger
 import XCTest
+@testable import Converters
 @testable import Shards
 
 /// Three-channel data (CIFAR binary, 3 x 32 x 32) with a different pixel distribution in each
