@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,161 @@ static void relu_forward_generic(float *x, size_t n, float slope) {
 
 static void relu_backward_generic(const float *y, float *grad, size_t n, float slope) {
     for (size_t i = 0; i < n; i++) { if (!(y[i] > 0.0f)) grad[i] = grad[i] * slope; }
+}
+
+// MARK: - Lean optimizer state: 8-bit block-wise codes and stochastically rounded bf16
+
+// Code -> fraction of the block's scale, filled once (quant_tables_init); every path reads them.
+static float signed_values[256], unsigned_values[256];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void quant_tables_fill(void) {
+    for (int code = 0; code < 256; code++) {
+        int c = (int)(signed char)code;
+        float t = (float)(c < 0 ? -c : c) / 127.0f;
+        signed_values[code] = c < 0 ? -(t * t) : t * t;
+        float u = (float)code / 255.0f;
+        unsigned_values[code] = (u * u) * (u * u);
+    }
+}
+
+static inline void quant_tables_init(void) { pthread_once(&tables_once, quant_tables_fill); }
+
+float lw_quant_signed_value(unsigned char code) { quant_tables_init(); return signed_values[code]; }
+float lw_quant_unsigned_value(unsigned char code) { quant_tables_init(); return unsigned_values[code]; }
+
+// Largest magnitude (exact, so the order of the comparisons does not matter) and its inverse.
+static inline float block_scale(const float *x, size_t n, float *inverse) {
+    float amax = 0.0f;
+    for (size_t i = 0; i < n; i++) { float a = fabsf(x[i]); amax = a > amax ? a : amax; }
+    *inverse = amax > 0.0f ? 1.0f / amax : 0.0f;
+    return amax;
+}
+
+// x (one block) -> codes: c = rint(127 sqrt(|x| / scale)) with x's sign.
+static float quantize_signed_block(const float *x, unsigned char *codes, size_t n) {
+    float inv;
+    float scale = block_scale(x, n, &inv);
+    for (size_t i = 0; i < n; i++) {
+        float u = fabsf(x[i]) * inv;
+        u = u < 1.0f ? u : 1.0f;
+        int q = (int)rintf(sqrtf(u) * 127.0f);
+        codes[i] = (unsigned char)(signed char)(x[i] < 0.0f ? -q : q);
+    }
+    return scale;
+}
+
+// x >= 0 (one block) -> codes: c = rint(255 (x / scale)^(1/4)).
+static float quantize_unsigned_block(const float *x, unsigned char *codes, size_t n) {
+    float inv;
+    float scale = block_scale(x, n, &inv);
+    for (size_t i = 0; i < n; i++) {
+        float u = x[i] * inv;
+        u = u < 1.0f ? u : 1.0f;
+        codes[i] = (unsigned char)(int)rintf(sqrtf(sqrtf(u)) * 255.0f);
+    }
+    return scale;
+}
+
+float lw_quantize_signed(const float *x, unsigned char *codes, size_t n) { return quantize_signed_block(x, codes, n); }
+float lw_quantize_unsigned(const float *x, unsigned char *codes, size_t n) { return quantize_unsigned_block(x, codes, n); }
+
+void lw_dequantize_signed(const unsigned char *codes, float scale, float *x, size_t n) {
+    quant_tables_init();
+    for (size_t i = 0; i < n; i++) x[i] = signed_values[codes[i]] * scale;
+}
+
+void lw_dequantize_unsigned(const unsigned char *codes, float scale, float *x, size_t n) {
+    quant_tables_init();
+    for (size_t i = 0; i < n; i++) x[i] = unsigned_values[codes[i]] * scale;
+}
+
+static void adam_int8_generic(float *w, const float *g, unsigned char *mc, float *ms, unsigned char *vc, float *vs, size_t n,
+                              float b1, float b2, float step, float isb, float eps, float wd) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    float mt[LW_QUANT_BLOCK], vt[LW_QUANT_BLOCK];  // one block's moments in fp32: all that ever exists
+    for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
+        size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
+        const float sm = ms[block], sv = vs[block];
+        for (size_t i = 0; i < len; i++) {
+            size_t k = start + i;
+            float gi = wd == 0.0f ? g[k] : g[k] + wd * w[k];
+            float mi = b1 * (signed_values[mc[k]] * sm) + c1 * gi;
+            float vi = b2 * (unsigned_values[vc[k]] * sv) + c2 * gi * gi;
+            w[k] = w[k] - step * mi / (sqrtf(vi) * isb + eps);
+            mt[i] = mi;
+            vt[i] = vi;
+        }
+        ms[block] = quantize_signed_block(mt, mc + start, len);
+        vs[block] = quantize_unsigned_block(vt, vc + start, len);
+    }
+}
+
+static void sgd_int8_generic(float *w, const float *g, unsigned char *codes, float *scales, size_t n,
+                             float lr, float mu, float wd, int first) {
+    float bt[LW_QUANT_BLOCK];
+    for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
+        size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
+        const float s = scales[block];
+        for (size_t i = 0; i < len; i++) {
+            size_t k = start + i;
+            float gi = wd == 0.0f ? g[k] : g[k] + wd * w[k];
+            float bi = first ? gi : mu * (signed_values[codes[k]] * s) + gi;
+            w[k] = w[k] - lr * bi;
+            bt[i] = bi;
+        }
+        scales[block] = quantize_signed_block(bt, codes + start, len);
+    }
+}
+
+// A 32-bit integer hash (Chris Wellons' lowbias32): counter-based random bits, so the rounding of
+// element i at step t is the same on every path, every thread split and every resumed run.
+static inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16; x *= 0x7feb352dU; x ^= x >> 15; x *= 0x846ca68bU; x ^= x >> 16;
+    return x;
+}
+
+unsigned int lw_stochastic_key(unsigned int seed, unsigned long long step) {
+    return mix32(seed ^ mix32((uint32_t)step ^ mix32((uint32_t)(step >> 32) + 0x9e3779b9U)));
+}
+
+unsigned int lw_stochastic_bits(unsigned int key, size_t index) { return mix32((uint32_t)index ^ key); }
+
+static inline float bf16_value(unsigned short h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+unsigned short lw_bf16_round_stochastic(float x, unsigned int random16) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return (unsigned short)((bits + (random16 & 0xffffU)) >> 16);
+}
+
+static void adam_bf16_generic(float *w, const float *g, unsigned short *m, unsigned short *v, size_t n, size_t offset,
+                              unsigned int key, float b1, float b2, float step, float isb, float eps, float wd) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    for (size_t i = 0; i < n; i++) {
+        float gi = wd == 0.0f ? g[i] : g[i] + wd * w[i];
+        float mi = b1 * bf16_value(m[i]) + c1 * gi;
+        float vi = b2 * bf16_value(v[i]) + c2 * gi * gi;
+        w[i] = w[i] - step * mi / (sqrtf(vi) * isb + eps);
+        uint32_t r = lw_stochastic_bits(key, offset + i);
+        m[i] = lw_bf16_round_stochastic(mi, r & 0xffffU);
+        v[i] = lw_bf16_round_stochastic(vi, r >> 16);
+    }
+}
+
+static void sgd_bf16_generic(float *w, const float *g, unsigned short *buf, size_t n, size_t offset, unsigned int key,
+                             float lr, float mu, float wd, int first) {
+    for (size_t i = 0; i < n; i++) {
+        float gi = wd == 0.0f ? g[i] : g[i] + wd * w[i];
+        float bi = first ? gi : mu * bf16_value(buf[i]) + gi;
+        w[i] = w[i] - lr * bi;
+        buf[i] = lw_bf16_round_stochastic(bi, lw_stochastic_bits(key, offset + i) & 0xffffU);
+    }
 }
 
 // MARK: - AVX2 (8 lanes) and AVX-512 (16 lanes)
@@ -363,4 +519,28 @@ void lw_leaky_relu_forward(float *x, size_t n, float slope) {
 void lw_leaky_relu_backward(const float *y, float *grad, size_t n, float slope) {
     select_path();
     current->relu_backward(y, grad, n, slope);
+}
+
+// The lean-state kernels run the generic loops on every path for now (same bits by construction).
+void lw_adam_int8(float *w, const float *g, unsigned char *m_codes, float *m_scales,
+                  unsigned char *v_codes, float *v_scales, size_t n,
+                  float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd) {
+    quant_tables_init();
+    adam_int8_generic(w, g, m_codes, m_scales, v_codes, v_scales, n, b1, b2, step_size, inv_sqrt_bc2, eps, wd);
+}
+
+void lw_sgd_int8(float *w, const float *g, unsigned char *codes, float *scales, size_t n,
+                 float lr, float mu, float wd, int first) {
+    quant_tables_init();
+    sgd_int8_generic(w, g, codes, scales, n, lr, mu, wd, first);
+}
+
+void lw_adam_bf16(float *w, const float *g, unsigned short *m, unsigned short *v, size_t n, size_t offset,
+                  unsigned int key, float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd) {
+    adam_bf16_generic(w, g, m, v, n, offset, key, b1, b2, step_size, inv_sqrt_bc2, eps, wd);
+}
+
+void lw_sgd_bf16(float *w, const float *g, unsigned short *buf, size_t n, size_t offset, unsigned int key,
+                 float lr, float mu, float wd, int first) {
+    sgd_bf16_generic(w, g, buf, n, offset, key, lr, mu, wd, first);
 }

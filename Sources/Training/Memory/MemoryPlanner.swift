@@ -106,13 +106,12 @@ public enum MemoryPlanner {
         }
         if let w = window { windows[w] = max(windows[w] ?? 0, replay.windowPeak) }
         precondition(replay.transient == replay.baseline, "planner: a step left transient bytes behind")
-        let moments = optimizer.kind == .adam ? 2 : 1
         let f = MemoryLayout<Float>.stride
         let layers = table.layers.map { l -> LayerPlan in
             let heads = spec.loss.isLocal ? l.trainedHeadParams : 0
             return LayerPlan(index: l.index, name: l.name, params: l.params, headParams: heads,
                              headElements: spec.loss.isLocal ? l.headElements : 0,
-                             optimizerStateBytes: moments * (l.params + heads) * f,
+                             optimizerStateBytes: table.optimizerStateBytes(l, optimizer: optimizer),
                              workingSetBytes: spec.loss.isLocal ? windows[l.index] : nil,
                              handOffBytes: l.kind == .output ? 0 : batchSize * l.handOffCount * f)
         }
