@@ -72,12 +72,14 @@ public final class Optimizer {
     /// Parameters at least this large are updated by two threads (memory-bound loop: one core
     /// cannot saturate the memory bus here; `layerwise bench train`, update phase).
     static let parallelThreshold = 1 << 16
+    /// False: every update in one call (tests compare the split against it).
+    var splitsAcrossCores = true
 
     /// Runs body(range) over 0..<n, split across the cores when n is large, each part starting at
     /// a multiple of `alignment` (a power of two: 8 keeps the SIMD loop whole, a quantisation
     /// block keeps the 8-bit blocks whole).
     private func forChunks(_ n: Int, alignment: Int = 8, _ body: (Range<Int>) -> Void) {
-        let parts = n >= Optimizer.parallelThreshold ? Optimizer.cores : 1
+        let parts = splitsAcrossCores && n >= Optimizer.parallelThreshold ? Optimizer.cores : 1
         if parts == 1 { body(0..<n); return }
         let chunk = ((n + parts - 1) / parts + alignment - 1) & ~(alignment - 1)
         DispatchQueue.concurrentPerform(iterations: parts) { k in

@@ -47,6 +47,9 @@ extension ElementwiseKernels {
     /// The rounding key of one (seed, step): every element's random bits derive from it.
     public static func stochasticKey(seed: UInt32, step: Int) -> UInt32 { lw_stochastic_key(seed, UInt64(step)) }
 
+    /// The 32 random bits of element `index` under `key` (the low 16 round m, the high 16 v).
+    public static func stochasticBits(key: UInt32, index: Int) -> UInt32 { lw_stochastic_bits(key, index) }
+
     /// bf16 bits of `x`, rounded stochastically with 16 random bits.
     public static func bf16Stochastic(_ x: Float, random16: UInt32) -> UInt16 { lw_bf16_round_stochastic(x, random16) }
 
