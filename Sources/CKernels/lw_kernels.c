@@ -127,6 +127,19 @@ void lw_dequantize_unsigned(const unsigned char *codes, float scale, float *x, s
     for (size_t i = 0; i < n; i++) x[i] = unsigned_values[codes[i]] * scale;
 }
 
+// One element of the 8-bit Adam update: dequantise, update (as adam_one), keep the fp32 moments
+// for the block's requantisation.
+static inline void adam_int8_one(float *w, const float *g, const unsigned char *mc, const unsigned char *vc, size_t k,
+                                 float *mo, float *vo, float sm, float sv, float b1, float c1, float b2, float c2,
+                                 float step, float isb, float eps, float wd) {
+    float gi = wd == 0.0f ? g[k] : g[k] + wd * w[k];
+    float mi = b1 * (signed_values[mc[k]] * sm) + c1 * gi;
+    float vi = b2 * (unsigned_values[vc[k]] * sv) + c2 * gi * gi;
+    w[k] = w[k] - step * mi / (sqrtf(vi) * isb + eps);
+    *mo = mi;
+    *vo = vi;
+}
+
 static void adam_int8_generic(float *w, const float *g, unsigned char *mc, float *ms, unsigned char *vc, float *vs, size_t n,
                               float b1, float b2, float step, float isb, float eps, float wd) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
@@ -134,15 +147,8 @@ static void adam_int8_generic(float *w, const float *g, unsigned char *mc, float
     for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
         size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
         const float sm = ms[block], sv = vs[block];
-        for (size_t i = 0; i < len; i++) {
-            size_t k = start + i;
-            float gi = wd == 0.0f ? g[k] : g[k] + wd * w[k];
-            float mi = b1 * (signed_values[mc[k]] * sm) + c1 * gi;
-            float vi = b2 * (unsigned_values[vc[k]] * sv) + c2 * gi * gi;
-            w[k] = w[k] - step * mi / (sqrtf(vi) * isb + eps);
-            mt[i] = mi;
-            vt[i] = vi;
-        }
+        for (size_t i = 0; i < len; i++)
+            adam_int8_one(w, g, mc, vc, start + i, mt + i, vt + i, sm, sv, b1, c1, b2, c2, step, isb, eps, wd);
         ms[block] = quantize_signed_block(mt, mc + start, len);
         vs[block] = quantize_unsigned_block(vt, vc + start, len);
     }
@@ -278,6 +284,93 @@ static void relu_backward_avx2(const float *y, float *grad, size_t n, float slop
     for (; i < n; i++) { if (!(y[i] > 0.0f)) grad[i] = grad[i] * slope; }
 }
 
+
+// AVX2 8-bit Adam (also the AVX-512 path's): the same operations as adam_int8_one and the
+// quantisers, 8 lanes at a time (gathers for the code tables; round-to-nearest-even as rintf;
+// the block's largest magnitude is a max, exact in any order).
+__attribute__((target("avx2")))
+static inline float hmax_avx2(__m256 x) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+__attribute__((target("avx2")))
+static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *ms, unsigned char *vc, float *vs, size_t n,
+                           float b1, float b2, float step, float isb, float eps, float wd) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    const __m256 B1 = _mm256_set1_ps(b1), C1 = _mm256_set1_ps(c1), B2 = _mm256_set1_ps(b2), C2 = _mm256_set1_ps(c2);
+    const __m256 S = _mm256_set1_ps(step), I = _mm256_set1_ps(isb), E = _mm256_set1_ps(eps), WD = _mm256_set1_ps(wd);
+    const __m256 ONE = _mm256_set1_ps(1.0f), ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
+    const __m256 Q127 = _mm256_set1_ps(127.0f), Q255 = _mm256_set1_ps(255.0f);
+    float mt[LW_QUANT_BLOCK], vt[LW_QUANT_BLOCK];
+    for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
+        size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
+        const float sm = ms[block], sv = vs[block];
+        const __m256 SM = _mm256_set1_ps(sm), SV = _mm256_set1_ps(sv);
+        __m256 mmax = ZERO, vmax = ZERO;
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            size_t k = start + i;
+            __m256 wi = _mm256_loadu_ps(w + k);
+            __m256 gi = _mm256_loadu_ps(g + k);
+            if (wd != 0.0f) gi = _mm256_add_ps(gi, _mm256_mul_ps(WD, wi));
+            __m256i mcode = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mc + k)));
+            __m256i vcode = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(vc + k)));
+            __m256 m0 = _mm256_mul_ps(_mm256_i32gather_ps(signed_values, mcode, 4), SM);
+            __m256 v0 = _mm256_mul_ps(_mm256_i32gather_ps(unsigned_values, vcode, 4), SV);
+            __m256 mi = _mm256_add_ps(_mm256_mul_ps(B1, m0), _mm256_mul_ps(C1, gi));
+            __m256 vi = _mm256_add_ps(_mm256_mul_ps(B2, v0), _mm256_mul_ps(_mm256_mul_ps(C2, gi), gi));
+            __m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), I), E);
+            _mm256_storeu_ps(w + k, _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(S, mi), denom)));
+            _mm256_storeu_ps(mt + i, mi);
+            _mm256_storeu_ps(vt + i, vi);
+            mmax = _mm256_max_ps(mmax, _mm256_and_ps(mi, ABS));
+            vmax = _mm256_max_ps(vmax, _mm256_and_ps(vi, ABS));
+        }
+        float am = hmax_avx2(mmax), av = hmax_avx2(vmax);
+        for (; i < len; i++) {
+            adam_int8_one(w, g, mc, vc, start + i, mt + i, vt + i, sm, sv, b1, c1, b2, c2, step, isb, eps, wd);
+            float a = fabsf(mt[i]); am = a > am ? a : am;
+            a = fabsf(vt[i]); av = a > av ? a : av;
+        }
+        const float im = am > 0.0f ? 1.0f / am : 0.0f, iv = av > 0.0f ? 1.0f / av : 0.0f;
+        const __m256 IM = _mm256_set1_ps(im), IV = _mm256_set1_ps(iv);
+        unsigned char *mq = mc + start, *vq = vc + start;
+        for (i = 0; i + 8 <= len; i += 8) {
+            __m256 x = _mm256_loadu_ps(mt + i);
+            __m256 u = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(x, ABS), IM), ONE);
+            __m256i q = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(u), Q127), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, ZERO, _CMP_LT_OQ));
+            q = _mm256_blendv_epi8(q, _mm256_sub_epi32(_mm256_setzero_si256(), q), negative);
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
+            int lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)), hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
+            memcpy(mq + i, &lo, 4);
+            memcpy(mq + i + 4, &hi, 4);
+            __m256 y = _mm256_loadu_ps(vt + i);
+            __m256 uv = _mm256_min_ps(_mm256_mul_ps(y, IV), ONE);
+            __m256i qv = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(_mm256_sqrt_ps(uv)), Q255), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i bv = _mm256_packus_epi16(_mm256_packs_epi32(qv, qv), _mm256_setzero_si256());
+            lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(bv));
+            hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(bv, 1));
+            memcpy(vq + i, &lo, 4);
+            memcpy(vq + i + 4, &hi, 4);
+        }
+        for (; i < len; i++) {
+            float u = fabsf(mt[i]) * im;
+            u = u < 1.0f ? u : 1.0f;
+            int q = (int)rintf(sqrtf(u) * 127.0f);
+            mq[i] = (unsigned char)(signed char)(mt[i] < 0.0f ? -q : q);
+            float uv = vt[i] * iv;
+            uv = uv < 1.0f ? uv : 1.0f;
+            vq[i] = (unsigned char)(int)rintf(sqrtf(sqrtf(uv)) * 255.0f);
+        }
+        ms[block] = am;
+        vs[block] = av;
+    }
+}
+
 __attribute__((target("avx512f")))
 static void adam_avx512(float *w, const float *g, float *m, float *v, size_t n,
                         float b1, float b2, float step, float isb, float eps, float wd) {
@@ -404,15 +497,17 @@ typedef struct {
     void (*sgd)(float *, const float *, float *, size_t, float, float, float, int);
     void (*relu_forward)(float *, size_t, float);
     void (*relu_backward)(const float *, float *, size_t, float);
+    void (*adam_int8)(float *, const float *, unsigned char *, float *, unsigned char *, float *, size_t,
+                      float, float, float, float, float, float);
 } kernel_table;
 
-static const kernel_table generic_table = {adam_generic, sgd_generic, relu_forward_generic, relu_backward_generic};
+static const kernel_table generic_table = {adam_generic, sgd_generic, relu_forward_generic, relu_backward_generic, adam_int8_generic};
 #if defined(__x86_64__)
-static const kernel_table avx2_table = {adam_avx2, sgd_avx2, relu_forward_avx2, relu_backward_avx2};
-static const kernel_table avx512_table = {adam_avx512, sgd_avx512, relu_forward_avx512, relu_backward_avx512};
+static const kernel_table avx2_table = {adam_avx2, sgd_avx2, relu_forward_avx2, relu_backward_avx2, adam_int8_avx2};
+static const kernel_table avx512_table = {adam_avx512, sgd_avx512, relu_forward_avx512, relu_backward_avx512, adam_int8_avx2};
 #endif
 #if defined(__aarch64__)
-static const kernel_table neon_table = {adam_neon, sgd_neon, relu_forward_neon, relu_backward_neon};
+static const kernel_table neon_table = {adam_neon, sgd_neon, relu_forward_neon, relu_backward_neon, adam_int8_generic};
 #endif
 
 static const kernel_table *table_for(lw_kernel_path path) {
@@ -521,12 +616,14 @@ void lw_leaky_relu_backward(const float *y, float *grad, size_t n, float slope) 
     current->relu_backward(y, grad, n, slope);
 }
 
-// The lean-state kernels run the generic loops on every path for now (same bits by construction).
+// 8-bit Adam has an AVX2 loop (AVX-512 uses it too); NEON and the other lean-state kernels run
+// the generic loops on every path (the same bits by construction).
 void lw_adam_int8(float *w, const float *g, unsigned char *m_codes, float *m_scales,
                   unsigned char *v_codes, float *v_scales, size_t n,
                   float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd) {
     quant_tables_init();
-    adam_int8_generic(w, g, m_codes, m_scales, v_codes, v_scales, n, b1, b2, step_size, inv_sqrt_bc2, eps, wd);
+    select_path();
+    current->adam_int8(w, g, m_codes, m_scales, v_codes, v_scales, n, b1, b2, step_size, inv_sqrt_bc2, eps, wd);
 }
 
 void lw_sgd_int8(float *w, const float *g, unsigned char *codes, float *scales, size_t n,
