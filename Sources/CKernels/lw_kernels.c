@@ -371,6 +371,49 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
     }
 }
 
+
+// AVX2 bf16 Adam (also the AVX-512 path's): lw_stochastic_bits per lane with 32-bit multiplies,
+// the same integer and float operations as adam_bf16_generic.
+__attribute__((target("avx2")))
+static inline __m256i mix32_avx2(__m256i x) {
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x7feb352dU));
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bU));
+    return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+
+__attribute__((target("avx2")))
+static void adam_bf16_avx2(float *w, const float *g, unsigned short *m, unsigned short *v, size_t n, size_t offset,
+                           unsigned int key, float b1, float b2, float step, float isb, float eps, float wd) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    const __m256 B1 = _mm256_set1_ps(b1), C1 = _mm256_set1_ps(c1), B2 = _mm256_set1_ps(b2), C2 = _mm256_set1_ps(c2);
+    const __m256 S = _mm256_set1_ps(step), I = _mm256_set1_ps(isb), E = _mm256_set1_ps(eps), WD = _mm256_set1_ps(wd);
+    const __m256i LANES = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), KEY = _mm256_set1_epi32((int)key);
+    const __m256i LOW = _mm256_set1_epi32(0xffff);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i);
+        __m256 gi = _mm256_loadu_ps(g + i);
+        if (wd != 0.0f) gi = _mm256_add_ps(gi, _mm256_mul_ps(WD, wi));
+        __m256 m0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(m + i))), 16));
+        __m256 v0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(v + i))), 16));
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(B1, m0), _mm256_mul_ps(C1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(B2, v0), _mm256_mul_ps(_mm256_mul_ps(C2, gi), gi));
+        __m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), I), E);
+        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(S, mi), denom)));
+        __m256i index = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)(offset + i)), LANES);
+        __m256i r = mix32_avx2(_mm256_xor_si256(index, KEY));
+        __m256i mb = _mm256_srli_epi32(_mm256_add_epi32(_mm256_castps_si256(mi), _mm256_and_si256(r, LOW)), 16);
+        __m256i vb = _mm256_srli_epi32(_mm256_add_epi32(_mm256_castps_si256(vi), _mm256_srli_epi32(r, 16)), 16);
+        // (m0-3 v0-3 | m4-7 v4-7) as 16-bit -> (m0-7 | v0-7)
+        __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(mb, vb), 0xD8);
+        _mm_storeu_si128((__m128i *)(m + i), _mm256_castsi256_si128(packed));
+        _mm_storeu_si128((__m128i *)(v + i), _mm256_extracti128_si256(packed, 1));
+    }
+    if (i < n) adam_bf16_generic(w + i, g + i, m + i, v + i, n - i, offset + i, key, b1, b2, step, isb, eps, wd);
+}
+
 __attribute__((target("avx512f")))
 static void adam_avx512(float *w, const float *g, float *m, float *v, size_t n,
                         float b1, float b2, float step, float isb, float eps, float wd) {
@@ -499,15 +542,17 @@ typedef struct {
     void (*relu_backward)(const float *, float *, size_t, float);
     void (*adam_int8)(float *, const float *, unsigned char *, float *, unsigned char *, float *, size_t,
                       float, float, float, float, float, float);
+    void (*adam_bf16)(float *, const float *, unsigned short *, unsigned short *, size_t, size_t, unsigned int,
+                      float, float, float, float, float, float);
 } kernel_table;
 
-static const kernel_table generic_table = {adam_generic, sgd_generic, relu_forward_generic, relu_backward_generic, adam_int8_generic};
+static const kernel_table generic_table = {adam_generic, sgd_generic, relu_forward_generic, relu_backward_generic, adam_int8_generic, adam_bf16_generic};
 #if defined(__x86_64__)
-static const kernel_table avx2_table = {adam_avx2, sgd_avx2, relu_forward_avx2, relu_backward_avx2, adam_int8_avx2};
-static const kernel_table avx512_table = {adam_avx512, sgd_avx512, relu_forward_avx512, relu_backward_avx512, adam_int8_avx2};
+static const kernel_table avx2_table = {adam_avx2, sgd_avx2, relu_forward_avx2, relu_backward_avx2, adam_int8_avx2, adam_bf16_avx2};
+static const kernel_table avx512_table = {adam_avx512, sgd_avx512, relu_forward_avx512, relu_backward_avx512, adam_int8_avx2, adam_bf16_avx2};
 #endif
 #if defined(__aarch64__)
-static const kernel_table neon_table = {adam_neon, sgd_neon, relu_forward_neon, relu_backward_neon, adam_int8_generic};
+static const kernel_table neon_table = {adam_neon, sgd_neon, relu_forward_neon, relu_backward_neon, adam_int8_generic, adam_bf16_generic};
 #endif
 
 static const kernel_table *table_for(lw_kernel_path path) {
@@ -616,8 +661,8 @@ void lw_leaky_relu_backward(const float *y, float *grad, size_t n, float slope) 
     current->relu_backward(y, grad, n, slope);
 }
 
-// 8-bit Adam has an AVX2 loop (AVX-512 uses it too); NEON and the other lean-state kernels run
-// the generic loops on every path (the same bits by construction).
+// 8-bit and bf16 Adam have AVX2 loops (AVX-512 uses them too); NEON and the SGD lean-state
+// kernels run the generic loops on every path (the same bits by construction).
 void lw_adam_int8(float *w, const float *g, unsigned char *m_codes, float *m_scales,
                   unsigned char *v_codes, float *v_scales, size_t n,
                   float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd) {
@@ -634,7 +679,8 @@ void lw_sgd_int8(float *w, const float *g, unsigned char *codes, float *scales, 
 
 void lw_adam_bf16(float *w, const float *g, unsigned short *m, unsigned short *v, size_t n, size_t offset,
                   unsigned int key, float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd) {
-    adam_bf16_generic(w, g, m, v, n, offset, key, b1, b2, step_size, inv_sqrt_bc2, eps, wd);
+    select_path();
+    current->adam_bf16(w, g, m, v, n, offset, key, b1, b2, step_size, inv_sqrt_bc2, eps, wd);
 }
 
 void lw_sgd_bf16(float *w, const float *g, unsigned short *buf, size_t n, size_t offset, unsigned int key,
