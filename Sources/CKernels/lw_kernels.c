@@ -419,6 +419,96 @@ static void adam_bf16_avx2(float *w, const float *g, unsigned short *m, unsigned
     if (i < n) adam_bf16_generic(w + i, g + i, m + i, v + i, n - i, offset + i, key, b1, b2, step, isb, eps, wd);
 }
 
+
+// AVX2 SGD with 8-bit and bf16 momentum (also the AVX-512 path's): the generic loops' operations.
+__attribute__((target("avx2")))
+static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float *scales, size_t n,
+                          float lr, float mu, float wd, int first) {
+    const __m256 LR = _mm256_set1_ps(lr), MU = _mm256_set1_ps(mu), WD = _mm256_set1_ps(wd);
+    const __m256 ONE = _mm256_set1_ps(1.0f), ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
+    const __m256 Q127 = _mm256_set1_ps(127.0f);
+    float bt[LW_QUANT_BLOCK];
+    for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
+        size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
+        const float s = scales[block];
+        const __m256 SC = _mm256_set1_ps(s);
+        __m256 bmax = ZERO;
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            size_t k = start + i;
+            __m256 wi = _mm256_loadu_ps(w + k);
+            __m256 gi = _mm256_loadu_ps(g + k);
+            if (wd != 0.0f) gi = _mm256_add_ps(gi, _mm256_mul_ps(WD, wi));
+            __m256 bi = gi;
+            if (!first) {
+                __m256 cf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(codes + k))));
+                __m256 t = _mm256_div_ps(_mm256_and_ps(cf, ABS), Q127);
+                __m256 value = _mm256_or_ps(_mm256_mul_ps(t, t), _mm256_andnot_ps(ABS, cf));
+                bi = _mm256_add_ps(_mm256_mul_ps(MU, _mm256_mul_ps(value, SC)), gi);
+            }
+            _mm256_storeu_ps(w + k, _mm256_sub_ps(wi, _mm256_mul_ps(LR, bi)));
+            _mm256_storeu_ps(bt + i, bi);
+            bmax = _mm256_max_ps(bmax, _mm256_and_ps(bi, ABS));
+        }
+        float am = hmax_avx2(bmax);
+        for (; i < len; i++) {
+            size_t k = start + i;
+            float gi = wd == 0.0f ? g[k] : g[k] + wd * w[k];
+            float bi = first ? gi : mu * (signed_values[codes[k]] * s) + gi;
+            w[k] = w[k] - lr * bi;
+            bt[i] = bi;
+            float a = fabsf(bi); am = a > am ? a : am;
+        }
+        const float inv = am > 0.0f ? 1.0f / am : 0.0f;
+        const __m256 IM = _mm256_set1_ps(inv);
+        unsigned char *q8 = codes + start;
+        for (i = 0; i + 8 <= len; i += 8) {
+            __m256 x = _mm256_loadu_ps(bt + i);
+            __m256 u = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(x, ABS), IM), ONE);
+            __m256i q = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(u), Q127), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, ZERO, _CMP_LT_OQ));
+            q = _mm256_blendv_epi8(q, _mm256_sub_epi32(_mm256_setzero_si256(), q), negative);
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
+            int lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)), hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
+            memcpy(q8 + i, &lo, 4);
+            memcpy(q8 + i + 4, &hi, 4);
+        }
+        for (; i < len; i++) {
+            float u = fabsf(bt[i]) * inv;
+            u = u < 1.0f ? u : 1.0f;
+            int q = (int)rintf(sqrtf(u) * 127.0f);
+            q8[i] = (unsigned char)(signed char)(bt[i] < 0.0f ? -q : q);
+        }
+        scales[block] = am;
+    }
+}
+
+__attribute__((target("avx2")))
+static void sgd_bf16_avx2(float *w, const float *g, unsigned short *buf, size_t n, size_t offset, unsigned int key,
+                          float lr, float mu, float wd, int first) {
+    const __m256 LR = _mm256_set1_ps(lr), MU = _mm256_set1_ps(mu), WD = _mm256_set1_ps(wd);
+    const __m256i LANES = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), KEY = _mm256_set1_epi32((int)key);
+    const __m256i LOW = _mm256_set1_epi32(0xffff);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i);
+        __m256 gi = _mm256_loadu_ps(g + i);
+        if (wd != 0.0f) gi = _mm256_add_ps(gi, _mm256_mul_ps(WD, wi));
+        __m256 bi = gi;
+        if (!first) {
+            __m256 b0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(buf + i))), 16));
+            bi = _mm256_add_ps(_mm256_mul_ps(MU, b0), gi);
+        }
+        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_mul_ps(LR, bi)));
+        __m256i index = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)(offset + i)), LANES);
+        __m256i r = mix32_avx2(_mm256_xor_si256(index, KEY));
+        __m256i bb = _mm256_srli_epi32(_mm256_add_epi32(_mm256_castps_si256(bi), _mm256_and_si256(r, LOW)), 16);
+        __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(bb, bb), 0xD8);
+        _mm_storeu_si128((__m128i *)(buf + i), _mm256_castsi256_si128(packed));
+    }
+    if (i < n) sgd_bf16_generic(w + i, g + i, buf + i, n - i, offset + i, key, lr, mu, wd, first);
+}
+
 __attribute__((target("avx512f")))
 static void adam_avx512(float *w, const float *g, float *m, float *v, size_t n,
                         float b1, float b2, float step, float isb, float eps, float wd) {
@@ -549,15 +639,17 @@ typedef struct {
                       float, float, float, float, float, float);
     void (*adam_bf16)(float *, const float *, unsigned short *, unsigned short *, size_t, size_t, unsigned int,
                       float, float, float, float, float, float);
+    void (*sgd_int8)(float *, const float *, unsigned char *, float *, size_t, float, float, float, int);
+    void (*sgd_bf16)(float *, const float *, unsigned short *, size_t, size_t, unsigned int, float, float, float, int);
 } kernel_table;
 
-static const kernel_table generic_table = {adam_generic, sgd_generic, relu_forward_generic, relu_backward_generic, adam_int8_generic, adam_bf16_generic};
+static const kernel_table generic_table = {adam_generic, sgd_generic, relu_forward_generic, relu_backward_generic, adam_int8_generic, adam_bf16_generic, sgd_int8_generic, sgd_bf16_generic};
 #if defined(__x86_64__)
-static const kernel_table avx2_table = {adam_avx2, sgd_avx2, relu_forward_avx2, relu_backward_avx2, adam_int8_avx2, adam_bf16_avx2};
-static const kernel_table avx512_table = {adam_avx512, sgd_avx512, relu_forward_avx512, relu_backward_avx512, adam_int8_avx2, adam_bf16_avx2};
+static const kernel_table avx2_table = {adam_avx2, sgd_avx2, relu_forward_avx2, relu_backward_avx2, adam_int8_avx2, adam_bf16_avx2, sgd_int8_avx2, sgd_bf16_avx2};
+static const kernel_table avx512_table = {adam_avx512, sgd_avx512, relu_forward_avx512, relu_backward_avx512, adam_int8_avx2, adam_bf16_avx2, sgd_int8_avx2, sgd_bf16_avx2};
 #endif
 #if defined(__aarch64__)
-static const kernel_table neon_table = {adam_neon, sgd_neon, relu_forward_neon, relu_backward_neon, adam_int8_generic, adam_bf16_generic};
+static const kernel_table neon_table = {adam_neon, sgd_neon, relu_forward_neon, relu_backward_neon, adam_int8_generic, adam_bf16_generic, sgd_int8_generic, sgd_bf16_generic};
 #endif
 
 static const kernel_table *table_for(lw_kernel_path path) {
@@ -666,8 +758,8 @@ void lw_leaky_relu_backward(const float *y, float *grad, size_t n, float slope) 
     current->relu_backward(y, grad, n, slope);
 }
 
-// 8-bit and bf16 Adam have AVX2 loops (AVX-512 uses them too); NEON and the SGD lean-state
-// kernels run the generic loops on every path (the same bits by construction).
+// The lean-state kernels have AVX2 loops (AVX-512 uses them too); NEON runs the generic loops
+// (the same bits by construction).
 void lw_adam_int8(float *w, const float *g, unsigned char *m_codes, float *m_scales,
                   unsigned char *v_codes, float *v_scales, size_t n,
                   float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd) {
@@ -679,7 +771,8 @@ void lw_adam_int8(float *w, const float *g, unsigned char *m_codes, float *m_sca
 void lw_sgd_int8(float *w, const float *g, unsigned char *codes, float *scales, size_t n,
                  float lr, float mu, float wd, int first) {
     quant_tables_init();
-    sgd_int8_generic(w, g, codes, scales, n, lr, mu, wd, first);
+    select_path();
+    current->sgd_int8(w, g, codes, scales, n, lr, mu, wd, first);
 }
 
 void lw_adam_bf16(float *w, const float *g, unsigned short *m, unsigned short *v, size_t n, size_t offset,
@@ -690,5 +783,6 @@ void lw_adam_bf16(float *w, const float *g, unsigned short *m, unsigned short *v
 
 void lw_sgd_bf16(float *w, const float *g, unsigned short *buf, size_t n, size_t offset, unsigned int key,
                  float lr, float mu, float wd, int first) {
-    sgd_bf16_generic(w, g, buf, n, offset, key, lr, mu, wd, first);
+    select_path();
+    current->sgd_bf16(w, g, buf, n, offset, key, lr, mu, wd, first);
 }
