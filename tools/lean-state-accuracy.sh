@@ -8,8 +8,8 @@ set -euo pipefail
 bin=${BIN:-.build-rel/release/layerwise}
 data=${DATA:-data/fashion-mnist}
 out=${OUT:-runs/lean}
-epochs=${EPOCHS:-4}
-milestones=${MILESTONES:-2,3}
+epochs=${EPOCHS:-2}
+milestones=${MILESTONES:-1}
 mkdir -p "$out"
 jobs=()
 for seed in 1 2 3; do
