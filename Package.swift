@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Reports", dependencies: ["MemoryLedger", "FileSystem"]),
         .target(name: "Training", dependencies: ["Layers", "Tensors", "Shards", "Reports", "MemoryLedger", "FileSystem", "Randomness"]),
         // `layerwise bench ...` and `shards bench`: measurements, not part of the library product.
-        .target(name: "Benchmarks", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger"]),
+        .target(name: "Benchmarks", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger", "Randomness"]),
         .executableTarget(
             name: "layerwise",
             dependencies: ["Training", "Benchmarks", "Converters", "Layers", "Shards", "Reports", "Tensors", "MemoryLedger",

@@ -10,7 +10,7 @@ public final class Parameter {
     public let value: Tensor
     public private(set) var grad: Tensor?
     /// Optimizer moments, in the optimizer's order (Adam: m, v; SGD: momentum).
-    public var state: [Tensor] = []
+    public var state: [OptimizerMoment] = []
     public let layer: Int
 
     public init(name: String, shape: [Int], category: Category, layer: Int, label: StaticString, ledger: Ledger) {

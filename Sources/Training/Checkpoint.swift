@@ -10,7 +10,11 @@ import Tensors
 ///   `output.weight|bias`: the model (what `eval` needs);
 /// - `blocks.{k}.pred.weight|bias`, `blocks.{k}.sim.weight`, `blocks.{k}.bpf.decoder.weight|bias`,
 ///   `blocks.{k}.bpf.projection|feedback`: local heads and their fixed random matrices;
-/// - `optimizer.{parameter name}.{m|v|momentum}`: optimizer moments.
+/// - `optimizer.{parameter name}.{m|v|momentum}`: optimizer moments, F32 (`--optimizer-state
+///   fp32`) or BF16 (`bf16`), in the parameter's shape; with `int8` each moment is two tensors,
+///   `optimizer.{parameter name}.{m|v|momentum}.codes` (U8, the parameter's shape) and
+///   `....scales` (F32, one per block of 256 values of the flattened tensor). Loading converts
+///   between formats, so a run may resume with another `--optimizer-state`.
 /// Metadata: `layerwise.format` (`checkpoint/1`), `layerwise.spec` (the ModelSpec as JSON),
 /// `layerwise.state` (TrainerState as JSON: epoch, loader cursor, step, epoch sums) and
 /// `layerwise.optimizer_steps` (each optimizer's step count, JSON array) and
@@ -35,6 +39,12 @@ public enum Checkpoint {
             if let heads = b.heads { out += heads.fixedTensors }
         }
         for p in network.output.parameters { out.append((p.name, p.value)) }
+        return out
+    }
+
+    /// Every optimizer moment under its name, `optimizer.{parameter}.{m|v|momentum}`.
+    static func namedMoments(_ network: Network) -> [(String, OptimizerMoment)] {
+        var out: [(String, OptimizerMoment)] = []
         for opt in network.optimizers {
             let suffixes = opt.settings.kind == .adam ? ["m", "v"] : ["momentum"]
             for p in opt.parameters {
@@ -44,11 +54,76 @@ public enum Checkpoint {
         return out
     }
 
+    /// The safetensors entries of one moment in its own format (borrowing its bytes).
+    static func momentEntries(_ name: String, _ moment: OptimizerMoment) -> [SafeTensorsEntry] {
+        switch moment.storage {
+        case .fp32(let t):
+            return [SafeTensorsEntry(name: name, dtype: .f32, shape: t.shape, borrowing: UnsafeRawBufferPointer(start: t.pointer, count: t.byteCount))]
+        case .bf16(let b):
+            return [SafeTensorsEntry(name: name, dtype: .bf16, shape: moment.shape, borrowing: UnsafeRawBufferPointer(start: b.pointer, count: b.byteCount))]
+        case .int8(let codes, let scales):
+            return [SafeTensorsEntry(name: name + ".codes", dtype: .u8, shape: moment.shape,
+                                     borrowing: UnsafeRawBufferPointer(start: codes.pointer, count: codes.byteCount)),
+                    SafeTensorsEntry(name: name + ".scales", dtype: .f32, shape: [scales.count],
+                                     borrowing: UnsafeRawBufferPointer(start: scales.pointer, count: scales.byteCount))]
+        }
+    }
+
+    /// Reads moment `name` from `file` in whichever format the file holds it: the same format
+    /// is copied bit for bit; another is decoded to fp32 and stored in the moment's format.
+    static func readMoment(_ name: String, into moment: OptimizerMoment, from file: SafeTensorsFile, path: String) throws {
+        func fail(_ problem: String) -> TrainingError { TrainingError.checkpoint(path: path, problem: problem) }
+        if let info = try? file.info(name) {
+            guard info.shape == moment.shape, info.dtype == .f32 || info.dtype == .bf16 else {
+                throw fail("tensor \(name) is \(info.dtype) \(info.shape), expected F32 or BF16 \(moment.shape)")
+            }
+            switch (info.dtype, moment.storage) {
+            case (.f32, .fp32(let t)):
+                try file.copy(name, into: UnsafeMutableRawBufferPointer(start: t.pointer, count: t.byteCount))
+            case (.bf16, .bf16(let b)):
+                try file.copy(name, into: UnsafeMutableRawBufferPointer(start: b.pointer, count: b.byteCount))
+            case (.f32, _):
+                let values = try file.floats(name)
+                values.withUnsafeBufferPointer { moment.assign($0) }
+            default:  // bf16 into fp32 or int8
+                let values = try file.withBytes(name) { raw in
+                    raw.bindMemory(to: UInt16.self).map { ElementwiseKernels.bf16Value($0) }
+                }
+                values.withUnsafeBufferPointer { moment.assign($0) }
+            }
+            return
+        }
+        guard let codesInfo = try? file.info(name + ".codes"), let scalesInfo = try? file.info(name + ".scales") else {
+            throw fail("lacks tensor \(name) (or \(name).codes and \(name).scales)")
+        }
+        let blocks = ElementwiseKernels.quantizationBlocks(moment.count)
+        guard codesInfo.dtype == .u8, codesInfo.shape == moment.shape, scalesInfo.dtype == .f32, scalesInfo.shape == [blocks] else {
+            throw fail("tensors \(name).codes and .scales are \(codesInfo.dtype) \(codesInfo.shape) and \(scalesInfo.dtype) \(scalesInfo.shape), expected U8 \(moment.shape) and F32 [\(blocks)]")
+        }
+        if case .int8(let codes, let scales) = moment.storage {
+            try file.copy(name + ".codes", into: UnsafeMutableRawBufferPointer(start: codes.pointer, count: codes.byteCount))
+            try file.copy(name + ".scales", into: UnsafeMutableRawBufferPointer(start: scales.pointer, count: scales.byteCount))
+            return
+        }
+        let codes = try file.array(name + ".codes", as: UInt8.self), scales = try file.floats(name + ".scales")
+        var values = [Float](repeating: 0, count: moment.count)
+        let block = ElementwiseKernels.quantizationBlock
+        values.withUnsafeMutableBufferPointer { v in
+            codes.withUnsafeBufferPointer { c in
+                for (k, start) in stride(from: 0, to: moment.count, by: block).enumerated() {
+                    ElementwiseKernels.dequantize(c.baseAddress! + start, scale: scales[k], into: v.baseAddress! + start,
+                                                  count: min(block, moment.count - start), signed: moment.isSigned)
+                }
+            }
+        }
+        values.withUnsafeBufferPointer { moment.assign($0) }
+    }
+
     public static func save(network: Network, state: TrainerState, normalization: Normalization? = nil, to path: String) throws {
         let entries = namedTensors(network).map { name, t in
             SafeTensorsEntry(name: name, dtype: .f32, shape: t.shape,
                              borrowing: UnsafeRawBufferPointer(start: t.pointer, count: t.byteCount))
-        }
+        } + namedMoments(network).flatMap { momentEntries($0, $1) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var metadata = [
@@ -171,8 +246,11 @@ public enum Checkpoint {
             throw TrainingError.checkpoint(path: path, problem: "is for another model (\(spec.description)); this run builds \(network.spec.description)")
         }
         for (name, tensor) in namedTensors(network) {
-            if !includeTraining && (name.hasPrefix("optimizer.") || name.contains(".pred.") || name.contains(".sim.") || name.contains(".bpf.")) { continue }
+            if !includeTraining && (name.contains(".pred.") || name.contains(".sim.") || name.contains(".bpf.")) { continue }
             try read(name, into: tensor, from: file, path: path)
+        }
+        if includeTraining {
+            for (name, moment) in namedMoments(network) { try readMoment(name, into: moment, from: file, path: path) }
         }
         guard let stateJSON = file.metadata["layerwise.state"],
               let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {

@@ -124,6 +124,9 @@ extension TrainingConfig {
         c.threads = nil
         c.loaderThreads = 0
         c.checkpointEvery = 0
+        // Loading converts optimizer state between formats, so a run may resume with another
+        // one; resumed with its own (the same flags), it continues bit for bit.
+        c.optimizer.stateFormat = .fp32
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return (try? String(decoding: encoder.encode(c), as: UTF8.self)) ?? ""

@@ -6,5 +6,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run benchmarks (build with -c release) and print a table or JSON.",
-        subcommands: [BenchFoundationCommand.self, BenchConvCommand.self, BenchTrainCommand.self])
+        subcommands: [BenchFoundationCommand.self, BenchConvCommand.self, BenchTrainCommand.self, BenchOptimizerCommand.self])
 }

@@ -40,3 +40,5 @@ struct ModelOptions: ParsableArguments {
         return spec
     }
 }
+
+extension OptimizerStateFormat: ExpressibleByArgument {}

@@ -33,6 +33,9 @@ struct PlanCommand: ParsableCommand {
     var schedule: String = "simultaneous"
     @Option(help: "adam or sgd.")
     var optim: String = "adam"
+    @Option(help: ArgumentHelp("How optimizer moments are stored: fp32, bf16 (stochastic rounding) or int8 (block-wise 8-bit codes, an fp32 scale per 256 values).",
+                               valueName: "format"))
+    var optimizerState: OptimizerStateFormat = .fp32
     @Option(help: "Dataset folder (shards): the input shape and classes come from it.")
     var data: String?
     @Option(help: ArgumentHelp("Input shape without --data, as HxWxC.", valueName: "HxWxC"))
@@ -86,6 +89,7 @@ struct PlanCommand: ParsableCommand {
         }
         var optimizer = OptimizerSettings()
         optimizer.kind = OptimizerKind(rawValue: optim)!
+        optimizer.stateFormat = optimizerState
         let table = ShapeTable(spec: spec)
         var chunk = self.chunk
         if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {

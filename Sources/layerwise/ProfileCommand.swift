@@ -29,6 +29,9 @@ struct ProfileCommand: ParsableCommand {
     var steps: Int = 3
     @Option(help: "adam or sgd.")
     var optim: String = "adam"
+    @Option(help: ArgumentHelp("How optimizer moments are stored: fp32, bf16 (stochastic rounding) or int8 (block-wise 8-bit codes, an fp32 scale per 256 values).",
+                               valueName: "format"))
+    var optimizerState: OptimizerStateFormat = .fp32
     @Option(help: "Dataset folder (shards); default: generated inputs.")
     var data: String?
     @Option(help: "Seed of initialisation, inputs and dropout.")
@@ -76,6 +79,7 @@ struct ProfileCommand: ParsableCommand {
         var r = ProfileRequest()
         r.model = modelOptions.spec(loss: LossKind(rawValue: loss)!)
         r.optimizer.kind = OptimizerKind(rawValue: optim)!
+        r.optimizer.stateFormat = optimizerState
         r.batchSize = batchSize
         r.steps = steps
         r.data = data

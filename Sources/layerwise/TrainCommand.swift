@@ -53,6 +53,9 @@ struct TrainCommand: ParsableCommand {
     var lrDecay: Float = 0.25
     @Option(help: "adam or sgd (with --momentum).")
     var optim: String = "adam"
+    @Option(help: ArgumentHelp("How optimizer moments are stored: fp32, bf16 (stochastic rounding) or int8 (block-wise 8-bit codes, an fp32 scale per 256 values).",
+                               valueName: "format"))
+    var optimizerState: OptimizerStateFormat = .fp32
     @Option(help: "SGD momentum.")
     var momentum: Float = 0.9
     @Option(help: "Weight decay.")
@@ -145,6 +148,7 @@ struct TrainCommand: ParsableCommand {
         c.milestones = parsedMilestones ?? []
         c.lrDecay = lrDecay
         c.optimizer.kind = OptimizerKind(rawValue: optim)!
+        c.optimizer.stateFormat = optimizerState
         c.optimizer.momentum = momentum
         c.optimizer.weightDecay = weightDecay
         c.seed = seed

@@ -201,9 +201,9 @@ final class SafeTensorsTests: XCTestCase {
         let wrong = "{\"ids\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,8]}}"
         XCTAssertEqual(readError(file(header: wrong, data: [UInt8](repeating: 0, count: 8))),
                        .sizeMismatch(file: p, tensor: "ids", expectedBytes: 16, actualBytes: 8))
-        let unknown = "{\"w\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}"
+        let unknown = "{\"w\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}"
         XCTAssertEqual(readError(file(header: unknown, data: [0, 0, 0, 0])),
-                       .unknownDType(file: p, tensor: "w", dtype: "BF16"))
+                       .unknownDType(file: p, tensor: "w", dtype: "F16"))
         let huge = "{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}"
         guard case .invalidEntry(p, "w", _)? = readError(file(header: huge, data: [UInt8](repeating: 0, count: 8))) else {
             return XCTFail("an overflowing shape must be an invalid entry")

@@ -30,9 +30,10 @@ final class ShapeTablePlanTests: XCTestCase {
     }
 
     /// Two steps on a fresh ledger (the first makes oneDNN's primitives); the ledger's peak.
-    static func measure(_ spec: ModelSpec, chunk: Int?, engine: ConvEngine, batch: Int = batch) -> LedgerSnapshot {
+    static func measure(_ spec: ModelSpec, chunk: Int?, engine: ConvEngine, batch: Int = batch,
+                        optimizer: OptimizerSettings = OptimizerSettings()) -> LedgerSnapshot {
         let ledger = Ledger(eventCapacity: 1 << 10)
-        let network = Network(spec: spec, seed: 5, ledger: ledger, engine: engine)
+        let network = Network(spec: spec, seed: 5, optimizer: optimizer, ledger: ledger, engine: engine)
         network.chunkSize = chunk
         let images = Tensor([batch] + spec.inputShape, .input, label: "batch", ledger: ledger, zeroed: false)
         var rng = Xoshiro256(seed: 9)
@@ -40,10 +41,11 @@ final class ShapeTablePlanTests: XCTestCase {
         return ProofModel.peak(network, images)
     }
 
-    func check(_ spec: ModelSpec, batch: Int = batch, chunk: Int?, engine: ConvEngine, file: StaticString = #filePath, line: UInt = #line) {
-        let plan = MemoryPlanner.plan(spec, batchSize: batch, chunk: chunk, engine: engine)
-        let measured = Self.measure(spec, chunk: chunk, engine: engine, batch: batch)
-        let what = "\(spec.kind.rawValue) x\(spec.featMult) \(spec.loss.rawValue) batch \(batch) chunk \(chunk.map(String.init) ?? "none") \(engine.rawValue)"
+    func check(_ spec: ModelSpec, batch: Int = batch, chunk: Int?, engine: ConvEngine, optimizer: OptimizerSettings = OptimizerSettings(),
+               file: StaticString = #filePath, line: UInt = #line) {
+        let plan = MemoryPlanner.plan(spec, batchSize: batch, chunk: chunk, optimizer: optimizer, engine: engine)
+        let measured = Self.measure(spec, chunk: chunk, engine: engine, batch: batch, optimizer: optimizer)
+        let what = "\(spec.kind.rawValue) x\(spec.featMult) \(spec.loss.rawValue) batch \(batch) chunk \(chunk.map(String.init) ?? "none") \(engine.rawValue) \(optimizer.kind.rawValue) \(optimizer.stateFormat.rawValue)"
         XCTAssertEqual(plan.peak, measured.total, "\(what): predicted peak vs ledger", file: file, line: line)
         for c in Category.allCases {
             XCTAssertEqual(plan.peakBreakdown[c], measured.bytes(c), "\(what): \(c) at the peak", file: file, line: line)
@@ -55,6 +57,22 @@ final class ShapeTablePlanTests: XCTestCase {
             let spec = ProofModel.spec(loss)
             check(spec, chunk: nil, engine: .im2col)
             if loss.isLocal { check(spec, chunk: 3, engine: .im2col) }
+        }
+    }
+
+    /// Every optimizer state format, Adam and SGD: the state booked at its real size (8-bit codes
+    /// and a scale per block of each tensor, bf16 halves) is what the planner predicts.
+    func testPlannerPredictsThePeakWithEveryOptimizerStateFormat() {
+        for format in OptimizerStateFormat.allCases {
+            for kind in OptimizerKind.allCases {
+                var optimizer = OptimizerSettings()
+                optimizer.kind = kind
+                optimizer.stateFormat = format
+                for loss in [LossKind.predsim, .predBpf, .backprop] {
+                    check(ProofModel.spec(loss), chunk: nil, engine: .im2col, optimizer: optimizer)
+                    check(Self.convSpec(.vgg8b, loss), chunk: loss.isLocal ? 3 : nil, engine: .dnnl, optimizer: optimizer)
+                }
+            }
         }
     }
 

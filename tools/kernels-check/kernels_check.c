@@ -33,6 +33,47 @@ static uint64_t hash_floats(uint64_t h, const float *x, size_t n) {
     return h;
 }
 
+static uint64_t hash_bytes(uint64_t h, const void *x, size_t bytes) {
+    const unsigned char *b = (const unsigned char *)x;
+    for (size_t i = 0; i < bytes; i++) { h ^= b[i]; h *= 0x100000001B3ull; }
+    return h;
+}
+
+enum { BLOCKS = (N + LW_QUANT_BLOCK - 1) / LW_QUANT_BLOCK };
+
+// The lean optimizer state: 8-bit block-wise Adam and SGD (N spans four whole blocks and a
+// partial one), bf16 with stochastic rounding.
+static uint64_t run_lean(uint64_t h, const float *w0, const float *g, const float *m0, const float *v0) {
+    static float w[N], ms[BLOCKS], vs[BLOCKS];
+    static unsigned char mc[N], vc[N];
+    static unsigned short mh[N], vh[N];
+    for (int wd = 0; wd < 2; wd++) {
+        memcpy(w, w0, sizeof w);
+        for (int b = 0; b < BLOCKS; b++) {
+            size_t len = N - b * LW_QUANT_BLOCK < LW_QUANT_BLOCK ? N - b * LW_QUANT_BLOCK : LW_QUANT_BLOCK;
+            ms[b] = lw_quantize_signed(m0 + b * LW_QUANT_BLOCK, mc + b * LW_QUANT_BLOCK, len);
+            vs[b] = lw_quantize_unsigned(v0 + b * LW_QUANT_BLOCK, vc + b * LW_QUANT_BLOCK, len);
+        }
+        for (int step = 0; step < 3; step++)
+            lw_adam_int8(w, g, mc, ms, vc, vs, N, 0.9f, 0.999f, 1e-3f, 1.7f, 1e-8f, wd ? 0.01f : 0.0f);
+        h = hash_floats(h, w, N); h = hash_bytes(h, mc, N); h = hash_bytes(h, vc, N);
+        h = hash_floats(h, ms, BLOCKS); h = hash_floats(h, vs, BLOCKS);
+        memcpy(w, w0, sizeof w);
+        for (int step = 0; step < 3; step++) lw_sgd_int8(w, g, mc, ms, N, 0.1f, 0.9f, wd ? 5e-4f : 0.0f, step == 0);
+        h = hash_floats(h, w, N); h = hash_bytes(h, mc, N); h = hash_floats(h, ms, BLOCKS);
+        memcpy(w, w0, sizeof w);
+        memset(mh, 0, sizeof mh); memset(vh, 0, sizeof vh);
+        for (int step = 1; step <= 3; step++)
+            lw_adam_bf16(w, g, mh, vh, N, 0, lw_stochastic_key(7, (unsigned long long)step), 0.9f, 0.999f, 1e-3f, 1.7f, 1e-8f, wd ? 0.01f : 0.0f);
+        h = hash_floats(h, w, N); h = hash_bytes(h, mh, sizeof mh); h = hash_bytes(h, vh, sizeof vh);
+        memcpy(w, w0, sizeof w);
+        for (int step = 1; step <= 3; step++)
+            lw_sgd_bf16(w, g, mh, N, 0, lw_stochastic_key(9, (unsigned long long)step), 0.1f, 0.9f, wd ? 5e-4f : 0.0f, step == 1);
+        h = hash_floats(h, w, N); h = hash_bytes(h, mh, sizeof mh);
+    }
+    return h;
+}
+
 static uint64_t run_all(void) {
     static float w0[N], g[N], m0[N], v0[N], x0[N];
     static float w[N], m[N], v[N], x[N], grad[N];
@@ -57,7 +98,7 @@ static uint64_t run_all(void) {
         lw_leaky_relu_backward(x, grad, N, slopes[s]);
         h = hash_floats(h, x, N); h = hash_floats(h, grad, N);
     }
-    return h;
+    return run_lean(h, w0, g, m0, v0);
 }
 
 int main(void) {

@@ -50,6 +50,54 @@ void lw_adam(float *w, const float *g, float *m, float *v, size_t n,
 /// w -= lr buf.
 void lw_sgd(float *w, const float *g, float *buf, size_t n, float lr, float mu, float wd, int first);
 
+/// Values per block of the 8-bit optimizer state: each block of a moment has one fp32 scale (its
+/// largest magnitude) and LW_QUANT_BLOCK one-byte codes; a tensor's last block may be partial.
+#define LW_QUANT_BLOCK 256
+
+/// The value of an 8-bit code as a fraction of its block's scale. First moments (signed, m and
+/// SGD's momentum): code c in -127...127 as a two's-complement byte, value sign(c) (|c|/127)^2.
+/// Second moments (v >= 0): code c in 0...255, value (c/255)^4. Both codes are dense near zero
+/// (the square and fourth-root domains), where most moments lie.
+float lw_quant_signed_value(unsigned char code);
+float lw_quant_unsigned_value(unsigned char code);
+
+/// Quantises n values (one block or less) with scale = their largest magnitude (0 for an
+/// all-zero block); codes round to nearest in the root domain. Returns the scale.
+float lw_quantize_signed(const float *x, unsigned char *codes, size_t n);
+float lw_quantize_unsigned(const float *x, unsigned char *codes, size_t n);
+/// x[i] = scale * value(codes[i]).
+void lw_dequantize_signed(const unsigned char *codes, float scale, float *x, size_t n);
+void lw_dequantize_unsigned(const unsigned char *codes, float scale, float *x, size_t n);
+
+/// Adam with 8-bit block-wise moments over n parameters that start at a block boundary
+/// (m: signed codes, v: unsigned codes, one scale per LW_QUANT_BLOCK values). Block by block:
+/// dequantise, the fp32 update of lw_adam (the weights see the updated fp32 moments), requantise.
+/// No fp32 copy of more than one block's moments exists.
+void lw_adam_int8(float *w, const float *g, unsigned char *m_codes, float *m_scales,
+                  unsigned char *v_codes, float *v_scales, size_t n,
+                  float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd);
+
+/// SGD with momentum with an 8-bit block-wise momentum buffer (signed codes), as lw_sgd.
+void lw_sgd_int8(float *w, const float *g, unsigned char *codes, float *scales, size_t n,
+                 float lr, float mu, float wd, int first);
+
+/// bfloat16 (the top 16 bits of an fp32) rounded stochastically: x's low 16 bits plus 16 random
+/// bits, truncated, so E[bf16] = x and a moment decays even when b2 v rounds back to v under
+/// round-to-nearest. The random bits are a hash of (key, index): lw_stochastic_key(seed, step)
+/// gives the key, index counts from the tensor's first element, so runs are reproducible.
+unsigned int lw_stochastic_key(unsigned int seed, unsigned long long step);
+unsigned short lw_bf16_round_stochastic(float x, unsigned int random16);
+/// The 32 random bits of element `index` under `key` (low 16 round m, high 16 round v).
+unsigned int lw_stochastic_bits(unsigned int key, size_t index);
+
+/// Adam with bf16 moments (stochastic rounding), over elements offset...offset+n-1 of a tensor.
+void lw_adam_bf16(float *w, const float *g, unsigned short *m, unsigned short *v, size_t n, size_t offset,
+                  unsigned int key, float b1, float b2, float step_size, float inv_sqrt_bc2, float eps, float wd);
+
+/// SGD with momentum with a bf16 buffer (stochastic rounding), as lw_sgd.
+void lw_sgd_bf16(float *w, const float *g, unsigned short *buf, size_t n, size_t offset, unsigned int key,
+                 float lr, float mu, float wd, int first);
+
 /// x <- x > 0 ? x : x * slope  (ReLU for slope 0, LeakyReLU otherwise).
 void lw_leaky_relu_forward(float *x, size_t n, float slope);
 

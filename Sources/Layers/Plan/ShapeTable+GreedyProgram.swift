@@ -60,16 +60,15 @@ extension ShapeTable {
             guard bytes > 0 else { return }
             e.append(.allocate(name: name, category: c, layer: layer, bytes: bytes))
         }
-        let moments = optimizer.kind == .adam ? 2 : 1
         let f = MemoryLayout<Float>.stride
         let last = k == greedyRounds - 1
         for l in layers {
             book("\(l.index).weights", l.index < k ? .frozenWeights : .weights, l.index, f * l.weightElements)
             if l.index == k {
                 book("\(l.index).heads", .headWeights, l.index, f * l.headElements)
-                book("\(l.index).optimizer", .optimizerState, l.index, f * moments * (l.params + l.trainedHeadParams))
+                book("\(l.index).optimizer", .optimizerState, l.index, optimizerStateBytes(l, optimizer: optimizer))
             }
-            if l.kind == .output && last { book("\(l.index).optimizer", .optimizerState, l.index, f * moments * l.params) }
+            if l.kind == .output && last { book("\(l.index).optimizer", .optimizerState, l.index, optimizerStateBytes(l, optimizer: optimizer)) }
         }
         book("conv workspace", .workspace, nil, im2colWorkspaceBytes)
         book("conv dnnl workspace", .workspace, nil, ShapeTable.dnnlWorkspaceBytes(convCalls))

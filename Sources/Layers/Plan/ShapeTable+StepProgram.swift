@@ -33,12 +33,11 @@ extension ShapeTable {
             e.append(.allocate(name: name, category: c, layer: layer, bytes: bytes))
         }
         let local = spec.loss.isLocal
-        let moments = optimizer.kind == .adam ? 2 : 1
         let f = MemoryLayout<Float>.stride
         for l in layers {
             book("\(l.index).weights", .weights, l.index, f * l.weightElements)
             if local { book("\(l.index).heads", .headWeights, l.index, f * l.headElements) }
-            book("\(l.index).optimizer", .optimizerState, l.index, f * moments * (l.params + (local ? l.trainedHeadParams : 0)))
+            book("\(l.index).optimizer", .optimizerState, l.index, optimizerStateBytes(l, optimizer: optimizer))
         }
         book("conv workspace", .workspace, nil, im2colWorkspaceBytes)
         book("conv dnnl workspace", .workspace, nil, ShapeTable.dnnlWorkspaceBytes(convCalls))

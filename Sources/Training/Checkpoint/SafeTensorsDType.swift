@@ -5,6 +5,8 @@ public enum SafeTensorsDType: String, CaseIterable, Sendable, Equatable {
     case i32 = "I32"
     case i64 = "I64"
     case u8 = "U8"
+    /// bfloat16: the top 16 bits of an fp32 (bf16 optimizer moments).
+    case bf16 = "BF16"
 
     /// Bytes per element.
     public var byteSize: Int {
@@ -12,6 +14,7 @@ public enum SafeTensorsDType: String, CaseIterable, Sendable, Equatable {
         case .f32, .i32: return 4
         case .f64, .i64: return 8
         case .u8: return 1
+        case .bf16: return 2
         }
     }
 }

@@ -122,7 +122,6 @@ public enum MemoryPlanner {
         }
         if let w = window { windows[w] = max(windows[w] ?? 0, replay.windowPeak) }
         precondition(replay.transient == replay.baseline, "planner: a step left transient bytes behind")
-        let moments = optimizer.kind == .adam ? 2 : 1
         let f = MemoryLayout<Float>.stride
         let layers = table.layers.map { l -> LayerPlan in
             // Greedy: only round k's block has heads and optimizer state (and the output layer
@@ -132,7 +131,7 @@ public enum MemoryPlanner {
             let heads = hasHeads ? l.trainedHeadParams : 0
             return LayerPlan(index: l.index, name: l.name, params: l.params, headParams: heads,
                              headElements: hasHeads ? l.headElements : 0,
-                             optimizerStateBytes: trains ? moments * (l.params + heads) * f : 0,
+                             optimizerStateBytes: trains ? table.optimizerStateBytes(l, optimizer: optimizer) : 0,
                              workingSetBytes: spec.loss.isLocal ? windows[l.index] : nil,
                              handOffBytes: l.kind == .output ? 0 : batchSize * l.handOffCount * f)
         }
