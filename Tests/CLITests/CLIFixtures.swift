@@ -87,3 +87,16 @@ func parseRecordLines(_ text: String, imageBytes: Int) -> [(label: Int, image: [
         return (label, Array(bytes.prefix(imageBytes)))
     }
 }
+
+/// A 12x12, 5-class IDX pair of 3,000 images converted by the CLI into train and test splits of a
+/// dataset in `folder`/data; returns the dataset's path.
+func convertedIDXDataset(_ layerwise: URL, in folder: URL, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    let idx = try IDXPair(count: 3000, side: 12, classes: 5).write(to: folder)
+    let data = folder.appendingPathComponent("data").path
+    for split in ["train", "test"] {
+        let converted = try CommandLineTool.run(layerwise, ["shards", "convert", "idx", "--images", idx.images.path,
+                                                            "--labels", idx.labels.path, "--split", split, "--out", data])
+        XCTAssertEqual(converted.status, 0, converted.all, file: file, line: line)
+    }
+    return data
+}

@@ -11,13 +11,7 @@ final class GreedyKillResumeCLITests: XCTestCase {
     func testGreedyRunKilledInsideARoundAndAtARoundBoundaryEndsByteIdentical() throws {
         let layerwise = try CommandLineTool.layerwise()
         let folder = try makeTemporaryFolder(self)
-        let idx = try IDXPair(count: 3000, side: 12, classes: 5).write(to: folder)
-        let data = folder.appendingPathComponent("data").path
-        for split in ["train", "test"] {
-            let converted = try CommandLineTool.run(layerwise, ["shards", "convert", "idx", "--images", idx.images.path,
-                                                                "--labels", idx.labels.path, "--split", split, "--out", data])
-            XCTAssertEqual(converted.status, 0, converted.all)
-        }
+        let data = try convertedIDXDataset(layerwise, in: folder)
         // Two blocks, four epochs: rounds of two epochs (94 steps each), checkpoints every 5 steps
         // or (for the boundary) only at epoch ends.
         func arguments(_ run: String, checkpointEvery: Int) -> [String] {

@@ -12,13 +12,7 @@ final class TrainKillResumeCLITests: XCTestCase {
     func testRunKilledMidEpochAndResumedEndsByteIdenticalToAnUninterruptedRun() throws {
         let layerwise = try CommandLineTool.layerwise()
         let folder = try makeTemporaryFolder(self)
-        let idx = try IDXPair(count: 3000, side: 12, classes: 5).write(to: folder)
-        let data = folder.appendingPathComponent("data").path
-        for split in ["train", "test"] {
-            let converted = try CommandLineTool.run(layerwise, ["shards", "convert", "idx", "--images", idx.images.path,
-                                                                "--labels", idx.labels.path, "--split", split, "--out", data])
-            XCTAssertEqual(converted.status, 0, converted.all)
-        }
+        let data = try convertedIDXDataset(layerwise, in: folder)
         for state in ["fp32", "int8"] {
             try FileManager.default.createDirectory(at: folder.appendingPathComponent(state), withIntermediateDirectories: true)
             try killAndResume(layerwise, data: data, folder: folder.appendingPathComponent(state), state: state)
