@@ -36,21 +36,24 @@ public struct IDXInput: RecordInput {
             }
             imageBytes = product
         }
-        if !allowTrailingBytes {
-            // Checked now, so a conversion of only the first records (--take) sees them too:
-            // plain files by size, gzip files by decompressing past the payload (a conversion
-            // that reads to the end checks again there).
-            for (path, payload) in [(images, imagesHeaderBytes + recordCount * imageShape.reduce(1, *)), (labels, 8 + recordCount)] {
-                let file = try InputFile(path: path)
-                _ = try file.readExactly(1, expectedTotal: payload)
-                if !file.isCompressed {
-                    if file.sizeOnDisk > payload {
-                        throw ShardError.trailingBytes(file: path, count: file.sizeOnDisk - payload, payloadBytes: payload)
-                    }
-                } else {
-                    try file.skip(payload - 1, expectedTotal: payload)
-                    try IDXReader.refuseTrailingBytes(file, payload: payload)
+        // The payload the headers promise, checked now, before any record buffer is sized from
+        // them: a file shorter than its header says is refused at open (a few bytes claiming a
+        // 256 MiB image would otherwise ask for that much), and trailing bytes are seen even by a
+        // conversion of only the first records (--take). Plain files by size, gzip files by
+        // decompressing to the end of the payload (a conversion that reads to the end checks again).
+        for (path, payload) in [(images, imagesHeaderBytes + recordCount * imageBytes), (labels, 8 + recordCount)] {
+            let file = try InputFile(path: path)
+            _ = try file.readExactly(1, expectedTotal: payload)
+            if !file.isCompressed {
+                if file.sizeOnDisk < payload {
+                    throw ShardError.truncatedInput(file: path, expectedBytes: payload, actualBytes: file.sizeOnDisk)
                 }
+                if !allowTrailingBytes && file.sizeOnDisk > payload {
+                    throw ShardError.trailingBytes(file: path, count: file.sizeOnDisk - payload, payloadBytes: payload)
+                }
+            } else {
+                try file.skip(payload - 1, expectedTotal: payload)
+                if !allowTrailingBytes { try IDXReader.refuseTrailingBytes(file, payload: payload) }
             }
         }
     }

@@ -187,6 +187,20 @@ final class ConvertIDXTests: XCTestCase {
         }
     }
 
+    /// Found by tools/fuzz.sh idx: a few bytes whose header promises one 16384 x 16384 image (256
+    /// MiB) made the reader size a record buffer from the header. The payload is checked against
+    /// the file when it is opened, with or without --allow-trailing, before anything is sized.
+    func testAHeaderPromisingMoreThanTheFileHoldsIsRefusedWhenOpened() throws {
+        writeBytes(idxBytes(dims: [1, 16384, 16384], data: [1, 2, 3, 4, 5, 6, 7, 8]), dir + "/images.idx")
+        writeBytes(idxBytes(dims: [1], data: [3]), dir + "/labels.idx")
+        for allowTrailing in [false, true] {
+            assertShardError(try IDXInput(images: dir + "/images.idx", labels: dir + "/labels.idx", allowTrailingBytes: allowTrailing),
+                             mentioning: "images.idx") {
+                if case .truncatedInput(_, 16 + 16384 * 16384, 16 + 8) = $0 { return true } else { return false }
+            }
+        }
+    }
+
     func testTrailingBytesAreAnErrorNamingFileAndCountUnlessAllowed() throws {
         for gzip in [false, true] {
             let raw = try writeIDX(count: 30)
