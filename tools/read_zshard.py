@@ -40,7 +40,7 @@ TRAILER_MAGIC = 0x5849535A  # "ZSIX"
 TRAILER_SIZE = 32
 ENTRY_SIZE = 24
 FORMAT_VERSION = 1
-TYPE_SIZES = {"uint8": 1, "int32": 4, "int64": 8, "float32": 4}
+TYPE_SIZES = {"uint8": 1, "int32": 4, "int64": 8, "float32": 4, "bfloat16": 2}
 LABEL_FORMATS = {"uint8": "<B", "int32": "<i", "int64": "<q"}
 
 

@@ -38,12 +38,27 @@ extension Network {
         ledger.enter(.idle, layer: k, label: "greedy round")
     }
 
+    /// One step of greedy round k > 0 on the frozen prefix's output read back from a hand-off
+    /// cache: block k trains on `handOffs` ((B, block k-1's hand-off shape), what `frozenForward`
+    /// would compute) exactly as `trainStep(images:)` trains it on the prefix's output, so the
+    /// same inputs give the same bits.
+    public func trainStep(handOffs: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
+        precondition(schedule == .greedy && (round ?? 0) > 0, "hand-offs are read in greedy rounds after the first")
+        precondition(Array(handOffs.shape.dropFirst()) == handOffShape(ofBlock: round! - 1), "hand-off shape \(handOffs.shape)")
+        return greedyStep(images: handOffs, labels: labels, lr: lr, step: step, prefixDone: true)
+    }
+
+    /// One example's hand-off of hidden block `j` (its output after pooling): [C, H, W] or [F].
+    public func handOffShape(ofBlock j: Int) -> [Int] { hiddenOutputShape(j) }
+
     /// One step of round k: the batch runs forward through the frozen blocks (`frozenForward`),
     /// block k trains on what they hand on as in the simultaneous schedule (whole or chunked),
     /// and its hand-off goes to the output layer in the last round or is dropped before it.
-    func greedyStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
+    /// `prefixDone`: `images` is the frozen prefix's output already (a hand-off cache).
+    func greedyStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int, prefixDone: Bool = false) -> StepStats {
         guard let k = round else { preconditionFailure("greedy schedule: beginRound before the first step") }
         let last = k == roundCount - 1
+        let prefix = prefixDone ? 0 : k
         let chunk = chunkSize.flatMap { $0 < images.rowCount ? $0 : nil }
         var stats = BlockStepStats()
         var x: Tensor?
@@ -52,11 +67,11 @@ extension Network {
         if let chunk {
             // Chunked: the frozen prefix's output whole, or recomputed a chunk at a time when
             // that is cheap; block k's hand-off is written only when the output layer reads it.
-            var source: ChunkedHandOff? = table.greedyRecomputesPrefix(round: k, chunked: true)
+            var source: ChunkedHandOff? = !prefixDone && table.greedyRecomputesPrefix(round: k, chunked: true)
                 ? .frozenPrefix(FrozenPrefix(images: images, outputShape: hiddenOutputShape(k - 1)) { [unowned self] in
                     self.frozenChain($0, through: k)
                   })
-                : .tensor(frozenForward(images, through: k))
+                : .tensor(frozenForward(images, through: prefix))
             let seed = dropoutSeed(step: step, layer: k)
             if k < convBlocks.count {
                 let r = convBlocks[k].trainLocalChunked(source!, labels: labels, lr: lr, dropoutSeed: seed, chunk: chunk,
@@ -72,7 +87,7 @@ extension Network {
             x = source?.tensor
             source = nil
         } else {
-            x = frozenForward(images, through: k)
+            x = frozenForward(images, through: prefix)
             if k < convBlocks.count {
                 let b = convBlocks[k]
                 let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index))
@@ -111,7 +126,7 @@ extension Network {
     /// one (B, hand-off) tensor, so only one micro-batch's activations are live besides it; an
     /// example's output does not depend on its micro-batch.
     // images: (B, C, H, W) -> (B, block k-1's hand-off shape), or images itself for k = 0
-    func frozenForward(_ images: Tensor, through k: Int) -> Tensor {
+    public func frozenForward(_ images: Tensor, through k: Int) -> Tensor {
         guard k > 0 else { return images }
         let batch = images.rowCount
         let micro = min(batch, chunkSize ?? batch)

@@ -3,10 +3,13 @@ import MemoryLedger
 /// Element type of a record field as stored in a shard.
 public enum FieldType: String, Codable, Sendable {
     case uint8, int32, int64, float32
+    /// bfloat16: the top 16 bits of a float32 (hand-off caches written with `--cache-precision bf16`).
+    case bfloat16
 
     public var size: Int {
         switch self {
         case .uint8: return 1
+        case .bfloat16: return 2
         case .int32, .float32: return 4
         case .int64: return 8
         }

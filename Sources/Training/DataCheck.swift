@@ -14,6 +14,9 @@ struct DataCheck {
 
     init(dataset: ShardDataset, config: TrainingConfig) throws {
         let directory = dataset.directory
+        if let cache = dataset.manifest.handOff {
+            throw TrainingError.data("--data \(directory) is a hand-off cache (round \(cache.round) of run \(cache.run), \(cache.precision.rawValue) \(cache.shapeText)), not a dataset of images: a greedy run reads it itself through --cache-handoffs, with no normalisation or augmentation")
+        }
         func open(_ name: String, flag: String) throws -> ShardSplit {
             guard dataset.manifest.splits[name] != nil else {
                 throw TrainingError.data("\(flag) \(name): no such split in \(directory) (it has: \(dataset.splitNames.joined(separator: ", ")))")

@@ -19,7 +19,12 @@ public final class Trainer {
     public let runFolder: RunFolder
     private let dataset: ShardDataset
     private let trainSource: RecordBlockSource
+    private let trainLayout: ImageLayout
     private let loader: BatchLoader
+    /// The hand-off cache the current greedy round reads (`--cache-handoffs`), and its round.
+    private var handOffLoader: (round: Int, loader: HandOffLoader)?
+    /// Tests simulate a kill inside a cache write: it stops dead after this many records.
+    var killCacheAfterRecords: Int?
     private let progress: ProgressReporter
     private let log: (String) -> Void
 
@@ -73,6 +78,7 @@ public final class Trainer {
         // Every split, its schema and shapes, before anything big is allocated.
         let checked = try DataCheck(dataset: dataset, config: config)
         trainSource = checked.train
+        trainLayout = checked.layout
         var notes: [String] = []
         if config.augment == nil {
             if let hint = dataset.manifest.augmentHint.flatMap(AugmentRecipe.init(rawValue:)) {
@@ -98,6 +104,11 @@ public final class Trainer {
             notes.append(config.normalize == "none" ? "not normalised (--normalize none):" : "normalised with")
         }
         notes[notes.count - 1] += " mean \(Trainer.format(config.mean!)) std \(Trainer.format(config.std!))"
+        if config.cacheHandOffs != nil && config.augment != AugmentRecipe.none {
+            // One cached hand-off per record is exact only when every epoch sees the same
+            // image; per-epoch caches (a new cache for every epoch's crops) are not built.
+            throw TrainingError.invalidConfig("--cache-handoffs needs --augment none: the cache holds one hand-off per record, and --augment \(config.augment!.rawValue) draws new crops every epoch (per-epoch caches are not built); give --augment none or leave out --cache-handoffs")
+        }
         try checked.checkNormalization(mean: config.mean!, std: config.std!)
         log("data \(config.data): \(checked.summary); " + notes.joined(separator: "; "))
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
@@ -188,19 +199,22 @@ public final class Trainer {
         let epoch = state.cursor.epoch
         let lr = config.learningRate(epoch: epoch, blocks: network.hiddenBlockCount)
         let title = "epoch \(epoch + 1)/\(runEpochs)" + (network.round.map { " (round \($0 + 1)/\(network.hiddenBlockCount))" } ?? "")
-        try loader.resume(from: state.cursor)
         let recordsPerEpoch = min(config.trainLimit ?? trainSource.recordCount, trainSource.recordCount)
         let stepsPerEpoch = (recordsPerEpoch + config.batchSize - 1) / config.batchSize
         ledger.resetPeaks()
         ProcessMemory.resetPeak()
+        let cache = try handOffCache()
+        if let cache { try cache.resume(from: state.cursor) } else { try loader.resume(from: state.cursor) }
         var memoryReport = startMemoryReport()
         let started = MonotonicClock.now()
         var samples = 0
-        while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try loader.nextBatch() {
+        while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try nextInput(cache) {
             let count = min(batch.count, recordsPerEpoch - state.cursor.recordsConsumed)
-            let images = Tensor(storage: batch.images, shape: [batch.count, batch.channels, batch.height, batch.width]).rows(0..<count)
+            let input = batch.input.rows(0..<count)
             if let kill = killAtGlobalStep, state.globalStep >= kill { throw Killed() }
-            let stats = network.trainStep(images: images, labels: batch.labels.pointer, lr: lr, step: state.globalStep)
+            let stats = cache != nil
+                ? network.trainStep(handOffs: input, labels: batch.labels, lr: lr, step: state.globalStep)
+                : network.trainStep(images: input, labels: batch.labels, lr: lr, step: state.globalStep)
             try checkFinite(stats, epoch: epoch)
             state.accumulate(stats, count: count, layers: network.hiddenBlockCount)
             state.globalStep += 1
@@ -239,6 +253,63 @@ public final class Trainer {
         try Checkpoint.save(network: network, state: state, normalization: normalization, to: runFolder.checkpointPath)
         log(metrics.summaryLine(epochs: runEpochs))
         return metrics
+    }
+
+    // MARK: --cache-handoffs
+
+    /// Whether round `k` (0-based) reads its frozen prefix's output from a hand-off cache.
+    func roundReadsCache(_ k: Int) -> Bool {
+        guard config.cacheHandOffs != nil, k > 0 else { return false }
+        return config.cachedRounds.map { $0.contains(k) } ?? true
+    }
+
+    /// The cache the current round reads (nil: it runs the frozen prefix). The first epoch of a
+    /// cached round (or the first after a resume) opens it, building it when it is missing,
+    /// half-written or stale, and deletes this run's caches of earlier rounds first: one cache
+    /// is on disk at a time.
+    private func handOffCache() throws -> HandOffLoader? {
+        guard let round = network.round, let root = config.cacheHandOffs, roundReadsCache(round) else {
+            handOffLoader = nil
+            return nil
+        }
+        if let open = handOffLoader, open.round == round { return open.loader }
+        handOffLoader = nil
+        for earlier in 1..<round {
+            let dir = HandOffCache.directory(root, round: earlier)
+            if let info = try? DatasetManifest.load(directory: dir).handOff, info.run == config.run,
+               info.configDigest == HandOffCache.configDigest(config) {
+                try? FileManager.default.removeItem(atPath: dir)
+            }
+        }
+        let (cache, outcome) = try HandOffCache.open(root: root, round: round, network: network, config: config, source: trainSource,
+                                                     layout: trainLayout, ledger: ledger, killAfterRecords: killCacheAfterRecords)
+        let dir = HandOffCache.directory(root, round: round)
+        switch outcome {
+        case .reused:
+            log("round \(round + 1) reads the hand-off cache \(dir) (\(cache.info.precision.rawValue) \(cache.info.shapeText), \(ByteFormat.human(HandOffCache.diskBytes(dir))) on disk)")
+        case let .built(seconds, bytes, reason):
+            log(String(format: "hand-off cache for round %d written to %@ (%@): %d records of %@ %@, %@ on disk, %.1fs",
+                       round + 1, dir, reason, cache.recordCount, cache.info.precision.rawValue, cache.info.shapeText,
+                       ByteFormat.human(bytes), seconds))
+        }
+        handOffLoader = (round, cache)
+        return cache
+    }
+
+    /// One batch's input (images, or hand-offs from the cache), its labels and its size.
+    private struct Input {
+        var input: Tensor
+        var labels: UnsafePointer<Int32>
+        var count: Int
+    }
+
+    private func nextInput(_ cache: HandOffLoader?) throws -> Input? {
+        if let cache {
+            guard let b = try cache.nextBatch() else { return nil }
+            return Input(input: Tensor(storage: b.values, shape: [b.count] + b.shape), labels: b.labels.pointer, count: b.count)
+        }
+        guard let b = try loader.nextBatch() else { return nil }
+        return Input(input: Tensor(storage: b.images, shape: [b.count, b.channels, b.height, b.width]), labels: b.labels.pointer, count: b.count)
     }
 
     // MARK: --memory-report

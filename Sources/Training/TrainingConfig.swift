@@ -71,6 +71,22 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var schedule: TrainingSchedule?
     /// Greedy schedule: epochs of every round (nil: `epochs` split over the rounds).
     public var epochsPerBlock: Int?
+    /// Greedy schedule: write each round's frozen-prefix output (the hand-off into the block
+    /// that trains next) for every training record once, as a shard dataset in
+    /// `<cacheHandOffs>/round-<k>`, and train round k on it instead of running the prefix
+    /// (`--cache-handoffs DIR`). Needs `augment` none. nil: recompute the prefix every step.
+    public var cacheHandOffs: String?
+    /// How hand-off caches store their values (nil: fp32, bit for bit; bf16 halves the disk).
+    public var cachePrecision: HandOffCacheInfo.Precision?
+    /// Greedy schedule: the rounds (0-based) whose prefix is read from the cache; nil: every
+    /// round after the first when `cacheHandOffs` is set. The memory planner fills it in
+    /// under `--memory-budget` or `--disk-budget`.
+    public var cachedRounds: [Int]?
+    /// Greedy schedule: the chunk of each round, when the planner chose them per round (nil:
+    /// `chunk` for every round).
+    public var roundChunks: [Int?]?
+    /// Largest hand-off cache on disk the planner may choose (`--disk-budget`; nil: no limit).
+    public var diskBudget: Int?
 
     /// The paper's Fashion-MNIST MLP recipe on `data/fashion-mnist`, run folder `runs/mlp`.
     public init() {}
@@ -104,8 +120,10 @@ extension TrainingConfig {
             try require(epochsPerBlock > 0, "--epochs-per-block must be positive (got \(epochsPerBlock))")
         }
         try require(schedule != .greedy || model.loss.isLocal, "--schedule greedy needs a local loss (not backprop)")
-        try require(schedule != .greedy || memoryBudget == nil,
-                    "--memory-budget plans the simultaneous schedule; with --schedule greedy give --chunk (layerwise plan --schedule greedy shows each round's peak)")
+        try require(cacheHandOffs == nil || schedule == .greedy, "--cache-handoffs needs --schedule greedy")
+        try require(cachePrecision == nil || cacheHandOffs != nil, "--cache-precision needs --cache-handoffs DIR")
+        try require(diskBudget == nil || cacheHandOffs != nil, "--disk-budget needs --cache-handoffs DIR (it limits the hand-off caches)")
+        if let diskBudget { try require(diskBudget > 0, "--disk-budget must be positive") }
         try require((mean == nil) == (std == nil), "--normalize needs both a mean and a std")
         if let std { try require(!std.isEmpty && std.allSatisfy { $0 > 0 && $0.isFinite }, "--normalize: std values must be positive (got \(std))") }
         if let mean { try require(!mean.isEmpty && mean.allSatisfy { $0.isFinite }, "--normalize: mean values must be finite (got \(mean))") }
@@ -120,6 +138,13 @@ extension TrainingConfig {
         c.memoryReport = nil
         c.memoryBudget = nil
         c.chunk = nil  // the same numbers either way: a run may resume with another chunk size
+        c.roundChunks = nil
+        // An fp32 cache gives the bits the prefix computes: a run may resume with or without
+        // one, or in another folder. bf16 changes the numbers, so it stays in the key.
+        c.cacheHandOffs = nil
+        c.cachedRounds = nil
+        c.diskBudget = nil
+        if c.cachePrecision == .fp32 { c.cachePrecision = nil }
         c.testLimit = nil
         c.threads = nil
         c.loaderThreads = 0

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Layers
 import Tensors
+import Shards
 
 /// The model flags shared by `train`, `profile` and `bench train`.
 struct ModelOptions: ParsableArguments {
@@ -42,3 +43,4 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension OptimizerStateFormat: ExpressibleByArgument {}
+extension HandOffCacheInfo.Precision: ExpressibleByArgument {}

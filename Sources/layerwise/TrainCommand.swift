@@ -84,6 +84,15 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Greedy schedule: epochs of every round (default: --epochs / blocks, the remainder to the last rounds). The milestones are fractions of --epochs, applied to each round scaled to its length.",
                                valueName: "E"))
     var epochsPerBlock: Int?
+    @Option(help: ArgumentHelp("Greedy schedule: when a round ends, write the frozen prefix's output (the hand-off into the next block, before dropout) for every training record once as a shard dataset in DIR/round-<k>, and train the next round on it instead of running the prefix (needs --augment none; one cache on disk at a time).",
+                               valueName: "dir"))
+    var cacheHandoffs: String?
+    @Option(help: ArgumentHelp("How hand-off caches store values: fp32 (bit for bit what the prefix computes) or bf16 (round to nearest even, half the disk).",
+                               valueName: "precision"))
+    var cachePrecision: HandOffCacheInfo.Precision?
+    @Option(help: ArgumentHelp("Greedy schedule with --cache-handoffs: the largest cache the planner may put on disk; rounds whose cache would not fit recompute their prefix.",
+                               valueName: "size"))
+    var diskBudget: String?
     @Option(help: "Use at most this many training records per epoch.")
     var trainLimit: Int?
     @Option(help: "Evaluate on at most this many test records.")
@@ -114,6 +123,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--normalize \(normalize) is not dataset, none or MEAN,STD (an even number of numbers, std positive), e.g. 0.5,0.25")
         }
         guard TrainingSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be simultaneous or greedy") }
+        if let diskBudget, ByteCount.parse(diskBudget) == nil { throw ValidationError("--disk-budget \(diskBudget) is not a size like 20GiB or 500MB") }
         if trainSplit.isEmpty || testSplit.isEmpty { throw ValidationError("--train-split and --test-split need a split name (or --test-split none)") }
     }
 
@@ -174,6 +184,9 @@ struct TrainCommand: ParsableCommand {
         c.chunk = chunk
         c.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil  // nil: the paper's, as older runs recorded it
         c.epochsPerBlock = epochsPerBlock
+        c.cacheHandOffs = cacheHandoffs
+        c.cachePrecision = cachePrecision
+        c.diskBudget = diskBudget.flatMap { ByteCount.parse($0) }
         return c
     }
 

@@ -97,9 +97,12 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
     /// The augmentation the converter was told suits this data (`--augment-hint`: none, crop
     /// or crop,flip); `train` uses it when given no `--augment`. nil: no recommendation.
     public var augmentHint: String?
+    /// Set when the dataset is a greedy run's hand-off cache (nil for every other dataset).
+    public var handOff: HandOffCacheInfo?
 
-    public init(schema: RecordSchema, splits: [String: SplitManifest], augmentHint: String? = nil) {
+    public init(schema: RecordSchema, splits: [String: SplitManifest], augmentHint: String? = nil, handOff: HandOffCacheInfo? = nil) {
         self.augmentHint = augmentHint
+        self.handOff = handOff
         format = DatasetManifest.formatName
         formatVersion = DatasetManifest.currentVersion
         self.schema = schema
@@ -182,5 +185,6 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         guard fingerprint == DatasetManifest.fingerprint(splits: splits) else {
             throw invalid("its fingerprint does not match its splits")
         }
+        try handOff?.validate(self, path: path)
     }
 }

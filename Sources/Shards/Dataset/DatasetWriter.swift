@@ -1,4 +1,5 @@
 import Foundation
+import MemoryLedger
 
 /// Writes one split of a dataset atomically. Shards (and any scratch files) are written into a
 /// hidden staging folder inside the dataset folder, synced, renamed into place, and only then
@@ -13,6 +14,8 @@ public final class DatasetWriter {
     /// The dataset's manifest before this conversion, if the folder already is a dataset.
     public let existing: DatasetManifest?
     public let options: ShardWriterOptions
+    /// Books the shard writers' buffers (hand-off caches are written inside a training run).
+    private let ledger: Ledger?
 
     private var schema: RecordSchema?
     private var totalRecords = 0
@@ -28,7 +31,9 @@ public final class DatasetWriter {
     ///   - split: the split to write: letters, digits and underscores.
     ///   - options: block size, zstd level and threads of the shards.
     ///   - replace: allow replacing a split that already exists.
-    public init(directory: String, split: String, options: ShardWriterOptions, replace: Bool = false) throws {
+    ///   - ledger: books the shard writer's staging and frame buffers under `.loader` (nil: not booked).
+    public init(directory: String, split: String, options: ShardWriterOptions, replace: Bool = false, ledger: Ledger? = nil) throws {
+        self.ledger = ledger
         guard !split.isEmpty, split.utf8.allSatisfy({ $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
             throw ShardError.invalidOption(name: "split", problem: "\"\(split)\" must be letters, digits and underscores")
         }
@@ -100,7 +105,7 @@ public final class DatasetWriter {
                     throw ShardError.invalidOption(name: "input", problem: "it produced more than the \(totalRecords) records it announced")
                 }
                 let name = DatasetWriter.shardName(split: split, index: summaries.count, count: shardCount)
-                current = try ShardWriter(path: stagingDirectory + "/" + name, schema: schema, options: options)
+                current = try ShardWriter(path: stagingDirectory + "/" + name, schema: schema, options: options, ledger: ledger)
             }
             let room = (recordsPerShard - current!.recordCount) * size
             let take = min(room, records.count - offset)
@@ -123,8 +128,9 @@ public final class DatasetWriter {
     /// - Parameters:
     ///   - statistics: what the converter measured over the split (nil: none recorded).
     ///   - augmentHint: the dataset's augmentation recommendation; nil keeps the existing one.
+    ///   - handOff: marks the dataset as a hand-off cache (nil: an ordinary dataset).
     public func commit(parameters: WriterParameters, source: SourceProvenance, statistics: SplitStatistics? = nil,
-                       augmentHint: String? = nil) throws -> SplitManifest {
+                       augmentHint: String? = nil, handOff: HandOffCacheInfo? = nil) throws -> SplitManifest {
         guard let schema else { preconditionFailure("start(schema:) first") }
         try finishShard()
         guard written == totalRecords, summaries.count == shardCount else {
@@ -150,7 +156,7 @@ public final class DatasetWriter {
         for s in summaries { try OutputFile.rename(stagingDirectory + "/" + s.file, to: directory + "/" + s.file) }
         try OutputFile.syncDirectory(directory)
         splits[split] = entry
-        try OutputFile.writeAtomically(DatasetManifest(schema: schema, splits: splits, augmentHint: hint).encoded(),
+        try OutputFile.writeAtomically(DatasetManifest(schema: schema, splits: splits, augmentHint: hint, handOff: handOff).encoded(),
                                        to: directory + "/" + DatasetManifest.fileName)
         try? fm.removeItem(atPath: stagingDirectory)
         return entry

@@ -1,4 +1,5 @@
 import Dispatch
+import MemoryLedger
 
 /// How blocks are cut and compressed.
 public struct ShardWriterOptions: Sendable, Equatable, Codable {
@@ -64,8 +65,12 @@ public final class ShardWriter {
     private let frameCRCs: UnsafeMutableBufferPointer<UInt32>
     private let failures: UnsafeMutableBufferPointer<String?>
     private let compressors: [Zstd.Compressor]
+    /// Where the staging and frame buffers are booked (nil: not booked).
+    private let ledger: Ledger?
+    private let bookedBytes: Int
 
-    public init(path: String, schema: RecordSchema, options: ShardWriterOptions = ShardWriterOptions()) throws {
+    /// - Parameter ledger: books the staging and frame buffers under `.loader` while the writer lives.
+    public init(path: String, schema: RecordSchema, options: ShardWriterOptions = ShardWriterOptions(), ledger: Ledger? = nil) throws {
         guard options.threads >= 1 else { throw ShardError.invalidOption(name: "threads", problem: "must be at least 1") }
         guard options.blockBytes >= 1 else { throw ShardError.invalidOption(name: "block size", problem: "must be at least 1 byte") }
         guard let recordSize = schema.checkedRecordSize else {
@@ -93,11 +98,15 @@ public final class ShardWriter {
         frameSizes = .allocate(capacity: batchBlocks); frameSizes.initialize(repeating: 0)
         frameCRCs = .allocate(capacity: batchBlocks); frameCRCs.initialize(repeating: 0)
         failures = .allocate(capacity: batchBlocks); failures.initialize(repeating: nil)
+        self.ledger = ledger
+        bookedBytes = batchBlocks * (blockBytes + frameCapacity)
+        ledger?.book(bytes: bookedBytes, category: .loader, layer: nil, label: "shardWriter.buffers")
         let header = ShardHeader(flags: options.flags | ShardFormat.flagFixedStride, schema: schema).encoded()
         try emit(header)
     }
 
     deinit {
+        ledger?.unbook(bytes: bookedBytes, category: .loader, layer: nil, label: "shardWriter.buffers")
         staging.deallocate()
         frames.deallocate()
         frameSizes.deallocate()

@@ -37,7 +37,7 @@ public struct ImageLayout: Sendable, Equatable {
         case .float32: pixelType = .float32
         default: throw LoaderError.unsupportedSchema("image pixels of type \(image.type.rawValue)")
         }
-        guard label.elementCount == 1, label.type != .float32 else {
+        guard label.elementCount == 1, label.type != .float32, label.type != .bfloat16 else {
             throw LoaderError.unsupportedSchema("label must be one integer, got \(label.type.rawValue) \(label.shape)")
         }
         guard schema.classCount > 0 else {
@@ -57,7 +57,7 @@ public struct ImageLayout: Sendable, Equatable {
         case .uint8: return Int64(record.load(fromByteOffset: labelOffset, as: UInt8.self))
         case .int32: return Int64(Int32(littleEndian: record.loadUnaligned(fromByteOffset: labelOffset, as: Int32.self)))
         case .int64: return Int64(littleEndian: record.loadUnaligned(fromByteOffset: labelOffset, as: Int64.self))
-        case .float32: return -1
+        case .float32, .bfloat16: return -1
         }
     }
 }
