@@ -128,7 +128,8 @@ enum HandOffCache {
         let options = ShardWriterOptions(blockBytes: recordSize, level: 1, threads: 1)
         let writer = try DatasetWriter(directory: dir, split: "train", options: options, ledger: ledger)
         var committed = false
-        defer { if !committed { writer.abort() } }
+        var killed = false  // a kill leaves its staging folder behind, as a real one would
+        defer { if !committed && !killed { writer.abort() } }
         try writer.start(schema: schema, totalRecords: records, recordsPerShard: recordsPerShard)
         let loaderConfig = LoaderConfig(batchSize: config.batchSize, shuffle: false, seed: config.seed, threads: config.loaderThreads,
                                         augment: nil, dropLast: false, mean: config.mean, std: config.std)
@@ -155,7 +156,10 @@ enum HandOffCache {
                 }
             }
             ledger.enter(.idle)
-            if let stop = killAfterRecords, written + batch.count > stop { throw Interrupted() }
+            if let stop = killAfterRecords, written + batch.count > stop {
+                killed = true
+                throw Interrupted()
+            }
             try writer.append(UnsafeRawBufferPointer(start: staging.pointer, count: batch.count * recordSize))
             written += batch.count
         }
