@@ -71,6 +71,9 @@ public final class Trainer {
             if config.augment == nil { config.augment = saved.augment ?? .cropFlip }
             // The memory plan the run chose (or was given) stays unless the user gives another.
             if config.chunk == nil && config.memoryBudget == nil { config.chunk = saved.chunk }
+            if config.memoryBudget == nil && config.diskBudget == nil && config.roundChunks == nil {
+                (config.roundChunks, config.cachedRounds) = (saved.roundChunks, saved.cachedRounds)
+            }
             if config.mean == nil && config.normalize == nil {
                 (config.mean, config.std, config.normalize) = (saved.mean, saved.std, saved.normalize)
             }
@@ -112,7 +115,17 @@ public final class Trainer {
         try checked.checkNormalization(mean: config.mean!, std: config.std!)
         log("data \(config.data): \(checked.summary); " + notes.joined(separator: "; "))
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
-        if let budget = config.memoryBudget {
+        if config.isGreedy && (config.memoryBudget != nil || config.diskBudget != nil) {
+            // Per round: the chunk, and with --cache-handoffs whether it reads a cache, so that
+            // every round fits the memory budget and every cache the disk budget.
+            let cache = config.cacheHandOffs == nil ? nil
+                : HandOffCacheOption(records: checked.train.recordCount, precision: config.cachePrecision ?? .fp32)
+            let choice = try MemoryBudget.chooseGreedy(spec, batchSize: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
+                                                       budget: config.memoryBudget, diskBudget: config.diskBudget, cache: cache, overhead: .train)
+            config.roundChunks = choice.roundChunks  // into config.json: a resumed run reuses the plan
+            config.cachedRounds = cache == nil ? nil : choice.cachedRounds
+            choice.description.forEach(log)
+        } else if let budget = config.memoryBudget {
             // Before anything big is allocated: the planner needs only the shapes. It picks the
             // chunk size (whole batches if they fit), or checks the one given.
             let choice = try MemoryBudget.choose(spec, batchSize: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
@@ -138,6 +151,7 @@ public final class Trainer {
                     throw TrainingError.checkpoint(path: runFolder.checkpointPath, problem: "records greedy round \(saved.round.map { String($0 + 1) } ?? "none") at epoch \(saved.cursor.epoch + 1), where this run's schedule has round \(round + 1)")
                 }
                 network.beginRound(round)
+                Trainer.applyRoundChunk(network, config)
             }
             state = try Checkpoint.load(from: runFolder.checkpointPath, into: network)
             guard state.cursor.fingerprint == trainSource.fingerprint else {
@@ -149,6 +163,7 @@ public final class Trainer {
                                                       recordsConsumed: 0, shuffle: true, poolBlocks: LoaderConfig().poolBlocks))
             if config.isGreedy {
                 network.beginRound(0)
+                Trainer.applyRoundChunk(network, config)
                 state.round = 0
             }
         }
@@ -248,11 +263,17 @@ public final class Trainer {
             // A round ends with its last epoch: the next one's state is made before the
             // checkpoint, so a resumed run finds the tensors of the round it resumes in.
             network.beginRound(config.roundPosition(epoch: state.cursor.epoch, blocks: network.hiddenBlockCount).round)
+            Trainer.applyRoundChunk(network, config)
             state.round = network.round
         }
         try Checkpoint.save(network: network, state: state, normalization: normalization, to: runFolder.checkpointPath)
         log(metrics.summaryLine(epochs: runEpochs))
         return metrics
+    }
+
+    /// The current greedy round's chunk when the planner chose one per round.
+    private static func applyRoundChunk(_ network: Network, _ config: TrainingConfig) {
+        if let chunks = config.roundChunks, let round = network.round, round < chunks.count { network.chunkSize = chunks[round] }
     }
 
     // MARK: --cache-handoffs

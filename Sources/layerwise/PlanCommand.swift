@@ -47,6 +47,18 @@ struct PlanCommand: ParsableCommand {
     var memoryBudget: String?
     @Option(help: "The command the budget is for, whose process overhead is added: train or profile.")
     var command: String = "train"
+    @Option(help: ArgumentHelp("Greedy schedule: plan hand-off caches (as train --cache-handoffs DIR; DIR is not read): each round's cache size on disk and the prefix forward it saves, and under --memory-budget or --disk-budget whether each round reads one.",
+                               valueName: "dir"))
+    var cacheHandoffs: String?
+    @Option(help: ArgumentHelp("Precision of the planned caches: fp32 or bf16.", valueName: "precision"))
+    var cachePrecision: HandOffCacheInfo.Precision = .fp32
+    @Option(help: ArgumentHelp("Greedy schedule with --cache-handoffs: the largest cache on disk; rounds whose cache would not fit run their prefix.",
+                               valueName: "size"))
+    var diskBudget: String?
+    @Option(help: ArgumentHelp("Training records a cache holds, without --data (default 60000, Fashion-MNIST's).", valueName: "N"))
+    var records: Int?
+    @Option(help: ArgumentHelp("Throughput assumed for the time a cache saves, in GFLOP/s (measure yours: `layerwise bench`).", valueName: "G"))
+    var gflops: Double = 100
     @Option(help: "BLAS and oneDNN threads (oneDNN's scratch depends on them; default: all cores).")
     var threads: Int?
 
@@ -66,8 +78,14 @@ struct PlanCommand: ParsableCommand {
         guard let kind = TrainingSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be simultaneous or greedy") }
         if kind == .greedy {
             guard LossKind(rawValue: loss)?.isLocal == true else { throw ValidationError("--schedule greedy needs a local loss") }
-            guard memoryBudget == nil else { throw ValidationError("--memory-budget plans the simultaneous schedule; give --chunk with --schedule greedy") }
         }
+        if cacheHandoffs != nil && kind != .greedy { throw ValidationError("--cache-handoffs needs --schedule greedy") }
+        if let diskBudget {
+            guard ByteCount.parse(diskBudget) != nil else { throw ValidationError("--disk-budget \(diskBudget) is not a size like 20GiB or 500MB") }
+            guard cacheHandoffs != nil else { throw ValidationError("--disk-budget needs --cache-handoffs DIR") }
+        }
+        if let records, records <= 0 { throw ValidationError("--records must be positive") }
+        guard gflops > 0 else { throw ValidationError("--gflops must be positive") }
     }
 
     /// (C, H, W) from "HxWxC".
@@ -92,15 +110,32 @@ struct PlanCommand: ParsableCommand {
         optimizer.stateFormat = optimizerState
         let table = ShapeTable(spec: spec)
         var chunk = self.chunk
-        if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
+        let greedy = schedule == TrainingSchedule.greedy.rawValue
+        var rounds: [MemoryPlan] = []
+        if greedy {
+            var trainRecords = records ?? 60_000
+            if let data, records == nil {
+                let dataset = try ShardDataset(directory: data)
+                trainRecords = dataset.manifest.splits["train"]?.records ?? trainRecords
+            }
+            let cache = cacheHandoffs.map { _ in HandOffCacheOption(records: trainRecords, precision: cachePrecision) }
+            let budget = memoryBudget.flatMap { MemoryBudget.resolve($0) }
+            if let budget, budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
+            let choice = try MemoryBudget.chooseGreedy(spec, batchSize: batchSize, chunk: chunk, optimizer: optimizer, budget: budget?.bytes,
+                                                       diskBudget: diskBudget.flatMap { ByteCount.parse($0) }, cache: cache,
+                                                       overhead: command == "train" ? .train : .profile)
+            if budget != nil || diskBudget != nil { choice.description.forEach { print($0) } }
+            rounds = choice.rounds.map(\.plan)
+            if let cache {
+                print(PlanCommand.cacheLines(table, cache, batchSize: batchSize, chunks: choice.roundChunks, gflops: gflops).joined(separator: "\n"))
+            }
+        } else if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
             if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
             let choice = try MemoryBudget.choose(spec, batchSize: batchSize, chunk: chunk, optimizer: optimizer, budget: budget.bytes,
                                                  overhead: command == "train" ? .train : .profile)
             chunk = choice.plan.chunk
             choice.description.forEach { print($0) }
         }
-        let greedy = schedule == TrainingSchedule.greedy.rawValue
-        let rounds = greedy ? MemoryPlanner.greedyPlans(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer) : []
         let plan = rounds.max { $0.peak < $1.peak } ?? MemoryPlanner.plan(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer)
         let c = spec.inputShape
         print("\(spec.description); input \(c[1])x\(c[2])x\(c[0]), \(spec.classes) classes; batch \(batchSize)"
@@ -119,6 +154,25 @@ struct PlanCommand: ParsableCommand {
             print(MemoryBudget.describe(backprop))
             print(String(format: "backprop / local%@: %.2fx the ledger peak", greedy ? " greedy" : "", Double(backprop.peak) / Double(plan.peak)))
         }
+    }
+
+    /// Per round k >= 1: its cache's size on disk (at most) and the prefix forward it saves an
+    /// epoch against running the prefix with the round's chunk; writing the cache costs one
+    /// prefix forward over the records.
+    static func cacheLines(_ table: ShapeTable, _ cache: HandOffCacheOption, batchSize: Int, chunks: [Int?], gflops: Double) -> [String] {
+        var lines = ["hand-off caches (\(cache.precision.rawValue), \(ByteFormat.exact(cache.records)) records; time at an assumed \(String(format: "%g", gflops)) GFLOP/s, --gflops):"]
+        let steps = Double(cache.records) / Double(batchSize)
+        for k in 1..<table.greedyRounds {
+            let chunk = chunks[k]
+            let prefix = table.greedyPrefixFLOPs(round: k, batch: batchSize, chunk: chunk) * steps
+            let write = table.greedyPrefixFLOPs(round: k, batch: batchSize) * steps
+            let round = table.greedyStepFLOPs(round: k, batch: batchSize, chunk: chunk) * steps
+            lines.append(String(format: "  round %d: %@ on disk at most (%@ a record); saves %.1f GFLOP of prefix forward an epoch (%.0f%% of the round's, about %.1f s), writing it costs %.1f GFLOP once",
+                                k + 1, ByteFormat.human(cache.diskBytes(table, round: k)),
+                                ByteFormat.human(table.handOffCacheRecordBytes(round: k, valueBytes: cache.precision == .fp32 ? 4 : 2)),
+                                prefix / 1e9, 100 * prefix / max(round, 1), prefix / (gflops * 1e9), write / 1e9))
+        }
+        return lines
     }
 
     /// The shape table with the plan's per-layer figures.

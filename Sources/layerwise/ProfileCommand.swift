@@ -72,7 +72,6 @@ struct ProfileCommand: ParsableCommand {
             guard kind == .greedy else { throw ValidationError("--round needs --schedule greedy") }
             guard round >= 1 && round <= rounds else { throw ValidationError("--round must be in 1...\(rounds) (one round per hidden block)") }
         }
-        if kind == .greedy && memoryBudget != nil { throw ValidationError("--memory-budget plans the simultaneous schedule; give --chunk with --schedule greedy") }
     }
 
     func makeRequest() -> ProfileRequest {
@@ -99,7 +98,12 @@ struct ProfileCommand: ParsableCommand {
         var runner = MemoryProfileRun(request: makeRequest(), executable: MemoryProfileRun.currentExecutable)
         if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
             if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
-            try runner.applyBudget(budget.bytes).description.forEach { print($0) }
+            if runner.request.schedule == .greedy {
+                try runner.applyGreedyBudget(budget.bytes).description.forEach { print($0) }
+                print("profiling round \(runner.request.round! + 1) (\(round == nil ? "the run's largest peak" : "as --round asks")) with \(runner.request.chunk.map { "chunks of \($0)" } ?? "whole batches")")
+            } else {
+                try runner.applyBudget(budget.bytes).description.forEach { print($0) }
+            }
         }
         for plan in runner.plans { print(MemoryBudget.describe(plan)) }
         let comparison = try runner.run()

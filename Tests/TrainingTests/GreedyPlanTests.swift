@@ -1,6 +1,7 @@
 import Layers
 import MemoryLedger
 import Randomness
+import Shards
 import Tensors
 import XCTest
 @testable import Training
@@ -60,6 +61,102 @@ final class GreedyPlanTests: XCTestCase {
         }
         // 20 images in micro-batches of 6, 6, 6, 2 through a frozen prefix of three conv blocks.
         check(ShapeTablePlanTests.convSpec(.vgg8b, .predsim, featMult: 1.0 / 16), round: 3, batch: 20, chunk: 6, engine: .im2col)
+    }
+
+    /// Round `round` reading its prefix's output from a hand-off cache (`trainStep(handOffs:)`,
+    /// the hand-offs booked as the input batch, as the planner books them).
+    static func measureCached(_ spec: ModelSpec, round: Int, chunk: Int?, engine: ConvEngine, batch: Int = batch) -> LedgerSnapshot {
+        let ledger = Ledger(eventCapacity: 1 << 10)
+        let network = Network(spec: spec, seed: 5, ledger: ledger, engine: engine, schedule: .greedy)
+        network.chunkSize = chunk
+        network.beginRound(round)
+        let handOffs = Tensor([batch] + network.handOffShape(ofBlock: round - 1), .input, label: "handoffs", ledger: ledger, zeroed: false)
+        var rng = Xoshiro256(seed: 9)
+        for i in 0..<handOffs.count { handOffs.pointer[i] = rng.uniform(-1, 1) }
+        let labels = ProofModel.labels(batch)
+        for step in 0..<2 {
+            _ = labels.withUnsafeBufferPointer { network.trainStep(handOffs: handOffs, labels: $0.baseAddress!, lr: 1e-3, step: step) }
+        }
+        return ledger.peak()
+    }
+
+    func checkCached(_ spec: ModelSpec, round: Int, batch: Int = batch, chunk: Int?, engine: ConvEngine,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        let plan = MemoryPlanner.plan(ShapeTable(spec: spec, engine: engine), batchSize: batch, chunk: chunk, round: round, cached: true)
+        let measured = Self.measureCached(spec, round: round, chunk: chunk, engine: engine, batch: batch)
+        let what = "\(spec.kind.rawValue) \(spec.loss.rawValue) cached round \(round) batch \(batch) chunk \(chunk.map(String.init) ?? "none") \(engine.rawValue)"
+        XCTAssertEqual(plan.peak, measured.total, "\(what): predicted peak vs ledger", file: file, line: line)
+        for c in Category.allCases {
+            XCTAssertEqual(plan.peakBreakdown[c], measured.bytes(c), "\(what): \(c) at the peak", file: file, line: line)
+        }
+        XCTAssertEqual(plan.persistent[.input], 4 * batch * ShapeTable(spec: spec).hiddenLayers[round - 1].handOffCount, what, file: file, line: line)
+    }
+
+    func testPlannerPredictsCachedRoundsByteForByte() {
+        for loss in [LossKind.predsim, .pred] {
+            let spec = ProofModel.spec(loss)
+            for round in 1..<3 {
+                checkCached(spec, round: round, chunk: nil, engine: .im2col)
+                checkCached(spec, round: round, chunk: 3, engine: .im2col)
+            }
+        }
+        for engine in ConvEngine.allCases {
+            let spec = ShapeTablePlanTests.convSpec(.vgg8b, .predsim)
+            for round in [1, 2, 4, 6] {
+                checkCached(spec, round: round, chunk: nil, engine: engine)
+                checkCached(spec, round: round, chunk: 3, engine: engine)
+            }
+        }
+        // A cached step needs no prefix activations: below the recomputing step's peak.
+        let spec = ShapeTablePlanTests.convSpec(.vgg8b, .predsim)
+        let table = ShapeTable(spec: spec, engine: .im2col)
+        let cached = MemoryPlanner.plan(table, batchSize: Self.batch, round: 3, cached: true)
+        let recomputed = MemoryPlanner.plan(table, batchSize: Self.batch, round: 3)
+        XCTAssertLessThan(cached.peak - cached.persistent[.input], recomputed.peak - recomputed.persistent[.input])
+    }
+
+    /// The budget chooser: under a disk budget too small for a round's cache that round runs
+    /// its prefix; every round's choice is the plan of its settings; and a train budget too
+    /// small for any setting names the round.
+    func testGreedyBudgetChoosesCacheOrRecomputePerRound() throws {
+        var spec = ModelSpec()
+        spec.inputShape = [1, 28, 28]
+        spec.classes = 10
+        let table = ShapeTable(spec: spec)
+        let cache = HandOffCacheOption(records: 60_000)
+        let free = try MemoryBudget.chooseGreedy(spec, batchSize: 128, optimizer: OptimizerSettings(), budget: nil, diskBudget: nil,
+                                                 cache: cache, overhead: .train)
+        XCTAssertEqual(free.cachedRounds, [1, 2])
+        XCTAssertEqual(free.roundChunks, [nil, nil, nil])
+        // mlp 3x1024: a record is 1024 fp32 values and a label.
+        XCTAssertEqual(table.handOffCacheRecordBytes(round: 1, valueBytes: 4), 4100)
+        XCTAssertGreaterThan(cache.diskBytes(table, round: 1), 60_000 * 4100)
+        XCTAssertLessThan(cache.diskBytes(table, round: 1), 60_000 * 4200)
+        let tight = try MemoryBudget.chooseGreedy(spec, batchSize: 128, optimizer: OptimizerSettings(), budget: nil,
+                                                  diskBudget: 200_000_000, cache: cache, overhead: .train)
+        XCTAssertEqual(tight.cachedRounds, [], "a 246 MB cache is over a 200 MB disk budget")
+        XCTAssertTrue(tight.description[2].contains("is over --disk-budget"), tight.description[2])
+        for r in free.rounds {
+            XCTAssertEqual(r.plan, MemoryPlanner.plan(table, batchSize: 128, chunk: r.plan.chunk, round: r.round, cached: r.cached))
+        }
+        // The last round (heads of 1024 units, the output layer's optimizer) is the largest and
+        // chunks do not make it smaller: at its peak plus the overhead everything fits as
+        // without a budget; one byte less, it is named.
+        let largest = free.largest
+        XCTAssertEqual(largest.round, 2)
+        let exact = try MemoryBudget.chooseGreedy(spec, batchSize: 128, optimizer: OptimizerSettings(), budget: largest.plan.peak + ProcessOverhead.train.bytes,
+                                                  diskBudget: nil, cache: cache, overhead: .train)
+        XCTAssertEqual(exact.rounds, free.rounds)
+        XCTAssertThrowsError(try MemoryBudget.chooseGreedy(spec, batchSize: 128, optimizer: OptimizerSettings(), budget: largest.plan.peak + ProcessOverhead.train.bytes - 1,
+                                                           diskBudget: nil, cache: cache, overhead: .train)) {
+            XCTAssertTrue("\($0)".hasPrefix("greedy round 3 of 3 fits no setting"), "\($0)")
+        }
+        // Without a cache round 2 runs its prefix: a larger peak than reading the cache.
+        let recompute = try MemoryBudget.chooseGreedy(spec, batchSize: 128, optimizer: OptimizerSettings(), budget: nil, diskBudget: nil,
+                                                      cache: nil, overhead: .train)
+        XCTAssertEqual(recompute.cachedRounds, [])
+        XCTAssertGreaterThan(recompute.rounds[1].plan.peak - recompute.rounds[1].plan.persistent[.input],
+                             free.rounds[1].plan.peak - free.rounds[1].plan.persistent[.input])
     }
 
     /// One network through all its rounds on one ledger: each round's peak (measured from the

@@ -11,17 +11,22 @@ extension ShapeTable {
     /// forward (micro-batches of `chunk` when it is smaller than the batch), then block `round`'s
     /// local step (whole or chunked) as in the simultaneous schedule, then the output layer's in
     /// the last round.
+    ///
+    /// `cached` (k >= 1): the prefix's output is read from a hand-off cache
+    /// (`Network.trainStep(handOffs:)`): no prefix forward, and the step's input batch is the
+    /// hand-offs (B x block k-1's hand-off), booked as the input batch and freed by no one.
     public func greedyStepProgram(round k: Int, batch: Int, chunk: Int? = nil,
-                                  optimizer: OptimizerSettings = OptimizerSettings()) -> StepProgram {
+                                  optimizer: OptimizerSettings = OptimizerSettings(), cached: Bool = false) -> StepProgram {
         precondition(batch > 0, "batch must be positive")
         precondition(spec.loss.isLocal, "the greedy schedule needs a local loss")
         precondition(k >= 0 && k < greedyRounds, "round \(k) of \(greedyRounds)")
+        precondition(!cached || k > 0, "round 0 reads the images")
         let chunked = chunk.flatMap { $0 < batch ? $0 : nil }
         let last = k == greedyRounds - 1
-        let recompute = greedyRecomputesPrefix(round: k, chunked: chunked != nil)
+        let recompute = !cached && greedyRecomputesPrefix(round: k, chunked: chunked != nil)
         var p = StepProgram(batch: batch, chunk: chunked)
         p.mark(.stepBegins)
-        if !recompute { frozenForward(&p, round: k, batch: batch, micro: chunked ?? batch) }
+        if !recompute && !cached { frozenForward(&p, round: k, batch: batch, micro: chunked ?? batch) }
         let l = hiddenLayers[k]
         p.mark(.layerBegins(l.index))
         if let c = chunked {
@@ -29,14 +34,40 @@ extension ShapeTable {
         } else {
             localBlock(&p, l, batch: batch)
         }
-        if l.index > 0 && !recompute { p.free(inputName(l.index)) }  // the frozen prefix's output
+        if l.index > 0 && !recompute && !cached { p.free(inputName(l.index)) }  // the frozen prefix's output
         if last {
             outputLocal(&p, batch: batch)
         } else if chunked == nil {
             p.free("\(l.index).handoff")  // no block reads it in this round
         }
-        p.prepend(greedyPersistent(round: k, batch: batch, optimizer: optimizer, convCalls: p.convCalls))
+        p.prepend(greedyPersistent(round: k, batch: batch, optimizer: optimizer, convCalls: p.convCalls, cached: cached))
         return p
+    }
+
+    /// Multiply-adds x 2 of the frozen prefix's forward in one step of round k (0 in round 0):
+    /// once over the batch, or four times when the chunked step recomputes it a chunk at a
+    /// time (`greedyRecomputesPrefix`). What a hand-off cache saves each step.
+    public func greedyPrefixFLOPs(round k: Int, batch: Int, chunk: Int? = nil) -> Double {
+        let chunked = chunk.map { $0 < batch } ?? false
+        let prefix = hiddenLayers.prefix(k).reduce(0) { $0 + $1.flopsPerExample }
+        return Double(batch) * prefix * (greedyRecomputesPrefix(round: k, chunked: chunked) ? 4 : 1)
+    }
+
+    /// Multiply-adds x 2 of one step of greedy round k (as `stepFLOPs` counts them): the prefix
+    /// forward unless `cached`, block k's local step, and the output layer's in the last round.
+    public func greedyStepFLOPs(round k: Int, batch: Int, chunk: Int? = nil, cached: Bool = false) -> Double {
+        let chunked = chunk.map { $0 < batch } ?? false
+        var total = cached ? 0 : greedyPrefixFLOPs(round: k, batch: batch, chunk: chunk)
+        total += localLayerFLOPs(hiddenLayers[k], batch: batch, chunked: chunked, readsRecomputedHandOff: false)
+        if k == greedyRounds - 1 { total += 2 * Double(batch) * outputLayer.flopsPerExample }
+        return total
+    }
+
+    /// Bytes of one record of round k's hand-off cache: block k-1's hand-off in fp32 (4 bytes a
+    /// value) or bf16 (2), then an int32 label.
+    public func handOffCacheRecordBytes(round k: Int, valueBytes: Int) -> Int {
+        precondition(k > 0 && k < greedyRounds)
+        return hiddenLayers[k - 1].handOffCount * valueBytes + 4
     }
 
     /// Whether round k's chunked step reads the frozen prefix's output recomputed a chunk at a
@@ -54,7 +85,7 @@ extension ShapeTable {
     /// (the frozen prefix's as `frozenWeights`), block k's heads and optimizer state, the output
     /// layer's optimizer state in the last round, the conv scratch and the input batch.
     func greedyPersistent(round k: Int, batch: Int, optimizer: OptimizerSettings,
-                          convCalls: Set<StepProgram.ConvCall>) -> [PlannedEvent] {
+                          convCalls: Set<StepProgram.ConvCall>, cached: Bool = false) -> [PlannedEvent] {
         var e: [PlannedEvent] = []
         func book(_ name: String, _ c: Category, _ layer: Int?, _ bytes: Int) {
             guard bytes > 0 else { return }
@@ -72,7 +103,7 @@ extension ShapeTable {
         }
         book("conv workspace", .workspace, nil, im2colWorkspaceBytes)
         book("conv dnnl workspace", .workspace, nil, ShapeTable.dnnlWorkspaceBytes(convCalls))
-        book("input", .input, nil, f * batch * spec.inputFeatures)
+        book("input", .input, nil, f * batch * (cached ? hiddenLayers[k - 1].handOffCount : spec.inputFeatures))
         return e
     }
 

@@ -153,25 +153,29 @@ extension ShapeTable {
         let chunked = chunk.map { $0 < batch } ?? false
         var total = 0.0
         for (i, l) in layers.enumerated() {
-            let map = b * l.flopsPerExample
-            guard l.kind != .output else { total += 2 * map; continue }
-            let sim: Double = {
-                guard spec.loss.usesSim && !spec.loss.isBackpropFree else { return 0 }
-                let square = l.kind == .conv ? 2 * Double(l.channels * l.channels * 9 * l.output[1] * l.output[2])
-                                             : 2 * Double(l.channels * l.channels)
-                let std = l.kind == .conv && l.output[0] > 3 && l.output[1] > 1
-                // whole: std 2 forwards + 2 backwards, flat 1 + 2; chunked: std 3 + 3, flat 1 + 3
-                let passes: Double = chunked ? (std ? 6 : 4) : (std ? 4 : 3)
-                return b * square * passes
-            }()
-            if chunked {
-                total += 5 * map + sim  // 4 forwards (moments, gather, 2 backward passes) + weights
-                // a conv block reading the previous conv block's recomputed hand-off, once a pass
-                if i > 0, l.kind == .conv, handOffIsCheapToRecompute(layers[i - 1]) { total += 4 * b * layers[i - 1].flopsPerExample }
-            } else {
-                total += 2 * map + sim
-            }
+            guard l.kind != .output else { total += 2 * b * l.flopsPerExample; continue }
+            total += localLayerFLOPs(l, batch: batch, chunked: chunked,
+                                     readsRecomputedHandOff: i > 0 && l.kind == .conv && handOffIsCheapToRecompute(layers[i - 1]))
         }
         return total
+    }
+
+    /// One hidden block's share of `stepFLOPs`: its map, its learned sim head, and (chunked,
+    /// reading the previous conv block's recomputed hand-off) that block's forward once a pass.
+    func localLayerFLOPs(_ l: Layer, batch: Int, chunked: Bool, readsRecomputedHandOff: Bool) -> Double {
+        let b = Double(batch)
+        let map = b * l.flopsPerExample
+        let sim: Double = {
+            guard spec.loss.usesSim && !spec.loss.isBackpropFree else { return 0 }
+            let square = l.kind == .conv ? 2 * Double(l.channels * l.channels * 9 * l.output[1] * l.output[2])
+                                         : 2 * Double(l.channels * l.channels)
+            let std = l.kind == .conv && l.output[0] > 3 && l.output[1] > 1
+            // whole: std 2 forwards + 2 backwards, flat 1 + 2; chunked: std 3 + 3, flat 1 + 3
+            let passes: Double = chunked ? (std ? 6 : 4) : (std ? 4 : 3)
+            return b * square * passes
+        }()
+        guard chunked else { return 2 * map + sim }
+        // 4 forwards (moments, gather, 2 backward passes) + weights
+        return 5 * map + sim + (readsRecomputedHandOff ? 4 * b * layers[l.index - 1].flopsPerExample : 0)
     }
 }

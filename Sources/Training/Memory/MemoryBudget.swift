@@ -14,7 +14,7 @@ public enum MemoryBudget {
         if p[.headWeights] > 0 { parts.append("head weights \(ByteFormat.human(p[.headWeights]))") }
         parts.append("optimizer state \(ByteFormat.human(p[.optimizerState]))")
         if p[.workspace] > 0 { parts.append("conv scratch \(ByteFormat.human(p[.workspace]))") }
-        parts.append("input batch \(ByteFormat.human(p[.input]))")
+        parts.append("\(plan.cached == true ? "hand-off" : "input") batch \(ByteFormat.human(p[.input]))")
         if let w = plan.largestWorkingSet {
             parts.append("largest working set W_k \(ByteFormat.human(w))")
         } else {
@@ -26,7 +26,7 @@ public enum MemoryBudget {
 
     /// "local (predsim)" or "backprop".
     public static func name(_ plan: MemoryPlan) -> String {
-        let round = plan.round.map { ", greedy round \($0 + 1) of \(plan.rounds ?? 0)" } ?? ""
+        let round = plan.round.map { ", greedy round \($0 + 1) of \(plan.rounds ?? 0)\(plan.cached == true ? " from the hand-off cache" : "")" } ?? ""
         return plan.loss.isLocal ? "local (\(plan.loss.rawValue)\(plan.chunk.map { ", chunks of \($0)" } ?? "")\(round))" : "backprop"
     }
 

@@ -32,6 +32,9 @@ public struct MemoryPlan: Equatable, Sendable, Codable {
     /// simultaneous schedule, or backprop).
     public var round: Int?
     public var rounds: Int?
+    /// Greedy schedule: the round reads its prefix's output from a hand-off cache (nil: it
+    /// runs the prefix, or is not a greedy round).
+    public var cached: Bool?
     /// "local" or "backprop".
     public var mode: String { loss.isLocal ? "local" : "backprop" }
     /// Bytes that live for the whole run: weights, head weights, optimizer state, conv scratch, the input batch.
@@ -98,10 +101,11 @@ public enum MemoryPlanner {
     }
 
     /// The plan from a compiled table; with `round`, of that round of the greedy schedule.
+    /// `cached`: the greedy round reads its prefix's output from a hand-off cache.
     public static func plan(_ table: ShapeTable, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings = OptimizerSettings(),
-                            round: Int? = nil) -> MemoryPlan {
+                            round: Int? = nil, cached: Bool = false) -> MemoryPlan {
         let spec = table.spec
-        let program = round.map { table.greedyStepProgram(round: $0, batch: batchSize, chunk: chunk, optimizer: optimizer) }
+        let program = round.map { table.greedyStepProgram(round: $0, batch: batchSize, chunk: chunk, optimizer: optimizer, cached: cached) }
             ?? table.stepProgram(batch: batchSize, chunk: chunk, optimizer: optimizer)
         var replay = AllocationReplay()
         var persistent = CategoryBytes()
@@ -136,7 +140,8 @@ public enum MemoryPlanner {
                              handOffBytes: l.kind == .output ? 0 : batchSize * l.handOffCount * f)
         }
         return MemoryPlan(loss: spec.loss, batchSize: batchSize, chunk: program.chunk,
-                          round: round, rounds: round == nil ? nil : table.greedyRounds, persistent: persistent, layers: layers,
+                          round: round, rounds: round == nil ? nil : table.greedyRounds, cached: cached ? true : nil,
+                          persistent: persistent, layers: layers,
                           peak: replay.peak, peakBreakdown: replay.peakBreakdown)
     }
 

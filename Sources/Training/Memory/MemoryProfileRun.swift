@@ -38,6 +38,18 @@ public struct MemoryProfileRun {
         return choice
     }
 
+    /// The greedy schedule under a budget: every round's chunk (the profile runs no cache), and
+    /// the round measured: the one `--round` names, else the round with the largest peak.
+    public mutating func applyGreedyBudget(_ budget: Int) throws -> GreedyBudgetPlan {
+        let choice = try MemoryBudget.chooseGreedy(request.spec(mode: "local"), batchSize: request.batchSize, chunk: request.chunk,
+                                                   optimizer: request.optimizer, budget: budget, diskBudget: nil, cache: nil,
+                                                   overhead: .profile)
+        let round = request.round ?? choice.largest.round
+        request.round = round
+        request.chunk = choice.rounds[round].plan.chunk
+        return choice
+    }
+
     /// Runs both modes in child processes and returns the comparison.
     public func run() throws -> MemoryComparison {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("layerwise-profile-\(getpid())").path
