@@ -251,6 +251,35 @@ final class HandOffCacheTests: XCTestCase {
         XCTAssertEqual(split.shards.reduce(0) { $0 + $1.uncompressedBytes }, 700 * (2 * 32 + 4))
     }
 
+    /// `--schedule greedy --memory-budget` is planned per round and printed first; a disk budget
+    /// no cache fits makes every round run its prefix, and the plan goes into config.json.
+    func testGreedyBudgetChoiceIsPrintedFirstAndFollowed() throws {
+        try prepare("handoff-budget")
+        var c = config("budget", cache: true)
+        c.epochs = 2
+        c.memoryBudget = 1 << 30
+        c.diskBudget = 100_000  // a cache of 700 records of 132 bytes needs more
+        var lines: [String] = []
+        let trainer = try Trainer(config: c, ledger: Ledger(), showProgress: false, log: { lines.append($0) })
+        XCTAssertTrue(lines[0].hasPrefix("schedule greedy: 2 rounds"), lines[0])
+        XCTAssertTrue(lines[2].hasPrefix("greedy plan for --memory-budget 1.0 GiB, --disk-budget 97.7 KiB"), lines[2])
+        XCTAssertTrue(lines[4].hasPrefix("  round 2: whole batches, runs its frozen prefix (its cache, at most"), lines[4])
+        XCTAssertEqual(trainer.config.cachedRounds, [])
+        XCTAssertEqual(trainer.config.roundChunks, [nil, nil])
+        try trainer.run()
+        XCTAssertFalse(lines.contains { $0.contains("hand-off cache for round") }, "\(lines)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: HandOffCache.directory(c.cacheHandOffs!, round: 1)))
+        XCTAssertEqual(try RunFolder(path: c.run).readConfig().cachedRounds, [])
+
+        c.run = directory + "/budget-cached"
+        c.diskBudget = 1 << 20
+        lines = []
+        let cached = try Trainer(config: c, ledger: Ledger(), showProgress: false, log: { lines.append($0) })
+        XCTAssertEqual(cached.config.cachedRounds, [1])
+        try cached.run()
+        XCTAssertTrue(lines.contains { $0.hasPrefix("hand-off cache for round 2 written") }, "\(lines)")
+    }
+
     func testMismatchedCorruptedAndAugmentedCachesAreRefused() throws {
         try prepare("handoff-refused")
         var augmented = config("augmented", cache: true)
