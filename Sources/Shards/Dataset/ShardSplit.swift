@@ -49,6 +49,13 @@ public final class ShardSplit: RecordBlockSource {
     }
 
     public func makeDecoder() throws -> BlockDecoder { try ShardSplitDecoder(split: self) }
+
+    /// Takes global block `index`'s frame out of the process's resident set once it is decoded
+    /// (see `MappedFile.dropPages`).
+    package func dropPages(ofBlock index: Int) {
+        let (shard, local) = location(ofBlock: index)
+        shards[shard].dropPages(ofBlock: local)
+    }
 }
 
 /// Decodes any block of a split on one thread; one zstd context serves every shard.

@@ -54,6 +54,12 @@ public final class ShardReader: @unchecked Sendable {
         return UnsafeRawBufferPointer(rebasing: file.bytes[e.offset ..< e.offset + e.compressedSize])
     }
 
+    /// Takes block `index`'s frame out of the process's resident set (see `MappedFile.dropPages`).
+    package func dropPages(ofBlock index: Int) {
+        let e = blocks[index]
+        file.dropPages(e.offset ..< e.offset + e.compressedSize)
+    }
+
     /// A decoder for one thread.
     public func makeDecoder() throws -> ShardBlockDecoder { try ShardBlockDecoder(reader: self) }
 

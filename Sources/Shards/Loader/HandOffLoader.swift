@@ -132,6 +132,10 @@ public final class HandOffLoader {
             } catch {
                 throw LoaderError.decodeFailed(block: index, underlying: error)
             }
+            // Each frame is read once an epoch: its mapped pages leave the resident set at once,
+            // so RSS stays at the loader's buffers whatever the cache's size (measured: an mlp
+            // round on a 221 MiB cache held 358 MiB of RSS without this).
+            split.dropPages(ofBlock: index)
             let row = values.pointer + i * n
             switch info.precision {
             case .fp32:
