@@ -32,15 +32,18 @@ package final class MappedFile: @unchecked Sendable {
 
     package var count: Int { bytes.count }
 
-    /// Takes the pages under `range` (widened to whole pages) out of this process's resident
-    /// set (`MADV_DONTNEED` on a read-only private file mapping): they stay in the page cache and
-    /// come back on the next touch. For a reader that touches each byte once, as a hand-off
-    /// cache is read, so that the process's RSS does not grow with the file.
+    /// Takes the pages under `range` out of this process's resident set (`MADV_DONTNEED` on a
+    /// read-only private file mapping): they stay in the page cache and come back on the next
+    /// touch. For a reader that touches each byte once, as a hand-off cache is read, so that the
+    /// process's RSS does not grow with the file. The range is widened to the 64 KiB-aligned
+    /// window around it (at least whole pages): a fault maps the cached pages of that window
+    /// too (Linux's fault-around, 64 KiB by default), and dropping only the range itself left
+    /// 115 MiB of a 221 MiB cache resident over an epoch.
     package func dropPages(_ range: Range<Int>) {
         guard let base = bytes.baseAddress, !range.isEmpty else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = range.lowerBound / page * page
-        let end = min(bytes.count, (range.upperBound + page - 1) / page * page)
+        let window = max(Int(sysconf(Int32(_SC_PAGESIZE))), 1 << 16)
+        let start = range.lowerBound / window * window
+        let end = min(bytes.count, (range.upperBound + window - 1) / window * window)
         guard end > start else { return }
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
     }
