@@ -105,8 +105,9 @@ public final class Trainer {
             // Before anything big is allocated: the planner needs only the shapes. It picks the
             // chunk size (whole batches if they fit), or checks the one given.
             let choice = try MemoryBudget.choose(spec, batchSize: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
-                                                 budget: budget, overhead: .train)
+                                                 allowLeanState: config.allowLeanState ?? false, budget: budget, overhead: .train)
             config.chunk = choice.plan.chunk  // into config.json: a resumed run reuses the plan
+            config.optimizer = choice.optimizer
             choice.description.forEach(log)
         }
         self.config = config

@@ -59,4 +59,35 @@ final class PlanCLITests: XCTestCase {
         XCTAssertTrue(out.all.contains("no chunk size goes below"), out.all)
         XCTAssertTrue(out.all.contains("--memory-budget 1.0 MiB"), out.all)
     }
+
+    /// `--allow-lean-state` under a budget that fp32 moments miss at every chunk size: plan and
+    /// profile both choose bf16 moments for local mode and say so, and profile measures the
+    /// prediction of that choice to the byte. Without the flag the budget is refused.
+    func testAllowLeanStateChoosesBF16MomentsThatProfileMeasuresExactly() throws {
+        let layerwise = try CommandLineTool.layerwise()
+        let model = ["--model", "mlp", "--num-hidden", "256", "--batch-size", "32"]
+        func predicted(_ args: [String], mode: String = "local (predsim)") throws -> Int {
+            let out = try CommandLineTool.run(layerwise, ["plan"] + model + args)
+            XCTAssertEqual(out.status, 0, out.all)
+            return try XCTUnwrap(Self.predictedBytes(out.stdout, mode: mode), out.stdout)
+        }
+        let bf16 = try predicted(["--optimizer-state", "bf16"])
+        XCTAssertLessThan(bf16, try predicted(["--optimizer-state", "fp32", "--chunk", "1"], mode: "local (predsim, chunks of 1)"))
+        let budget = String(bf16 + (72 << 20))  // profile's process overhead is 72 MiB
+        let refused = try CommandLineTool.run(layerwise, ["plan"] + model + ["--memory-budget", budget + "B", "--command", "profile"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.all.contains("--allow-lean-state lets the planner store"), refused.all)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lean-cli-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let profile = try CommandLineTool.run(layerwise, ["profile"] + model + ["--memory-budget", budget + "B", "--allow-lean-state",
+                                                                                 "--steps", "2", "--out", scratch.path], timeout: 300)
+        XCTAssertEqual(profile.status, 0, profile.all)
+        XCTAssertTrue(profile.stdout.contains("optimizer state bf16 (--allow-lean-state)"), profile.stdout)
+        let number = Self.grouped(bf16)
+        XCTAssertTrue(profile.stdout.contains("planner, local (predsim): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
+                      "\(number):\n\(profile.stdout)")
+        let flagAlone = try CommandLineTool.run(layerwise, ["plan"] + model + ["--allow-lean-state"])
+        XCTAssertNotEqual(flagAlone.status, 0)
+        XCTAssertTrue(flagAlone.all.contains("--allow-lean-state lets the --memory-budget planner"), flagAlone.all)
+    }
 }

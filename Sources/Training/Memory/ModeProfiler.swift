@@ -44,7 +44,7 @@ public enum ModeProfiler {
         var labels = [Int32](repeating: 0, count: batch)
         var rng = Xoshiro256(seed: Xoshiro256.derive(request.seed, 0x9F0F))
         let round = mode == "local" ? request.greedyRound(spec) : nil
-        let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer, ledger: ledger,
+        let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer(mode: mode), ledger: ledger,
                               schedule: round == nil ? .simultaneous : .greedy)
         network.chunkSize = request.chunk
         if let round {
@@ -74,7 +74,7 @@ public enum ModeProfiler {
         }
         let history = ledger.history()
         let windows = StepWindows.measure(events: history.events, final: ledger.current())
-        let rows = plannedRows(spec, batch: batch, chunk: spec.loss.isLocal ? request.chunk : nil, optimizer: request.optimizer,
+        let rows = plannedRows(spec, batch: batch, chunk: spec.loss.isLocal ? request.chunk : nil, optimizer: request.optimizer(mode: mode),
                                round: round, windows: windows)
         var process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)
         process.resident = ResidentSplit.read()

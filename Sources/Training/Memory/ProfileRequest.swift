@@ -21,14 +21,24 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
     /// Greedy schedule: the round (0-based) to measure; nil: the round with the largest
     /// predicted peak (the greedy run's peak).
     public var round: Int?
+    /// Local mode's optimizer state format when the budget planner chose a leaner one than
+    /// `optimizer`'s (`--allow-lean-state`); backprop keeps `optimizer`'s.
+    public var localStateFormat: OptimizerStateFormat?
 
     public init() {}
+
+    /// The optimizer settings of a mode ("local" with `localStateFormat` when set).
+    public func optimizer(mode: String) -> OptimizerSettings {
+        var o = optimizer
+        if mode == "local", let localStateFormat { o.stateFormat = localStateFormat }
+        return o
+    }
 
     /// The greedy round local mode measures for `spec` (nil under the simultaneous schedule).
     public func greedyRound(_ spec: ModelSpec) -> Int? {
         guard schedule == .greedy else { return nil }
         if let round { return round }
-        return MemoryPlanner.greedyPeakPlan(ShapeTable(spec: spec), batchSize: batchSize, chunk: chunk, optimizer: optimizer).round
+        return MemoryPlanner.greedyPeakPlan(ShapeTable(spec: spec), batchSize: batchSize, chunk: chunk, optimizer: optimizer(mode: "local")).round
     }
 
     /// The spec for a mode: "local" keeps the loss, "backprop" replaces it.
