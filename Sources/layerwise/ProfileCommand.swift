@@ -44,9 +44,9 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Local mode's schedule: simultaneous (the paper's) or greedy (block by block; the profile measures one round, see --round).",
                                valueName: "schedule"))
     var schedule: String = "simultaneous"
-    @Option(help: ArgumentHelp("Greedy schedule: the round to measure, from 1 (default: the round with the largest predicted peak, the greedy run's peak).",
-                               valueName: "K"))
-    var round: Int?
+    @Option(help: ArgumentHelp("Greedy schedule: the round to measure, from 1, or all (every round, --steps each, marked on the timeline; the peak is the largest round's). Default: the round with the largest predicted peak, the greedy run's peak.",
+                               valueName: "K|all"))
+    var round: String?
     @Option(help: "Report folder.")
     var out: String = "reports/mlp"
     @Option(help: ArgumentHelp("Local mode must fit this size (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable): the planner picks the chunk size, or refuses; backprop runs as the comparison.",
@@ -73,7 +73,9 @@ struct ProfileCommand: ParsableCommand {
         if let round {
             let rounds = modelOptions.spec(loss: .predsim).hiddenBlockCount
             guard kind == .greedy else { throw ValidationError("--round needs --schedule greedy") }
-            guard round >= 1 && round <= rounds else { throw ValidationError("--round must be in 1...\(rounds) (one round per hidden block)") }
+            guard round == "all" || Int(round).map({ $0 >= 1 && $0 <= rounds }) == true else {
+                throw ValidationError("--round \(round): give a round in 1...\(rounds) (one round per hidden block) or all")
+            }
         }
         if kind == .greedy && memoryBudget != nil { throw ValidationError("--memory-budget plans the simultaneous schedule; give --chunk with --schedule greedy") }
     }
@@ -90,7 +92,8 @@ struct ProfileCommand: ParsableCommand {
         r.threads = threads
         r.chunk = chunk
         r.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil
-        r.round = round.map { $0 - 1 }
+        r.round = round.flatMap { Int($0) }.map { $0 - 1 }
+        r.allRounds = round == "all"
         return r
     }
 
