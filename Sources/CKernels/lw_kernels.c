@@ -8,6 +8,7 @@
 
 #include "lw_kernels.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -95,20 +96,35 @@ static inline float block_scale(const float *x, size_t n, float *inverse) {
     return amax;
 }
 
-// x (one block) -> codes: c = rint(127 sqrt(|x| / scale)) with x's sign.
+// The code of t = L^2 u (u in [0, 1], L = 127 or 255): the number of levels j >= 1 with
+// (j - 1/2)^2 <= t, that is sqrt(t) rounded to nearest (ties up). Any first guess within one
+// level of it is corrected to it exactly: (q +- 1/2)^2 is exact in float for q <= 256 and the
+// comparisons are exact, so every path gives the same code whether it starts from sqrtf (here)
+// or from the CPU's approximate reciprocal square root (the AVX2 loops: no square root at all).
+static inline int code_of_square(float t) {
+    float q = rintf(sqrtf(t));
+    float up = q + 0.5f;
+    if (up * up <= t) q += 1.0f;
+    float down = q - 0.5f;
+    if (down * down > t) q -= 1.0f;
+    return q > 0.0f ? (int)q : 0;
+}
+
+// x (one block) -> codes: c = rint(127 sqrt(|x| / scale)) with x's sign (`code_of_square`).
 static float quantize_signed_block(const float *x, unsigned char *codes, size_t n) {
     float inv;
     float scale = block_scale(x, n, &inv);
     for (size_t i = 0; i < n; i++) {
         float u = fabsf(x[i]) * inv;
         u = u < 1.0f ? u : 1.0f;
-        int q = (int)rintf(sqrtf(u) * 127.0f);
+        int q = code_of_square(u * 16129.0f);
         codes[i] = (unsigned char)(signed char)(x[i] < 0.0f ? -q : q);
     }
     return scale;
 }
 
-// Square roots of one block (r = sqrt(x), x >= 0) -> codes: c = rint(255 sqrt(r / sqrt(scale))),
+// Square roots of one block (r = sqrt(x), x >= 0) -> codes: c = rint(255 sqrt(r / sqrt(scale)))
+// (`code_of_square`),
 // that is 255 (x / scale)^(1/4) with scale the block's largest x. Adam has r already (its update
 // divides by it), so its codes cost one square root a value; sqrt(scale) is the largest r
 // exactly (a correctly rounded square root is monotonic).
@@ -118,7 +134,7 @@ static void quantize_unsigned_roots(const float *r, unsigned char *codes, size_t
     for (size_t i = 0; i < n; i++) {
         float u = r[i] * inv;
         u = u < 1.0f ? u : 1.0f;
-        codes[i] = (unsigned char)(int)rintf(sqrtf(u) * 255.0f);
+        codes[i] = (unsigned char)code_of_square(u * 65025.0f);
     }
 }
 
@@ -308,6 +324,20 @@ static void relu_backward_avx2(const float *y, float *grad, size_t n, float slop
 }
 
 
+// code_of_square on 8 lanes, from t rsqrt(t) (approximate: on any x86 CPU within 1.5 x 2^-12
+// relatively, so within one level of the code up to t = 255.5^2) and the exact correction.
+__attribute__((target("avx2")))
+static inline __m256i code_of_square_avx2(__m256 t) {
+    const __m256 HALF = _mm256_set1_ps(0.5f), ONE = _mm256_set1_ps(1.0f), ZERO = _mm256_setzero_ps();
+    __m256 guess = _mm256_mul_ps(t, _mm256_rsqrt_ps(_mm256_max_ps(t, _mm256_set1_ps(FLT_MIN))));
+    __m256 q = _mm256_round_ps(guess, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 up = _mm256_add_ps(q, HALF);
+    q = _mm256_add_ps(q, _mm256_and_ps(_mm256_cmp_ps(_mm256_mul_ps(up, up), t, _CMP_LE_OQ), ONE));
+    __m256 down = _mm256_sub_ps(q, HALF);
+    q = _mm256_sub_ps(q, _mm256_and_ps(_mm256_cmp_ps(_mm256_mul_ps(down, down), t, _CMP_GT_OQ), ONE));
+    return _mm256_cvttps_epi32(_mm256_max_ps(q, ZERO));
+}
+
 // AVX2 8-bit Adam (also the AVX-512 path's): the same operations as adam_int8_one and the
 // quantisers, 8 lanes at a time (the code tables' values recomputed; round-to-nearest-even as rintf;
 // the block's largest magnitude is a max, exact in any order).
@@ -326,7 +356,7 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
     const __m256 B1 = _mm256_set1_ps(b1), C1 = _mm256_set1_ps(c1), B2 = _mm256_set1_ps(b2), C2 = _mm256_set1_ps(c2);
     const __m256 S = _mm256_set1_ps(step), I = _mm256_set1_ps(isb), E = _mm256_set1_ps(eps), WD = _mm256_set1_ps(wd);
     const __m256 ONE = _mm256_set1_ps(1.0f), ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
-    const __m256 Q127 = _mm256_set1_ps(127.0f), Q255 = _mm256_set1_ps(255.0f);
+    const __m256 L127 = _mm256_set1_ps(16129.0f), L255 = _mm256_set1_ps(65025.0f);
     const __m256 SU = _mm256_set1_ps(LW_SIGNED_UNIT), UU = _mm256_set1_ps(LW_UNSIGNED_UNIT);
     float mt[LW_QUANT_BLOCK], rt[LW_QUANT_BLOCK];
     for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
@@ -372,7 +402,7 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
         for (i = 0; i + 8 <= len; i += 8) {
             __m256 x = _mm256_loadu_ps(mt + i);
             __m256 u = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(x, ABS), IM), ONE);
-            __m256i q = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(u), Q127), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i q = code_of_square_avx2(_mm256_mul_ps(u, L127));
             __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, ZERO, _CMP_LT_OQ));
             q = _mm256_blendv_epi8(q, _mm256_sub_epi32(_mm256_setzero_si256(), q), negative);
             __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
@@ -381,7 +411,7 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
             memcpy(mq + i + 4, &hi, 4);
             __m256 y = _mm256_loadu_ps(rt + i);
             __m256 uv = _mm256_min_ps(_mm256_mul_ps(y, IV), ONE);
-            __m256i qv = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(uv), Q255), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i qv = code_of_square_avx2(_mm256_mul_ps(uv, L255));
             __m256i bv = _mm256_packus_epi16(_mm256_packs_epi32(qv, qv), _mm256_setzero_si256());
             lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(bv));
             hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(bv, 1));
@@ -391,11 +421,11 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
         for (; i < len; i++) {
             float u = fabsf(mt[i]) * im;
             u = u < 1.0f ? u : 1.0f;
-            int q = (int)rintf(sqrtf(u) * 127.0f);
+            int q = code_of_square(u * 16129.0f);
             mq[i] = (unsigned char)(signed char)(mt[i] < 0.0f ? -q : q);
             float uv = rt[i] * iv;
             uv = uv < 1.0f ? uv : 1.0f;
-            vq[i] = (unsigned char)(int)rintf(sqrtf(uv) * 255.0f);
+            vq[i] = (unsigned char)code_of_square(uv * 65025.0f);
         }
         ms[block] = am;
         vs[block] = av;
@@ -452,7 +482,7 @@ static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float 
                           float lr, float mu, float wd, int first) {
     const __m256 LR = _mm256_set1_ps(lr), MU = _mm256_set1_ps(mu), WD = _mm256_set1_ps(wd);
     const __m256 ONE = _mm256_set1_ps(1.0f), ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
-    const __m256 Q127 = _mm256_set1_ps(127.0f), SU = _mm256_set1_ps(LW_SIGNED_UNIT);
+    const __m256 L127 = _mm256_set1_ps(16129.0f), SU = _mm256_set1_ps(LW_SIGNED_UNIT);
     float bt[LW_QUANT_BLOCK];
     for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
         size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
@@ -490,7 +520,7 @@ static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float 
         for (i = 0; i + 8 <= len; i += 8) {
             __m256 x = _mm256_loadu_ps(bt + i);
             __m256 u = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(x, ABS), IM), ONE);
-            __m256i q = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(u), Q127), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i q = code_of_square_avx2(_mm256_mul_ps(u, L127));
             __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, ZERO, _CMP_LT_OQ));
             q = _mm256_blendv_epi8(q, _mm256_sub_epi32(_mm256_setzero_si256(), q), negative);
             __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
@@ -501,7 +531,7 @@ static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float 
         for (; i < len; i++) {
             float u = fabsf(bt[i]) * inv;
             u = u < 1.0f ? u : 1.0f;
-            int q = (int)rintf(sqrtf(u) * 127.0f);
+            int q = code_of_square(u * 16129.0f);
             q8[i] = (unsigned char)(signed char)(bt[i] < 0.0f ? -q : q);
         }
         scales[block] = am;
