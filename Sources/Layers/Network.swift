@@ -61,7 +61,9 @@ public final class Network {
     ///     block gets them when its round starts (`beginRound`), its heads drawn from a generator
     ///     of (seed, block). So with the same seed the greedy network's initial heads differ from
     ///     the simultaneous one's, and so do the weights of every block after the first and of the
-    ///     output layer (the shared generator draws no head tensors between them).
+    ///     output layer (the shared generator draws no head tensors between them). Its blocks'
+    ///     map weights are dormant until their round (`HiddenBlock.wake()`): a block that has
+    ///     not trained yet costs only its bias and BatchNorm tensors.
     public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared,
                 engine: ConvEngine = .default, schedule: TrainingSchedule = .simultaneous) {
         precondition(schedule == .simultaneous || spec.loss.isLocal, "the greedy schedule needs a local loss")
@@ -88,12 +90,12 @@ public final class Network {
             HiddenBlock(index: l.index, geometry: l.geometry!,
                         poolAfter: l.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
                         nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger, sharedWorkspace: workspace,
-                        withHeads: withHeads)
+                        withHeads: withHeads, dormant: !withHeads)
         }
         blocks = table.layers.filter { $0.kind == .linear }.map { l in
             HiddenBlock(index: l.index, inFeatures: l.inputCount, outFeatures: l.outputCount, classes: spec.classes,
                         loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
-                        dropout: spec.dropout, rng: &rng, ledger: ledger, withHeads: withHeads)
+                        dropout: spec.dropout, rng: &rng, ledger: ledger, withHeads: withHeads, dormant: !withHeads)
         }
         let inFeatures = table.outputLayer.inputCount
         output = OutputLayer(index: convBlocks.count + blocks.count, inFeatures: inFeatures, classes: spec.classes,

@@ -26,13 +26,15 @@ public enum Checkpoint {
 
     static func namedTensors(_ network: Network) -> [(String, Tensor)] {
         var out: [(String, Tensor)] = []
-        for b in network.convBlocks {
+        // A greedy run's blocks after its round are dormant: nothing of them is saved or loaded
+        // (a fresh network draws them again, the same, when their round starts).
+        for b in network.convBlocks where !b.isDormant {
             for p in b.localParameters { out.append((p.name, p.value)) }
             out.append(("blocks.\(b.index).bn.running_mean", b.runningMean))
             out.append(("blocks.\(b.index).bn.running_var", b.runningVar))
             if let heads = b.heads { out += heads.fixedTensors }
         }
-        for b in network.blocks {
+        for b in network.blocks where !b.isDormant {
             for p in b.localParameters { out.append((p.name, p.value)) }
             out.append(("blocks.\(b.index).bn.running_mean", b.runningMean))
             out.append(("blocks.\(b.index).bn.running_var", b.runningVar))
@@ -173,7 +175,9 @@ public enum Checkpoint {
               let spec = try? JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)) else {
             throw TrainingError.checkpoint(path: path, problem: "has no readable model spec")
         }
-        if let problem = implausibility(of: spec, storedBytes: file.tensors.reduce(0) { $0 + $1.byteCount }) {
+        // A greedy checkpoint stores the blocks up to its round (the later ones are dormant).
+        let round = file.metadata["layerwise.state"].flatMap { try? JSONDecoder().decode(TrainerState.self, from: Data($0.utf8)) }?.round
+        if let problem = implausibility(of: spec, storedBytes: file.tensors.reduce(0) { $0 + $1.byteCount }, greedyRound: round) {
             throw TrainingError.checkpoint(path: path, problem: "has a model spec that no run writes: \(problem)")
         }
         return spec
@@ -183,7 +187,7 @@ public enum Checkpoint {
     /// allocated from it: every size positive and small enough that no product overflows, a
     /// VGG input that survives its poolings, and a parameter count whose float32 bytes the
     /// file actually stores (so a small file cannot ask for gigabytes).
-    static func implausibility(of spec: ModelSpec, storedBytes: Int) -> String? {
+    static func implausibility(of spec: ModelSpec, storedBytes: Int, greedyRound: Int? = nil) -> String? {
         let inputValues = spec.inputShape.reduce(1) { product, n in
             let (next, overflow) = product.multipliedReportingOverflow(by: n)
             return overflow || n < 1 ? Int.max : next
@@ -204,9 +208,12 @@ public enum Checkpoint {
             return "\(spec.kind.rawValue) halves its input \(pools) times but the input is \(spec.inputShape[1])x\(spec.inputShape[2])"
         }
         // With the bounds above no term of the count overflows (at most 2^57 per layer).
-        let weightBytes = spec.parameterCount * MemoryLayout<Float>.size
+        let parameters = greedyRound.map { round in
+            ShapeTable(spec: spec, engine: .im2col).layers.filter { $0.kind == .output || $0.index <= round }.reduce(0) { $0 + $1.params }
+        } ?? spec.parameterCount
+        let weightBytes = parameters * MemoryLayout<Float>.size
         guard weightBytes <= storedBytes else {
-            return "its \(spec.parameterCount) parameters need \(weightBytes) bytes but the file stores \(storedBytes)"
+            return "its \(parameters) parameters\(greedyRound.map { " (blocks up to greedy round \($0 + 1) and the output layer)" } ?? "") need \(weightBytes) bytes but the file stores \(storedBytes)"
         }
         return nil
     }
