@@ -137,44 +137,9 @@ public final class Network {
     /// hand-off is freed as soon as block k returns; nothing of the step outlives it.
     public func trainStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
         if schedule == .greedy { return greedyStep(images: images, labels: labels, lr: lr, step: step) }
-        let w = spec.loss.weights(beta: spec.beta)
         if spec.loss.isLocal {
-            var x: Tensor? = images
-            var blockStats: [BlockStepStats] = []
-            blockStats.reserveCapacity(hiddenBlockCount)
-            if let chunk = chunkSize, chunk < images.rowCount {
-                // Chunked conv blocks hand on through `ChunkedHandOff`: a block whose hand-off is
-                // cheap to recompute (vgg8b's first) keeps the recipe, not the tensor, when the
-                // next block is a conv block that reads it a chunk at a time.
-                var source: ChunkedHandOff? = .tensor(images)
-                for (i, b) in convBlocks.enumerated() {
-                    let recompute = i + 1 < convBlocks.count && b.handOffIsCheapToRecompute
-                    let r = b.trainLocalChunked(source!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index),
-                                                chunk: chunk, recomputeHandOff: recompute)
-                    source = r.handOff  // releases block k's input hand-off
-                    blockStats.append(r.stats)
-                }
-                x = source!.tensor
-                source = nil
-            } else {
-                for b in convBlocks {
-                    let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
-                    x = r.handOff
-                    blockStats.append(r.stats)
-                }
-            }
-            for b in blocks {
-                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
-                x = r.handOff  // releases block k's input hand-off
-                blockStats.append(r.stats)
-            }
-            let r = output.train(x!, labels: labels, scale: w.output, wantInputGrad: false)
-            x = nil  // the last hand-off
-            ledger.enter(.update, layer: output.index, label: "update")
-            output.optimizer!.step(lr: lr)
-            for p in output.parameters { p.dropGrad() }
-            ledger.enter(.idle)
-            return StepStats(outputLoss: r.loss, correct: r.correct, blocks: blockStats)
+            // Every block, then the output layer: one stage holding the whole network.
+            return trainStage(images, labels: labels, lr: lr, step: step, blocks: 0..<hiddenBlockCount, trainsOutput: true).stats
         } else {
             var x: Tensor? = images
             for b in convBlocks { x = b.forwardBackprop(x!, dropoutSeed: dropoutSeed(step: step, layer: b.index)) }

@@ -17,14 +17,21 @@ public final class Trainer {
     public let network: Network
     /// The run folder: `config.json`, `metrics.jsonl` and the checkpoint.
     public let runFolder: RunFolder
-    private let dataset: ShardDataset
-    private let trainSource: RecordBlockSource
-    private let loader: BatchLoader
-    private let progress: ProgressReporter
-    private let log: (String) -> Void
+    let dataset: ShardDataset
+    let trainSource: RecordBlockSource
+    let loader: BatchLoader
+    let progress: ProgressReporter
+    /// Where the run's lines go (a staged run's stages other than the last print only their own
+    /// per-stage line, through `stageLog`).
+    let log: (String) -> Void
+    let stageLog: (String) -> Void
+    /// The link to the neighbouring stages of a pipelined run (`--stages`), nil in one process.
+    let link: StageLink?
+    /// Which blocks each stage trains (nil in one process).
+    public let placement: StagePlacement?
 
     /// Where training stands; saved in every checkpoint.
-    public private(set) var state: TrainerState
+    public internal(set) var state: TrainerState
 
     /// Tests simulate a kill: the run stops dead (no checkpoint) once this many steps are done.
     var killAtGlobalStep: Int?
@@ -47,15 +54,32 @@ public final class Trainer {
     ///     an occasional plain line otherwise.
     ///   - log: receives the data line (splits, augmentation, normalisation: the first line a run
     ///     prints) and one line per epoch (the CLI prints them).
+    ///   - link: this process's link to the other stages of a pipelined run (`config.stages`
+    ///     of them, one process each): it trains only its stage's blocks (the last stage also
+    ///     the output layer), the first stage reads the data, the last writes the run folder.
     /// - Throws: ``TrainingError`` for a configuration, dataset or run folder that cannot be
     ///   used, naming what to fix.
     public init(config requested: TrainingConfig, resume: Bool = false, ledger: Ledger = .shared,
-                showProgress: Bool = true, log: @escaping (String) -> Void = { print($0) }) throws {
+                showProgress: Bool = true, log: @escaping (String) -> Void = { print($0) }, link: StageLink? = nil) throws {
         try requested.validate()
         self.ledger = ledger
+        self.link = link
+        let stages = requested.stages ?? 1
+        if let link {
+            guard link.stageCount == stages else {
+                throw TrainingError.stages("--stages \(stages) but \(link.stageCount) processes were started; run `mpirun -np \(stages) layerwise train ... --stages \(stages)`")
+            }
+            placement = StagePlacement(blocks: requested.model.hiddenBlockCount, stages: stages)
+        } else {
+            guard stages == 1 else { throw TrainingError.stages("--stages \(stages) needs one process per stage, started by mpirun (mpirun -np \(stages) layerwise train ... --stages \(stages))") }
+            placement = nil
+        }
+        let writes = link.map { $0.stage == $0.stageCount - 1 } ?? true
+        self.stageLog = log
+        let log = writes ? log : { _ in }
         self.log = log
         if requested.isGreedy { log(requested.scheduleLine(blocks: requested.model.hiddenBlockCount)) }
-        progress = ProgressReporter(enabled: showProgress)
+        progress = ProgressReporter(enabled: showProgress && writes)
         BLAS.setThreads(requested.threads ?? ProcessorCount.online)
         dataset = try ShardDataset(directory: requested.data)
         let saved = resume ? try RunFolder(path: requested.run).readConfig() : nil
@@ -133,7 +157,7 @@ public final class Trainer {
                 throw TrainingError.checkpoint(path: runFolder.checkpointPath, problem: "was made on other data (fingerprint \(state.cursor.fingerprint), dataset has \(trainSource.fingerprint))")
             }
         } else {
-            try runFolder.start(config: config)
+            if writes { try runFolder.start(config: config) }
             state = TrainerState(cursor: LoaderCursor(fingerprint: trainSource.fingerprint, seed: config.seed, epoch: 0,
                                                       recordsConsumed: 0, shuffle: true, poolBlocks: LoaderConfig().poolBlocks))
             if config.isGreedy {
@@ -185,6 +209,7 @@ public final class Trainer {
 
     /// Runs (the rest of) the current epoch, evaluates, appends to metrics.jsonl and checkpoints.
     public func runEpoch() throws -> EpochMetrics {
+        if let link, let placement { return try runStagedEpoch(link: link, placement: placement) }
         let epoch = state.cursor.epoch
         let lr = config.learningRate(epoch: epoch, blocks: network.hiddenBlockCount)
         let title = "epoch \(epoch + 1)/\(runEpochs)" + (network.round.map { " (round \($0 + 1)/\(network.hiddenBlockCount))" } ?? "")
@@ -280,7 +305,7 @@ public final class Trainer {
         log("memory report of the first \(steps) steps written to \(directory)/: \(ReportWriter.fileNames.joined(separator: ", "))")
     }
 
-    private func checkFinite(_ stats: StepStats, epoch: Int) throws {
+    func checkFinite(_ stats: StepStats, epoch: Int) throws {
         guard stats.outputLoss.isFinite else {
             throw TrainingError.nonFiniteLoss(layer: "output layer", step: state.globalStep, epoch: epoch, value: stats.outputLoss)
         }

@@ -5,6 +5,7 @@ import MemoryLedger
 import Reports
 import Tensors
 import Training
+import MessagePassing
 import Foundation
 
 struct TrainCommand: ParsableCommand {
@@ -96,6 +97,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write memory reports (summary.txt, memory.json, memory.html, trace.json) of the first \(Trainer.memoryReportSteps) training steps into this folder.",
                                valueName: "dir"))
     var memoryReport: String?
+    @Option(help: ArgumentHelp("Pipeline the hidden blocks over S processes started by `mpirun -np S` (local losses, simultaneous schedule): each trains consecutive blocks on the hand-off of the one before, the first reads the data, the last trains the output layer and writes the run folder (on a file system every process sees). The same weights as one process. Needs a build with MPI (swift build --traits MPI).",
+                               valueName: "S"))
+    var stages: Int = 1
+    @Option(help: ArgumentHelp("With --stages: sends a stage may have in flight before it waits for the next stage.", valueName: "N"))
+    var inFlight: Int = 2
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -114,6 +120,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--normalize \(normalize) is not dataset, none or MEAN,STD (an even number of numbers, std positive), e.g. 0.5,0.25")
         }
         guard TrainingSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be simultaneous or greedy") }
+        if inFlight < 1 { throw ValidationError("--in-flight must be at least 1 (got \(inFlight))") }
         if trainSplit.isEmpty || testSplit.isEmpty { throw ValidationError("--train-split and --test-split need a split name (or --test-split none)") }
     }
 
@@ -174,11 +181,35 @@ struct TrainCommand: ParsableCommand {
         c.chunk = chunk
         c.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil  // nil: the paper's, as older runs recorded it
         c.epochsPerBlock = epochsPerBlock
+        c.stages = stages == 1 ? nil : stages
         return c
     }
 
     func run() throws {
-        let trainer = try Trainer(config: makeConfig(), resume: resume, showProgress: !quiet)
+        let config = makeConfig()
+        guard stages > 1 else { return try train(config) }
+        // Refusals that need no other process come first, the same on every process.
+        try config.validate()
+        let link = try MPIRuntime.start(stages: stages, batchSize: config.batchSize, blocks: config.model.hiddenBlockCount, inFlight: inFlight)
+        do {
+            try train(config, link: link)
+        } catch {
+            // One stage failing stops the others (they would wait for it forever).
+            FileHandle.standardError.write(Data("Error: stage \(link.stage + 1) of \(link.stageCount): \(error)\n".utf8))
+            MPIRuntime.abort(code: 1)
+            throw error
+        }
+        MPIRuntime.finish()
+    }
+
+    private func train(_ config: TrainingConfig, link: StageLink? = nil) throws {
+        let last = link.map { $0.stage == $0.stageCount - 1 } ?? true
+        let trainer = try Trainer(config: config, resume: resume, showProgress: !quiet, link: link)
+        if let placement = trainer.placement, last { print(placement.description) }
+        guard last else {
+            try trainer.run()
+            return
+        }
         print("\(trainer.network.spec.description); \(trainer.network.spec.parameterCount) parameters (+\(trainer.network.spec.headParameterCount) in local heads)")
         if resume {
             let s = trainer.state

@@ -1,0 +1,69 @@
+#if MPI
+import CMPI
+#endif
+import Foundation
+import Training
+
+/// Starting and ending the MPI side of a pipelined run (`layerwise train --stages S` under
+/// `mpirun -np S`). Built without the package's MPI trait, it says so instead.
+public enum MPIRuntime {
+    /// Whether this build links MPI (`swift build --traits MPI`).
+    public static var isAvailable: Bool {
+        #if MPI
+        return true
+        #else
+        return false
+        #endif
+    }
+
+    /// Whether a launcher started this process as one of several ranks: Open MPI's mpirun sets
+    /// OMPI_COMM_WORLD_SIZE, PMIx launchers PMIX_RANK.
+    public static var launchedByLauncher: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMIX_RANK"] != nil
+    }
+
+    /// Joins the run's `stages` processes and returns this one's link to its neighbours.
+    ///
+    /// - Parameters:
+    ///   - batchSize: the largest batch a message carries (training and evaluation).
+    ///   - blocks: hidden blocks of the model (their statistics travel with each batch).
+    ///   - inFlight: sends a stage may have started that its neighbour has not received yet.
+    /// - Throws: ``TrainingError/stages(_:)`` when the build has no MPI, the process was not
+    ///   started by mpirun, or mpirun started another number of processes.
+    public static func start(stages: Int, batchSize: Int, blocks: Int, inFlight: Int = 2) throws -> StageLink {
+        #if MPI
+        guard launchedByLauncher else {
+            throw TrainingError.stages("--stages \(stages) runs one process per stage, started by mpirun: `mpirun -np \(stages) layerwise train ... --stages \(stages)` (as root add --allow-run-as-root; more processes than cores need --oversubscribe)")
+        }
+        guard MPI_Init(nil, nil) == MPI_SUCCESS else { throw TrainingError.stages("MPI_Init failed") }
+        var rank: Int32 = 0, size: Int32 = 0
+        MPI_Comm_rank(lw_mpi_comm_world(), &rank)
+        MPI_Comm_size(lw_mpi_comm_world(), &size)
+        guard Int(size) == stages else {
+            throw TrainingError.stages("--stages \(stages) but mpirun started \(size) processes; give mpirun -np \(stages)")
+        }
+        return MPIStageLink(stage: Int(rank), stageCount: Int(size), batchSize: batchSize, blocks: blocks, inFlight: inFlight)
+        #else
+        throw TrainingError.stages("this layerwise was built without MPI; build it with `swift build --traits MPI` (Open MPI's libopenmpi-dev installed) to run --stages \(stages)")
+        #endif
+    }
+
+    /// Ends MPI after a run that went well (every stage calls it).
+    public static func finish() {
+        #if MPI
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        if finalized == 0 { MPI_Finalize() }
+        #endif
+    }
+
+    /// Stops every stage of the run (after an error on this one); does not return under MPI.
+    public static func abort(code: Int32) {
+        #if MPI
+        var initialized: Int32 = 0
+        MPI_Initialized(&initialized)
+        if initialized != 0 { MPI_Abort(lw_mpi_comm_world(), code) }
+        #endif
+    }
+}
