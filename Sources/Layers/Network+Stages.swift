@@ -22,18 +22,20 @@ extension Network {
     public func trainStage(_ input: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int,
                            blocks range: Range<Int>, trainsOutput: Bool) -> StageStepResult {
         precondition(spec.loss.isLocal && schedule == .simultaneous, "stages train local losses under the simultaneous schedule")
-        precondition(range.lowerBound >= 0 && range.upperBound <= hiddenBlockCount, "blocks \(range) of \(hiddenBlockCount)")
+        precondition(range.lowerBound >= heldBlocks.lowerBound && range.upperBound <= heldBlocks.upperBound, "blocks \(range), held \(heldBlocks)")
+        precondition(!trainsOutput || holdsOutput, "the output layer trains on the stage holding the last block")
+        let convCount = table.convLayers.count
         var x: Tensor? = input
         var blockStats: [BlockStepStats] = []
         blockStats.reserveCapacity(range.count)
-        let convRange = range.clamped(to: 0..<convBlocks.count)
+        let convRange = range.clamped(to: 0..<convCount)
         if let chunk = chunkSize, chunk < input.rowCount, !convRange.isEmpty {
             // Chunked conv blocks hand on through `ChunkedHandOff`: a block whose hand-off is
             // cheap to recompute (vgg8b's first) keeps the recipe, not the tensor, when the
             // next block is a conv block of this stage that reads it a chunk at a time.
             var source: ChunkedHandOff? = .tensor(x!)
             for i in convRange {
-                let b = convBlocks[i]
+                let b = convBlocks[i - convOffset]
                 let recompute = i + 1 < convRange.upperBound && b.handOffIsCheapToRecompute
                 let r = b.trainLocalChunked(source!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index),
                                             chunk: chunk, recomputeHandOff: recompute)
@@ -44,14 +46,14 @@ extension Network {
             source = nil
         } else {
             for i in convRange {
-                let b = convBlocks[i]
+                let b = convBlocks[i - convOffset]
                 let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
                 x = r.handOff
                 blockStats.append(r.stats)
             }
         }
-        for i in range where i >= convBlocks.count {
-            let b = blocks[i - convBlocks.count]
+        for i in range where i >= convCount {
+            let b = blocks[i - convCount - linearOffset]
             let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
             x = r.handOff  // releases block k's input hand-off
             blockStats.append(r.stats)
@@ -76,7 +78,8 @@ extension Network {
     public func evaluateStage(_ input: Tensor, blocks range: Range<Int>) -> Tensor {
         var x = input
         for i in range {
-            x = i < convBlocks.count ? convBlocks[i].forwardEval(x) : blocks[i - convBlocks.count].forwardEval(x)
+            let b = hiddenBlock(i)
+            x = b.conv?.forwardEval(x) ?? b.linear!.forwardEval(x)
         }
         ledger.enter(.idle)
         return x

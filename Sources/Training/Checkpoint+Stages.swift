@@ -1,11 +1,15 @@
 import Foundation
 import Layers
+import Shards
 
-/// A pipelined run's checkpoint parts. Before every checkpoint each stage but the last writes
-/// its blocks' tensors (weights, BatchNorm statistics, heads, optimizer moments) to
-/// `checkpoint.stage-{s}-of-{S}.safetensors` next to the checkpoint, format `checkpoint-part/1`;
-/// the last stage reads them into its network and writes the ordinary checkpoint (the same
-/// bytes as one process would), then removes them.
+/// A pipelined run's checkpoint. Each stage holds only its blocks, so before every checkpoint
+/// each stage writes its part, `checkpoint.stage-{s}-of-{S}.safetensors` next to the
+/// checkpoint (format `checkpoint-part/1`: its blocks' tensors, weights, BatchNorm statistics,
+/// heads, then their optimizer moments; the last stage's also the output layer's); then the
+/// last stage writes the ordinary checkpoint from the parts' bytes, in the order one process
+/// writes them (blocks, then the output layer; then every moment in the same order), with the
+/// same metadata: the same file as a one-process run's, read as one by `eval`, by a one-process
+/// run and by a staged run (each stage loading its blocks). The parts are removed after.
 extension Checkpoint {
     public static let partFormat = "checkpoint-part/1"
 
@@ -25,36 +29,27 @@ extension Checkpoint {
         return placement.blocks.firstIndex { $0.contains(k) }
     }
 
-    /// The optimizers of a stage's blocks (and of the output layer for the last), in
-    /// `network.optimizers` order.
-    static func optimizers(of network: Network, placement: StagePlacement, stage: Int) -> [Optimizer] {
-        let all = network.optimizers
-        precondition(all.count == network.hiddenBlockCount + 1, "a staged run has one optimizer per block and one for the output layer")
-        let range = placement.blocks[stage]
-        return Array(all[range]) + (stage == placement.stageCount - 1 ? [all[all.count - 1]] : [])
-    }
-
-    /// Writes stage `stage`'s tensors and optimizer state (atomically).
+    /// Writes the tensors and optimizer state of `network`, stage `stage`'s (atomically).
     static func savePart(network: Network, placement: StagePlacement, stage: Int, to path: String) throws {
+        precondition(network.heldBlocks == placement.blocks[stage], "stage \(stage + 1) holds \(placement.blocks[stage]), the network \(network.heldBlocks)")
         let entries = namedTensors(network).filter { self.stage(owning: $0.0, placement: placement) == stage }.map { name, t in
             SafeTensorsEntry(name: name, dtype: .f32, shape: t.shape,
                              borrowing: UnsafeRawBufferPointer(start: t.pointer, count: t.byteCount))
-        } + namedMoments(network).filter { self.stage(owning: $0.0, placement: placement) == stage }.flatMap { momentEntries($0, $1) }
+        } + namedMoments(network).flatMap { momentEntries($0, $1) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let range = placement.blocks[stage]
         let metadata = [
             "layerwise.format": partFormat,
             "layerwise.spec": String(decoding: try encoder.encode(network.spec), as: UTF8.self),
             "layerwise.stage": "\(stage + 1)/\(placement.stageCount)",
-            "layerwise.stage_blocks": "\(range.lowerBound)..<\(range.upperBound)",
-            "layerwise.optimizer_steps": String(decoding: try encoder.encode(optimizers(of: network, placement: placement, stage: stage).map(\.stepCount)), as: UTF8.self),
+            "layerwise.stage_blocks": "\(network.heldBlocks.lowerBound)..<\(network.heldBlocks.upperBound)",
+            "layerwise.optimizer_steps": String(decoding: try encoder.encode(network.optimizers.map(\.stepCount)), as: UTF8.self),
         ]
         try SafeTensors.write(entries, metadata: metadata, to: path)
     }
 
-    /// Reads stage `stage`'s part into `network` (its blocks' tensors, moments and step counts).
-    static func loadPart(from path: String, into network: Network, placement: StagePlacement, stage: Int) throws {
+    /// Opens stage `stage`'s part after checking that it is that stage's, of `spec`.
+    static func openPart(_ path: String, stage: Int, placement: StagePlacement, spec: ModelSpec) throws -> SafeTensorsFile {
         guard FileManager.default.fileExists(atPath: path) else {
             throw TrainingError.checkpoint(path: path, problem: "does not exist: stage \(stage + 1) did not write its part (is the run folder on a file system every stage writes to?)")
         }
@@ -68,26 +63,34 @@ extension Checkpoint {
               file.metadata["layerwise.stage_blocks"] == "\(range.lowerBound)..<\(range.upperBound)" else {
             throw TrainingError.checkpoint(path: path, problem: "is not stage \(stage + 1) of \(placement.stageCount)'s part (format \(file.metadata["layerwise.format"] ?? "missing"), stage \(file.metadata["layerwise.stage"] ?? "missing"))")
         }
-        guard let json = file.metadata["layerwise.spec"], let spec = try? JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)),
-              spec == network.spec else {
-            throw TrainingError.checkpoint(path: path, problem: "is for another model than \(network.spec.description)")
+        guard let json = file.metadata["layerwise.spec"], let partSpec = try? JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)),
+              partSpec == spec else {
+            throw TrainingError.checkpoint(path: path, problem: "is for another model than \(spec.description)")
         }
-        for (name, tensor) in namedTensors(network) where self.stage(owning: name, placement: placement) == stage {
-            let info: SafeTensorsFile.TensorInfo
-            do { info = try file.info(name) } catch { throw TrainingError.checkpoint(path: path, problem: "lacks tensor \(name)") }
-            guard info.dtype == .f32, info.shape == tensor.shape else {
-                throw TrainingError.checkpoint(path: path, problem: "tensor \(name) is \(info.dtype) \(info.shape), expected F32 \(tensor.shape)")
+        return file
+    }
+
+    /// Writes the checkpoint of the whole network to `path` from every stage's part.
+    static func mergeParts(checkpoint path: String, placement: StagePlacement, spec: ModelSpec, state: TrainerState,
+                           normalization: Normalization?) throws {
+        let files = try placement.blocks.indices.map {
+            try openPart(partPath(path, stage: $0, of: placement.stageCount), stage: $0, placement: placement, spec: spec)
+        }
+        var weights: [SafeTensorsEntry] = [], moments: [SafeTensorsEntry] = []
+        var steps: [Int] = []
+        for file in files {
+            for t in file.tensors {  // in the order the stage wrote them
+                let entry = SafeTensorsEntry(name: t.name, dtype: t.dtype, shape: t.shape, borrowing: try file.mappedBytes(t.name))
+                if t.name.hasPrefix("optimizer.") { moments.append(entry) } else { weights.append(entry) }
             }
-            try file.copy(name, into: UnsafeMutableRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
+            guard let json = file.metadata["layerwise.optimizer_steps"], let counts = try? JSONDecoder().decode([Int].self, from: Data(json.utf8)) else {
+                throw TrainingError.checkpoint(path: file.path, problem: "has no readable optimizer step counts")
+            }
+            steps += counts
         }
-        for (name, moment) in namedMoments(network) where self.stage(owning: name, placement: placement) == stage {
-            try readMoment(name, into: moment, from: file, path: path)
+        let metadata = try self.metadata(spec: spec, state: state, optimizerSteps: steps, normalization: normalization)
+        try withExtendedLifetime(files) {
+            try SafeTensors.write(weights + moments, metadata: metadata, to: path)
         }
-        let optimizers = optimizers(of: network, placement: placement, stage: stage)
-        guard let stepsJSON = file.metadata["layerwise.optimizer_steps"],
-              let steps = try? JSONDecoder().decode([Int].self, from: Data(stepsJSON.utf8)), steps.count == optimizers.count else {
-            throw TrainingError.checkpoint(path: path, problem: "has no readable optimizer step counts")
-        }
-        for (opt, s) in zip(optimizers, steps) { opt.stepCount = s }
     }
 }

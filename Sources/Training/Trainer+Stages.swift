@@ -151,25 +151,19 @@ extension Trainer {
         return 100 * Double(seen - correct) / Double(seen)
     }
 
-    /// Drains the pipeline, writes each stage's part (every stage but the last), then the last
-    /// stage reads the parts into its network and writes the whole checkpoint: the same file one
-    /// process writes, which `eval`, a one-process run and a staged run all resume from.
-    /// Stages wait for each other around it, so no stage runs ahead into the next checkpoint.
+    /// Drains the pipeline, writes each stage's part, then the last stage writes the whole
+    /// checkpoint from the parts (`Checkpoint.mergeParts`): the same file one process writes,
+    /// which `eval`, a one-process run and a staged run all resume from. Stages wait for each
+    /// other around it, so no stage runs ahead into the next checkpoint.
     func saveStagedCheckpoint(link: StageLink, placement: StagePlacement) throws {
         let path = runFolder.checkpointPath
         try link.drain()
-        if !isLastStage {
-            try Checkpoint.savePart(network: network, placement: placement, stage: link.stage,
-                                    to: Checkpoint.partPath(path, stage: link.stage, of: link.stageCount))
-        }
+        try Checkpoint.savePart(network: network, placement: placement, stage: link.stage,
+                                to: Checkpoint.partPath(path, stage: link.stage, of: link.stageCount))
         try link.barrier()
         if isLastStage {
-            for s in 0..<link.stageCount - 1 {
-                let part = Checkpoint.partPath(path, stage: s, of: link.stageCount)
-                try Checkpoint.loadPart(from: part, into: network, placement: placement, stage: s)
-            }
-            try Checkpoint.save(network: network, state: state, normalization: normalization, to: path)
-            for s in 0..<link.stageCount - 1 { try? FileManager.default.removeItem(atPath: Checkpoint.partPath(path, stage: s, of: link.stageCount)) }
+            try Checkpoint.mergeParts(checkpoint: path, placement: placement, spec: network.spec, state: state, normalization: normalization)
+            for s in 0..<link.stageCount { try? FileManager.default.removeItem(atPath: Checkpoint.partPath(path, stage: s, of: link.stageCount)) }
         }
         try link.barrier()
     }

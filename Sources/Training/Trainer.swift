@@ -65,15 +65,17 @@ public final class Trainer {
         self.ledger = ledger
         self.link = link
         let stages = requested.stages ?? 1
+        let held: StagePlacement?
         if let link {
             guard link.stageCount == stages else {
                 throw TrainingError.stages("--stages \(stages) but \(link.stageCount) processes were started; run `mpirun -np \(stages) layerwise train ... --stages \(stages)`")
             }
-            placement = StagePlacement(blocks: requested.model.hiddenBlockCount, stages: stages)
+            held = StagePlacement(blocks: requested.model.hiddenBlockCount, stages: stages)
         } else {
             guard stages == 1 else { throw TrainingError.stages("--stages \(stages) needs one process per stage, started by mpirun (mpirun -np \(stages) layerwise train ... --stages \(stages))") }
-            placement = nil
+            held = nil
         }
+        placement = held
         let writes = link.map { $0.stage == $0.stageCount - 1 } ?? true
         self.stageLog = log
         let log = writes ? log : { _ in }
@@ -135,7 +137,7 @@ public final class Trainer {
         }
         self.config = config
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger,
-                          schedule: config.schedule ?? .simultaneous)
+                          schedule: config.schedule ?? .simultaneous, holding: link.map { held!.blocks[$0.stage] })
         network.chunkSize = config.chunk
         loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
         runFolder = try RunFolder(path: config.run)
