@@ -31,21 +31,26 @@ public enum MPIRuntime {
     ///   - inFlight: sends a stage may have started that its neighbour has not received yet.
     /// - Throws: ``TrainingError/stages(_:)`` when the build has no MPI, the process was not
     ///   started by mpirun, or mpirun started another number of processes.
-    public static func start(stages: Int, batchSize: Int, blocks: Int, inFlight: Int = 2) throws -> StageLink {
+    public static func start(stages: Int?, batchSize: Int, blocks: Int, inFlight: Int = 2) throws -> StageLink {
+        let asked = stages.map(String.init) ?? "auto"
         #if MPI
         guard launchedByLauncher else {
-            throw TrainingError.stages("--stages \(stages) runs one process per stage, started by mpirun: `mpirun -np \(stages) layerwise train ... --stages \(stages)` (as root add --allow-run-as-root; more processes than cores need --oversubscribe)")
+            let n = stages.map(String.init) ?? "S"
+            throw TrainingError.stages("--stages \(asked) runs one process per stage, started by mpirun: `mpirun -np \(n) layerwise train ... --stages \(asked)` (as root add --allow-run-as-root; more processes than cores need --oversubscribe)")
         }
         guard MPI_Init(nil, nil) == MPI_SUCCESS else { throw TrainingError.stages("MPI_Init failed") }
         var rank: Int32 = 0, size: Int32 = 0
         MPI_Comm_rank(lw_mpi_comm_world(), &rank)
         MPI_Comm_size(lw_mpi_comm_world(), &size)
-        guard Int(size) == stages else {
+        if let stages, Int(size) != stages {
             throw TrainingError.stages("--stages \(stages) but mpirun started \(size) processes; give mpirun -np \(stages)")
+        }
+        guard size > 1 else {
+            throw TrainingError.stages("--stages auto under a single process: start one process per stage (mpirun -np S), or train without --stages")
         }
         return MPIStageLink(stage: Int(rank), stageCount: Int(size), batchSize: batchSize, blocks: blocks, inFlight: inFlight)
         #else
-        throw TrainingError.stages("this layerwise was built without MPI; build it with `swift build --traits MPI` (Open MPI's libopenmpi-dev installed) to run --stages \(stages)")
+        throw TrainingError.stages("this layerwise was built without MPI; build it with `swift build --traits MPI` (Open MPI's libopenmpi-dev installed) to run --stages \(asked)")
         #endif
     }
 

@@ -46,6 +46,7 @@ final class MPIStageLink: StageLink {
     }
 
     private let slots: [Slot]
+    var inFlight: Int { slots.count }
     private var nextSlot = 0
     private let receiveHeader: UnsafeMutableRawPointer
     private let receiveLabels: UnsafeMutablePointer<Int32>

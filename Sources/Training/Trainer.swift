@@ -65,17 +65,13 @@ public final class Trainer {
         self.ledger = ledger
         self.link = link
         let stages = requested.stages ?? 1
-        let held: StagePlacement?
         if let link {
             guard link.stageCount == stages else {
                 throw TrainingError.stages("--stages \(stages) but \(link.stageCount) processes were started; run `mpirun -np \(stages) layerwise train ... --stages \(stages)`")
             }
-            held = StagePlacement(blocks: requested.model.hiddenBlockCount, stages: stages)
         } else {
             guard stages == 1 else { throw TrainingError.stages("--stages \(stages) needs one process per stage, started by mpirun (mpirun -np \(stages) layerwise train ... --stages \(stages))") }
-            held = nil
         }
-        placement = held
         let writes = link.map { $0.stage == $0.stageCount - 1 } ?? true
         self.stageLog = log
         let log = writes ? log : { _ in }
@@ -127,7 +123,21 @@ public final class Trainer {
         try checked.checkNormalization(mean: config.mean!, std: config.std!)
         log("data \(config.data): \(checked.summary); " + notes.joined(separator: "; "))
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
-        if let budget = config.memoryBudget {
+        var held: StagePlacement?
+        if let link {
+            // Every stage computes the same placement from the shape table: consecutive blocks
+            // placed so that the largest stage's predicted peak is the smallest; under a budget,
+            // with the chunk size that makes every stage fit.
+            let table = ShapeTable(spec: spec)
+            let staged = try config.memoryBudget.map {
+                try StagePlanner.choose(table, stages: link.stageCount, batchSize: config.batchSize, chunk: config.chunk,
+                                        optimizer: config.optimizer, inFlight: link.inFlight, budget: $0, overhead: .train)
+            } ?? StagePlanner.balanced(table, stages: link.stageCount, batchSize: config.batchSize, chunk: config.chunk,
+                                       optimizer: config.optimizer, inFlight: link.inFlight)
+            config.chunk = staged.chunk
+            held = staged.placement
+            staged.lines.forEach(log)
+        } else if let budget = config.memoryBudget {
             // Before anything big is allocated: the planner needs only the shapes. It picks the
             // chunk size (whole batches if they fit), or checks the one given.
             let choice = try MemoryBudget.choose(spec, batchSize: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
@@ -136,6 +146,7 @@ public final class Trainer {
             choice.description.forEach(log)
         }
         self.config = config
+        placement = held
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger,
                           schedule: config.schedule ?? .simultaneous, holding: link.map { held!.blocks[$0.stage] })
         network.chunkSize = config.chunk

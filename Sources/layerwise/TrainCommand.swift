@@ -97,9 +97,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write memory reports (summary.txt, memory.json, memory.html, trace.json) of the first \(Trainer.memoryReportSteps) training steps into this folder.",
                                valueName: "dir"))
     var memoryReport: String?
-    @Option(help: ArgumentHelp("Pipeline the hidden blocks over S processes started by `mpirun -np S` (local losses, simultaneous schedule): each trains consecutive blocks on the hand-off of the one before, the first reads the data, the last trains the output layer and writes the run folder (on a file system every process sees). The same weights as one process. Needs a build with MPI (swift build --traits MPI).",
-                               valueName: "S"))
-    var stages: Int = 1
+    @Option(help: ArgumentHelp("Pipeline the hidden blocks over S processes started by `mpirun -np S` (local losses, simultaneous schedule): each trains consecutive blocks (placed by the planner so that the largest stage's predicted ledger peak is smallest; with --memory-budget, per stage) on the hand-off of the one before; the first reads the data, the last trains the output layer and writes the run folder (on a file system every process sees). The same weights as one process. auto: as many stages as mpirun started. Needs a build with MPI (swift build --traits MPI).",
+                               valueName: "S|auto"))
+    var stages: String = "1"
     @Option(help: ArgumentHelp("With --stages: sends a stage may have in flight before it waits for the next stage.", valueName: "N"))
     var inFlight: Int = 2
     @Flag(help: "No progress bar.")
@@ -120,6 +120,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--normalize \(normalize) is not dataset, none or MEAN,STD (an even number of numbers, std positive), e.g. 0.5,0.25")
         }
         guard TrainingSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be simultaneous or greedy") }
+        guard stages == "auto" || (Int(stages) ?? 0) >= 1 else { throw ValidationError("--stages must be at least 1, or auto (got \(stages))") }
         if inFlight < 1 { throw ValidationError("--in-flight must be at least 1 (got \(inFlight))") }
         if trainSplit.isEmpty || testSplit.isEmpty { throw ValidationError("--train-split and --test-split need a split name (or --test-split none)") }
     }
@@ -181,16 +182,22 @@ struct TrainCommand: ParsableCommand {
         c.chunk = chunk
         c.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil  // nil: the paper's, as older runs recorded it
         c.epochsPerBlock = epochsPerBlock
-        c.stages = stages == 1 ? nil : stages
+        c.stages = Int(stages).flatMap { $0 == 1 ? nil : $0 }
         return c
     }
 
     func run() throws {
-        let config = makeConfig()
-        guard stages > 1 else { return try train(config) }
+        var config = makeConfig()
+        let auto = stages == "auto"
+        guard auto || config.stages != nil else { return try train(config) }
         // Refusals that need no other process come first, the same on every process.
         try config.validate()
-        let link = try MPIRuntime.start(stages: stages, batchSize: config.batchSize, blocks: config.model.hiddenBlockCount, inFlight: inFlight)
+        if auto && !config.model.loss.isLocal { throw TrainingError.invalidConfig("--stages needs a local loss: backprop sends gradients back through every block, so its blocks cannot run as a pipeline") }
+        let link = try MPIRuntime.start(stages: config.stages, batchSize: config.batchSize, blocks: config.model.hiddenBlockCount, inFlight: inFlight)
+        if auto {
+            config.stages = link.stageCount
+            try config.validate()
+        }
         do {
             try train(config, link: link)
         } catch {

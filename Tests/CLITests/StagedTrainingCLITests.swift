@@ -28,9 +28,11 @@ final class StagedTrainingCLITests: XCTestCase {
         XCTAssertGreaterThan(expected.count, 50_000)
         for stages in [2, 3] {
             let run = folder.appendingPathComponent("stages\(stages)")
-            let staged = try mpirun(stages, layerwise, arguments + ["--run", run.path, "--stages", "\(stages)"])
+            // 3 stages as `--stages auto`: as many stages as mpirun started.
+            let staged = try mpirun(stages, layerwise, arguments + ["--run", run.path, "--stages", stages == 3 ? "auto" : "\(stages)"])
             XCTAssertEqual(staged.status, 0, staged.all)
-            XCTAssertTrue(staged.stdout.contains("stage \(stages)/\(stages): block 3 and the output layer"), staged.all)
+            try assertPrintsThePlannedStages(staged, layerwise, ["--data", data, "--num-layers", "3", "--num-hidden", "48", "--batch-size", "32"],
+                                             stages: stages)
             let got = try Data(contentsOf: run.appendingPathComponent("checkpoint.safetensors"))
             XCTAssertTrue(got == expected, "\(stages) stages: the checkpoint differs from the one-process run's")
             // The epoch's statistics travel with the batches: the last stage reports what one process does.
@@ -59,7 +61,9 @@ final class StagedTrainingCLITests: XCTestCase {
         let run = folder.appendingPathComponent("stages2")
         let staged = try mpirun(2, layerwise, arguments + ["--run", run.path, "--stages", "2"])
         XCTAssertEqual(staged.status, 0, staged.all)
-        XCTAssertTrue(staged.stdout.contains("stage 1/2: blocks 1-4; stage 2/2: blocks 5-7 and the output layer"), staged.all)
+        try assertPrintsThePlannedStages(staged, layerwise, ["--data", data, "--model", "vgg8b", "--feat-mult", "0.0625", "--num-hidden", "32",
+                                                             "--batch-size", "16"], stages: 2)
+        XCTAssertTrue(staged.stdout.contains("stage 1/2 (blocks 1-2)"), "the cut falls between conv blocks:\n\(staged.all)")
         let expected = try Data(contentsOf: folder.appendingPathComponent("one/checkpoint.safetensors"))
         let got = try Data(contentsOf: run.appendingPathComponent("checkpoint.safetensors"))
         XCTAssertTrue(got == expected, "vgg8b in 2 stages: the checkpoint differs from the one-process run's")
@@ -159,6 +163,16 @@ final class StagedTrainingCLITests: XCTestCase {
     }
 
     // MARK: helpers
+
+    /// The staged run prints each stage's blocks and predicted peak as `layerwise plan --stages` does.
+    private func assertPrintsThePlannedStages(_ run: ToolOutput, _ layerwise: URL, _ model: [String], stages: Int,
+                                              file: StaticString = #filePath, line: UInt = #line) throws {
+        let planned = try CommandLineTool.run(layerwise, ["plan"] + model + ["--threads", "1", "--stages", "\(stages)"])
+        XCTAssertEqual(planned.status, 0, planned.all, file: file, line: line)
+        let lines = planned.stdout.split(separator: "\n").filter { $0.hasPrefix("stage ") }
+        XCTAssertEqual(lines.count, stages, planned.stdout, file: file, line: line)
+        for l in lines { XCTAssertTrue(run.stdout.contains(l), "\(l) not printed by the run:\n\(run.all)", file: file, line: line) }
+    }
 
     /// Skips (or, under LAYERWISE_REQUIRE_MPI=1, fails) when mpirun or the MPI build is missing.
     private func requireMPI(_ layerwise: URL, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -60,6 +60,8 @@ public protocol StageLink: AnyObject {
     func barrier() throws
     /// The largest of `value` over all stages (every stage gets it).
     func maximum(_ value: Double) throws -> Double
+    /// Sends a stage may have in flight (each keeping its hand-off) before it waits.
+    var inFlight: Int { get }
 }
 
 /// Which consecutive hidden blocks each stage trains: as even as the count allows, the first
@@ -79,6 +81,25 @@ public struct StagePlacement: Sendable, Equatable {
         }
         self.blocks = ranges
     }
+
+    /// Stages holding these consecutive, non-empty ranges of blocks, from block 0 on.
+    public init(ranges: [Range<Int>]) {
+        precondition(!ranges.isEmpty && ranges[0].lowerBound == 0 && ranges.allSatisfy { !$0.isEmpty }
+                     && zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "stages \(ranges)")
+        blocks = ranges
+    }
+
+    /// Stages of `counts[s]` consecutive blocks each.
+    public init(counts: [Int]) {
+        var start = 0
+        self.init(ranges: counts.map { n in
+            defer { start += n }
+            return start..<start + n
+        })
+    }
+
+    /// Blocks per stage.
+    public var counts: [Int] { blocks.map(\.count) }
 
     public var stageCount: Int { blocks.count }
 
