@@ -31,7 +31,7 @@ public enum MPIRuntime {
     ///   - inFlight: sends a stage may have started that its neighbour has not received yet.
     /// - Throws: ``TrainingError/stages(_:)`` when the build has no MPI, the process was not
     ///   started by mpirun, or mpirun started another number of processes.
-    public static func start(stages: Int?, batchSize: Int, blocks: Int, inFlight: Int = 2) throws -> StageLink {
+    public static func start(stages: Int?, batchSize: Int, blocks: Int, inFlight: Int = 1) throws -> StageLink {
         let asked = stages.map(String.init) ?? "auto"
         #if MPI
         guard launchedByLauncher else {

@@ -10,8 +10,9 @@ import Training
 /// A message is two MPI messages: a small header (tag 1: kind, step, examples, the hand-off's
 /// shape, the blocks' statistics, the labels) and the hand-off's floats (tag 2), sent straight
 /// from the tensor and received straight into a tensor the receiver books. MPI keeps messages
-/// of one tag from one sender in order, so the two always pair up. Sends are non-blocking: a
-/// ring of `inFlight` slots holds each send's header and hand-off until it completes.
+/// of one tag from one sender in order, so the two always pair up. Sends are non-blocking: each
+/// takes a slot (its header bytes, its requests, its hand-off) until it completes; `settle`
+/// completes the oldest until `inFlight` are left, so `inFlight + 1` slots always suffice.
 final class MPIStageLink: StageLink {
     let stage: Int
     let stageCount: Int
@@ -46,8 +47,10 @@ final class MPIStageLink: StageLink {
     }
 
     private let slots: [Slot]
-    var inFlight: Int { slots.count }
-    private var nextSlot = 0
+    let inFlight: Int
+    /// Slots of outstanding sends, oldest first, from `oldest` on (a ring over `slots`).
+    private var oldest = 0
+    private var outstanding = 0
     private let receiveHeader: UnsafeMutableRawPointer
     private let receiveLabels: UnsafeMutablePointer<Int32>
 
@@ -57,7 +60,8 @@ final class MPIStageLink: StageLink {
         maxBatch = batchSize
         maxBlocks = blocks
         headerCapacity = MPIStageLink.headerWords * 8 + blocks * 3 * 4 + batchSize * 4
-        slots = (0..<max(1, inFlight)).map { _ in Slot(capacity: MPIStageLink.headerWords * 8 + blocks * 3 * 4 + batchSize * 4) }
+        self.inFlight = inFlight
+        slots = (0...inFlight).map { _ in Slot(capacity: MPIStageLink.headerWords * 8 + blocks * 3 * 4 + batchSize * 4) }
         receiveHeader = UnsafeMutableRawPointer.allocate(byteCount: headerCapacity, alignment: 8)
         receiveLabels = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, batchSize))
     }
@@ -79,9 +83,9 @@ final class MPIStageLink: StageLink {
     func send(_ kind: StageMessageKind, step: Int, labels: UnsafeBufferPointer<Int32>, blockStats: [BlockStepStats], handOff: Tensor?) throws {
         precondition(stage + 1 < stageCount, "the last stage sends nothing")
         precondition(labels.count <= maxBatch && blockStats.count <= maxBlocks, "a message larger than the link was made for")
-        let slot = slots[nextSlot]
-        nextSlot = (nextSlot + 1) % slots.count
-        try complete(slot)
+        if outstanding == slots.count { try completeOldest() }
+        let slot = slots[(oldest + outstanding) % slots.count]
+        outstanding += 1
         let dims = handOff.map { Array($0.shape.dropFirst()) } ?? []
         precondition(dims.count <= MPIStageLink.maxDims, "hand-off of rank \(dims.count + 1)")
         let words = slot.header.bindMemory(to: Int64.self, capacity: MPIStageLink.headerWords)
@@ -168,8 +172,18 @@ final class MPIStageLink: StageLink {
                             blockStats: blockStats, handOff: handOff)
     }
 
+    private func completeOldest() throws {
+        try complete(slots[oldest])
+        oldest = (oldest + 1) % slots.count
+        outstanding -= 1
+    }
+
+    func settle() throws {
+        while outstanding > inFlight { try completeOldest() }
+    }
+
     func drain() throws {
-        for slot in slots { try complete(slot) }
+        while outstanding > 0 { try completeOldest() }
     }
 
     func barrier() throws {

@@ -30,6 +30,7 @@ extension Trainer {
         let started = MonotonicClock.now()
         var samples = 0
         while true {
+            if !last { try link.settle() }  // at most inFlight earlier hand-offs held while this step computes
             let input: Tensor, labels: UnsafeBufferPointer<Int32>
             var before: [BlockStepStats] = []
             var batch: Batch?  // the first stage's batch buffers, alive until its step is done

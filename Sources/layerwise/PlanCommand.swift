@@ -53,7 +53,7 @@ struct PlanCommand: ParsableCommand {
                                valueName: "S|auto"))
     var stages: String?
     @Option(help: ArgumentHelp("With --stages: sends a stage keeps in flight (train --in-flight).", valueName: "N"))
-    var inFlight: Int = 2
+    var inFlight: Int = 1
 
     func validate() throws {
         guard LossKind(rawValue: loss) != nil else {
@@ -74,7 +74,7 @@ struct PlanCommand: ParsableCommand {
             }
             guard stages == "auto" || (Int(stages) ?? 0) >= 1 else { throw ValidationError("--stages must be a number of stages or auto (got \(stages))") }
             guard stages != "auto" || memoryBudget != nil else { throw ValidationError("--stages auto picks the fewest stages that fit --memory-budget; give one") }
-            guard inFlight >= 1 else { throw ValidationError("--in-flight must be at least 1") }
+            guard inFlight >= 0 else { throw ValidationError("--in-flight must not be negative") }
         }
         guard let kind = TrainingSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be simultaneous or greedy") }
         if kind == .greedy {
@@ -150,7 +150,7 @@ struct PlanCommand: ParsableCommand {
         }
         let spec = table.spec, c = spec.inputShape
         print("\(spec.description); input \(c[1])x\(c[2])x\(c[0]), \(spec.classes) classes; batch \(batchSize)"
-              + (staged.chunk.map { ", local steps in chunks of \($0)" } ?? "") + "; \(staged.placement.stageCount) stages, \(inFlight) sends in flight; conv engine \(table.engine.rawValue), \(BLAS.threads) threads")
+              + (staged.chunk.map { ", local steps in chunks of \($0)" } ?? "") + "; \(staged.placement.stageCount) stages, \(inFlight) hand-off\(inFlight == 1 ? "" : "s") in flight; conv engine \(table.engine.rawValue), \(BLAS.threads) threads")
         staged.lines.forEach { print($0) }
         let one = MemoryPlanner.plan(table, batchSize: batchSize, chunk: staged.chunk, optimizer: optimizer)
         print("one process: predicted ledger peak \(ByteFormat.human(one.peak)) (\(ByteFormat.exact(one.peak)) bytes)")

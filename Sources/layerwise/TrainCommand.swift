@@ -100,8 +100,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Pipeline the hidden blocks over S processes started by `mpirun -np S` (local losses, simultaneous schedule): each trains consecutive blocks (placed by the planner so that the largest stage's predicted ledger peak is smallest; with --memory-budget, per stage) on the hand-off of the one before; the first reads the data, the last trains the output layer and writes the run folder (on a file system every process sees). The same weights as one process. auto: as many stages as mpirun started. Needs a build with MPI (swift build --traits MPI).",
                                valueName: "S|auto"))
     var stages: String = "1"
-    @Option(help: ArgumentHelp("With --stages: sends a stage may have in flight before it waits for the next stage.", valueName: "N"))
-    var inFlight: Int = 2
+    @Option(help: ArgumentHelp("With --stages: hand-offs a stage may still be sending while it computes its next batch (0: it waits until the next stage has received each one; the plan books N hand-offs per stage).", valueName: "N"))
+    var inFlight: Int = 1
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -121,7 +121,7 @@ struct TrainCommand: ParsableCommand {
         }
         guard TrainingSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be simultaneous or greedy") }
         guard stages == "auto" || (Int(stages) ?? 0) >= 1 else { throw ValidationError("--stages must be at least 1, or auto (got \(stages))") }
-        if inFlight < 1 { throw ValidationError("--in-flight must be at least 1 (got \(inFlight))") }
+        if inFlight < 0 { throw ValidationError("--in-flight must not be negative (got \(inFlight))") }
         if trainSplit.isEmpty || testSplit.isEmpty { throw ValidationError("--train-split and --test-split need a split name (or --test-split none)") }
     }
 

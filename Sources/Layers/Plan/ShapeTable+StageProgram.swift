@@ -13,7 +13,7 @@ extension ShapeTable {
     /// `inFlight` of its hand-offs in its send ring, booked as `activations` of its last block:
     /// the new hand-off takes the oldest one's slot after the step.
     public func stageStepProgram(blocks range: Range<Int>, batch: Int, chunk: Int? = nil,
-                                 optimizer: OptimizerSettings = OptimizerSettings(), inFlight: Int = 2) -> StepProgram {
+                                 optimizer: OptimizerSettings = OptimizerSettings(), inFlight: Int = 1) -> StepProgram {
         precondition(spec.loss.isLocal, "stages train local losses")
         precondition(!range.isEmpty && range.lowerBound >= 0 && range.upperBound <= hiddenLayers.count, "blocks \(range)")
         let chunked = chunk.flatMap { $0 < batch ? $0 : nil }

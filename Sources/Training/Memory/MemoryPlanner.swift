@@ -101,7 +101,7 @@ public enum MemoryPlanner {
     /// `stage`, of the pipeline stage holding those blocks (`ShapeTable.stageStepProgram`,
     /// `inFlight` hand-offs in its send ring).
     public static func plan(_ table: ShapeTable, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings = OptimizerSettings(),
-                            round: Int? = nil, stage: Range<Int>? = nil, inFlight: Int = 2) -> MemoryPlan {
+                            round: Int? = nil, stage: Range<Int>? = nil, inFlight: Int = 1) -> MemoryPlan {
         let spec = table.spec
         let program = round.map { table.greedyStepProgram(round: $0, batch: batchSize, chunk: chunk, optimizer: optimizer) }
             ?? stage.map { table.stageStepProgram(blocks: $0, batch: batchSize, chunk: chunk, optimizer: optimizer, inFlight: inFlight) }
@@ -147,7 +147,7 @@ public enum MemoryPlanner {
 
     /// The plan of every stage of `placement` (`Network(holding:)` per stage), in order.
     public static func stagePlans(_ table: ShapeTable, placement: StagePlacement, batchSize: Int, chunk: Int? = nil,
-                                  optimizer: OptimizerSettings = OptimizerSettings(), inFlight: Int = 2) -> [MemoryPlan] {
+                                  optimizer: OptimizerSettings = OptimizerSettings(), inFlight: Int = 1) -> [MemoryPlan] {
         placement.blocks.map { plan(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer, stage: $0, inFlight: inFlight) }
     }
 

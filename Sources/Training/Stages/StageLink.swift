@@ -47,20 +47,24 @@ public protocol StageLink: AnyObject {
     /// Stages in the run.
     var stageCount: Int { get }
     /// Sends to the next stage without waiting for it to receive: returns once the send has
-    /// started, after waiting for the oldest one when as many as the link allows are in
-    /// flight. `handOff` is kept alive (and booked) until its send completes.
+    /// started. `handOff` is kept alive (and booked) until its send completes.
+    /// `settle` bounds how many are outstanding.
     func send(_ kind: StageMessageKind, step: Int, labels: UnsafeBufferPointer<Int32>,
               blockStats: [BlockStepStats], handOff: Tensor?) throws
     /// Waits for the previous stage's next message; a hand-off is received into a tensor
     /// booked under `.input`, layer `layer`, in `ledger`.
     func receive(layer: Int, ledger: Ledger) throws -> StageMessage
+    /// Waits until at most `inFlight` sends are outstanding (releasing the hand-offs of those
+    /// that completed): a stage calls it before each training step, so that it computes with
+    /// at most `inFlight` earlier hand-offs still held.
+    func settle() throws
     /// Waits until every send has completed (the pipeline is drained up to here).
     func drain() throws
     /// Waits until every stage has reached this point.
     func barrier() throws
     /// The largest of `value` over all stages (every stage gets it).
     func maximum(_ value: Double) throws -> Double
-    /// Sends a stage may have in flight (each keeping its hand-off) before it waits.
+    /// Sends a stage may have outstanding while it computes (each keeping its hand-off).
     var inFlight: Int { get }
 }
 

@@ -35,7 +35,7 @@ public enum StagePlanner {
     /// The placement of the model's blocks on `stages` stages whose largest predicted stage peak
     /// is the smallest of all placements of consecutive blocks (the first found of equals).
     public static func balanced(_ table: ShapeTable, stages: Int, batchSize: Int, chunk: Int? = nil,
-                                optimizer: OptimizerSettings = OptimizerSettings(), inFlight: Int = 2) -> StagedPlan {
+                                optimizer: OptimizerSettings = OptimizerSettings(), inFlight: Int = 1) -> StagedPlan {
         let n = table.hiddenLayers.count
         precondition(stages >= 1 && stages <= n, "\(stages) stages for \(n) blocks")
         var plans: [Range<Int>: MemoryPlan] = [:]
@@ -71,7 +71,7 @@ public enum StagePlanner {
     /// largest stage fits the budget with `overhead`; `chunk` given: only that.
     /// - Throws: `TrainingError.overMemoryBudget` with the smallest plan's numbers.
     public static func choose(_ table: ShapeTable, stages: Int?, batchSize: Int, chunk: Int?, optimizer: OptimizerSettings,
-                              inFlight: Int = 2, budget: Int, overhead: ProcessOverhead) throws -> StagedPlan {
+                              inFlight: Int = 1, budget: Int, overhead: ProcessOverhead) throws -> StagedPlan {
         var chunks: [Int?] = [chunk]
         if chunk == nil {
             var c = batchSize
