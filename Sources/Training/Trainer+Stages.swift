@@ -22,7 +22,7 @@ extension Trainer {
         let epoch = state.cursor.epoch
         let lr = config.learningRate(epoch: epoch, blocks: layers)
         let title = "epoch \(epoch + 1)/\(runEpochs)"
-        if stage == 0 { try loader.resume(from: state.cursor) }
+        if stage == 0 { try loader!.resume(from: state.cursor) }
         let recordsPerEpoch = min(config.trainLimit ?? trainSource.recordCount, trainSource.recordCount)
         let stepsPerEpoch = (recordsPerEpoch + config.batchSize - 1) / config.batchSize
         ledger.resetPeaks()
@@ -35,7 +35,7 @@ extension Trainer {
             var before: [BlockStepStats] = []
             var batch: Batch?  // the first stage's batch buffers, alive until its step is done
             if stage == 0 {
-                guard state.cursor.recordsConsumed < recordsPerEpoch, let b = try loader.nextBatch() else { break }
+                guard state.cursor.recordsConsumed < recordsPerEpoch, let b = try loader!.nextBatch() else { break }
                 let count = min(b.count, recordsPerEpoch - state.cursor.recordsConsumed)
                 input = Tensor(storage: b.images, shape: [b.count, b.channels, b.height, b.width]).rows(0..<count)
                 labels = UnsafeBufferPointer(start: b.labels.pointer, count: count)

@@ -19,7 +19,9 @@ public final class Trainer {
     public let runFolder: RunFolder
     let dataset: ShardDataset
     let trainSource: RecordBlockSource
-    let loader: BatchLoader
+    /// The training batches (nil on the stages of a pipelined run after the first: they receive
+    /// hand-offs instead).
+    let loader: BatchLoader?
     let progress: ProgressReporter
     /// Where the run's lines go (a staged run's stages other than the last print only their own
     /// per-stage line, through `stageLog`).
@@ -150,7 +152,7 @@ public final class Trainer {
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger,
                           schedule: config.schedule ?? .simultaneous, holding: link.map { held!.blocks[$0.stage] })
         network.chunkSize = config.chunk
-        loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
+        loader = link.map { $0.stage > 0 } == true ? nil : try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
         runFolder = try RunFolder(path: config.run)
         if let saved {
             guard saved.resumeKey == config.resumeKey else {
@@ -226,7 +228,7 @@ public final class Trainer {
         let epoch = state.cursor.epoch
         let lr = config.learningRate(epoch: epoch, blocks: network.hiddenBlockCount)
         let title = "epoch \(epoch + 1)/\(runEpochs)" + (network.round.map { " (round \($0 + 1)/\(network.hiddenBlockCount))" } ?? "")
-        try loader.resume(from: state.cursor)
+        try loader!.resume(from: state.cursor)
         let recordsPerEpoch = min(config.trainLimit ?? trainSource.recordCount, trainSource.recordCount)
         let stepsPerEpoch = (recordsPerEpoch + config.batchSize - 1) / config.batchSize
         ledger.resetPeaks()
@@ -234,7 +236,7 @@ public final class Trainer {
         var memoryReport = startMemoryReport()
         let started = MonotonicClock.now()
         var samples = 0
-        while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try loader.nextBatch() {
+        while state.cursor.recordsConsumed < recordsPerEpoch, let batch = try loader!.nextBatch() {
             let count = min(batch.count, recordsPerEpoch - state.cursor.recordsConsumed)
             let images = Tensor(storage: batch.images, shape: [batch.count, batch.channels, batch.height, batch.width]).rows(0..<count)
             if let kill = killAtGlobalStep, state.globalStep >= kill { throw Killed() }
