@@ -17,10 +17,10 @@ public enum MPIRuntime {
     }
 
     /// Whether a launcher started this process as one of several ranks: Open MPI's mpirun sets
-    /// OMPI_COMM_WORLD_SIZE, PMIx launchers PMIX_RANK.
+    /// OMPI_COMM_WORLD_SIZE, PMIx launchers PMIX_RANK, MPICH's Hydra PMI_SIZE.
     public static var launchedByLauncher: Bool {
         let environment = ProcessInfo.processInfo.environment
-        return environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMIX_RANK"] != nil
+        return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"].contains { environment[$0] != nil }
     }
 
     /// Joins the run's `stages` processes and returns this one's link to its neighbours.

@@ -212,7 +212,6 @@ struct TrainCommand: ParsableCommand {
     private func train(_ config: TrainingConfig, link: StageLink? = nil) throws {
         let last = link.map { $0.stage == $0.stageCount - 1 } ?? true
         let trainer = try Trainer(config: config, resume: resume, showProgress: !quiet, link: link)
-        if let placement = trainer.placement, last { print(placement.description) }
         guard last else {
             try trainer.run()
             return
