@@ -1,6 +1,8 @@
+import FileSystem
 import Foundation
 import Layers
 import MemoryLedger
+import Reports
 import Shards
 import Tensors
 
@@ -27,6 +29,8 @@ extension Trainer {
         let stepsPerEpoch = (recordsPerEpoch + config.batchSize - 1) / config.batchSize
         ledger.resetPeaks()
         ProcessMemory.resetPeak()
+        var memoryReport = startMemoryReport()
+        var stageProfile: ModeProfile?
         let started = MonotonicClock.now()
         var samples = 0
         while true {
@@ -75,6 +79,10 @@ extension Trainer {
             }
             state.cursor.recordsConsumed += count
             samples += count
+            if let report = memoryReport, state.globalStep - report.firstStep >= Trainer.memoryReportSteps {
+                stageProfile = stageMemoryProfile(report, steps: state.globalStep - report.firstStep, link: link, placement: placement)
+                memoryReport = nil
+            }
             let rate = Double(samples) / max(MonotonicClock.now() - started, 1e-9)
             progress.update(title: title, done: state.stepInEpoch, total: stepsPerEpoch,
                             status: String(format: "loss %.4f err %.2f%% %.0f samples/s", state.meanOutputLoss, state.trainError, rate))
@@ -84,6 +92,9 @@ extension Trainer {
         }
         if !last { try link.send(.epochEnd, step: state.globalStep, labels: UnsafeBufferPointer(start: nil, count: 0), blockStats: [], handOff: nil) }
         progress.finish(clear: true)
+        if let report = memoryReport {  // an epoch shorter than the report's steps
+            stageProfile = stageMemoryProfile(report, steps: state.globalStep - report.firstStep, link: link, placement: placement)
+        }
         let seconds = MonotonicClock.now() - started
         let peak = ledger.peak()
         let rss = ProcessMemory.read().peakRSS
@@ -93,11 +104,55 @@ extension Trainer {
         stageLog(String(format: "stage %d/%d (%@) epoch %d: %.0f samples/s, ledger peak %.1f MiB, peak RSS %.1f MiB",
                         stage + 1, link.stageCount, Self.blockList(range, output: last), epoch + 1, metrics.samplesPerSecond,
                         Double(peak.total) / 1_048_576, Double(rss) / 1_048_576))
+        if let stageProfile { try writeStagedMemoryReport(stageProfile, link: link) }
         if last { try runFolder.append(metrics) }
         state.finishEpoch()
         try saveStagedCheckpoint(link: link, placement: placement)
         log(metrics.summaryLine(epochs: runEpochs))
         return metrics
+    }
+
+    /// This stage's profile of the steps since `start`: its ledger's timeline, peaks and layers
+    /// (against the stage plan), its process's RSS.
+    func stageMemoryProfile(_ start: MemoryReportStart, steps: Int, link: StageLink, placement: StagePlacement) -> ModeProfile {
+        let range = placement.blocks[link.stage]
+        let windows = StepWindows.measure(events: ledger.history().events, final: ledger.current())
+        let rows = ModeProfiler.plannedRows(network.spec, batch: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
+                                            stage: range, inFlight: link.inFlight, windows: windows)
+        var process = ProcessFigures(ProcessMemory.read(), startRSS: start.startRSS)
+        process.resident = ResidentSplit.read()
+        process.ledgerLiveAtCapture = ledger.current().total
+        return ModeProfile(ledger: ledger, name: "stage \(link.stage + 1)/\(link.stageCount) (\(Self.blockList(range, output: isLastStage)))",
+                           model: network.spec.description + " (pipelined training run)", batchSize: config.batchSize, steps: steps,
+                           layers: rows, process: process)
+    }
+
+    /// Every stage writes its profile next to the report, then the last stage writes the report
+    /// of them all (a lane per stage in memory.html and trace.json) and removes the parts.
+    func writeStagedMemoryReport(_ profile: ModeProfile, link: StageLink) throws {
+        guard let directory = config.memoryReport else { return }
+        memoryReportWritten = true
+        func part(_ s: Int) -> String { directory + "/stage-\(s + 1)-of-\(link.stageCount).json" }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError.runFolder(path: directory, problem: "cannot be created (\(error.localizedDescription))")
+        }
+        try AtomicFile.write(try JSONEncoder().encode(profile), to: part(link.stage))
+        try link.barrier()
+        if isLastStage {
+            let profiles = try (0..<link.stageCount).map { s -> ModeProfile in
+                guard let data = FileManager.default.contents(atPath: part(s)),
+                      let p = try? JSONDecoder().decode(ModeProfile.self, from: data) else {
+                    throw TrainingError.runFolder(path: part(s), problem: "is missing or unreadable: stage \(s + 1) did not write its memory profile (is \(directory) on a file system every stage writes to?)")
+                }
+                return p
+            }
+            try ReportWriter(directory: directory, options: .stamped()).write(MemoryComparison(stages: profiles))
+            for s in 0..<link.stageCount { try? FileManager.default.removeItem(atPath: part(s)) }
+            log("memory report of every stage's first \(profile.steps) steps written to \(directory)/: \(ReportWriter.fileNames.joined(separator: ", "))")
+        }
+        try link.barrier()
     }
 
     static func blockList(_ range: Range<Int>, output: Bool) -> String {

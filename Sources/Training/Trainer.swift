@@ -285,16 +285,16 @@ public final class Trainer {
 
     /// Training steps the `--memory-report` covers: the first ones this process runs.
     public static let memoryReportSteps = 3
-    private var memoryReportWritten = false
+    var memoryReportWritten = false
 
-    private struct MemoryReportStart {
+    struct MemoryReportStart {
         var firstStep: Int
         var startRSS: Int
     }
 
     /// Starts recording the ledger's history for the report, once per process (nil when no report
     /// is asked for or it is written already).
-    private func startMemoryReport() -> MemoryReportStart? {
+    func startMemoryReport() -> MemoryReportStart? {
         guard config.memoryReport != nil, !memoryReportWritten else { return nil }
         ledger.clearEvents()
         ledger.setRecording(true)

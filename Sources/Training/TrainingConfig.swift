@@ -116,7 +116,6 @@ extension TrainingConfig {
                 try require(model.loss.isLocal, "--stages needs a local loss: backprop sends gradients back through every block, so its blocks cannot run as a pipeline")
                 try require(schedule != .greedy, "--stages pipelines the simultaneous schedule; the greedy schedule trains one block at a time")
                 try require(stages <= model.hiddenBlockCount, "--stages \(stages) is more than the model's \(model.hiddenBlockCount) hidden blocks (one stage holds at least one block)")
-                try require(memoryReport == nil, "--memory-report is not written by a staged run yet; profile one process with the same flags")
             }
         }
         try require((mean == nil) == (std == nil), "--normalize needs both a mean and a std")

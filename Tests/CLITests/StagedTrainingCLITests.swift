@@ -28,8 +28,10 @@ final class StagedTrainingCLITests: XCTestCase {
         XCTAssertGreaterThan(expected.count, 50_000)
         for stages in [2, 3] {
             let run = folder.appendingPathComponent("stages\(stages)")
-            // 3 stages as `--stages auto`: as many stages as mpirun started.
-            let staged = try mpirun(stages, layerwise, arguments + ["--run", run.path, "--stages", stages == 3 ? "auto" : "\(stages)"])
+            // 3 stages as `--stages auto` (as many stages as mpirun started), with the memory report.
+            let report = folder.appendingPathComponent("report\(stages)")
+            let staged = try mpirun(stages, layerwise, arguments + ["--run", run.path]
+                                    + (stages == 3 ? ["--stages", "auto", "--memory-report", report.path] : ["--stages", "\(stages)"]))
             XCTAssertEqual(staged.status, 0, staged.all)
             try assertPrintsThePlannedStages(staged, layerwise, ["--data", data, "--num-layers", "3", "--num-hidden", "48", "--batch-size", "32"],
                                              stages: stages)
@@ -39,6 +41,17 @@ final class StagedTrainingCLITests: XCTestCase {
             XCTAssertEqual(try trainingFigures(run), try trainingFigures(folder.appendingPathComponent("one")), "\(stages) stages")
             let parts = try FileManager.default.contentsOfDirectory(atPath: run.path).filter { $0.contains(".stage-") }
             XCTAssertEqual(parts, [], "the parts are merged into the checkpoint and removed")
+            if stages == 3 {
+                // One report of the three processes: a lane per stage in memory.html and trace.json.
+                let summary = try String(contentsOf: report.appendingPathComponent("summary.txt"), encoding: .utf8)
+                XCTAssertTrue(summary.contains("3 stages, one process each: ledger peak stage 1/3"), summary)
+                for file in ["memory.json", "memory.html", "trace.json"] {
+                    let text = try String(contentsOf: report.appendingPathComponent(file), encoding: .utf8)
+                    for s in 1...3 { XCTAssertTrue(text.contains("stage \(s)/3 ("), "\(file) has no lane of stage \(s)") }
+                }
+                let left = try FileManager.default.contentsOfDirectory(atPath: report.path).filter { $0.hasPrefix("stage-") }
+                XCTAssertEqual(left, [], "the stages' profiles are merged into the report and removed")
+            }
         }
     }
 
