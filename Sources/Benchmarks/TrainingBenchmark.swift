@@ -20,6 +20,9 @@ public enum TrainingBenchmark {
         /// Also measure each local loss with chunked local steps of this many examples, in the
         /// same run as the whole-batch steps (rows named "predsim chunk 16").
         public var chunk: Int?
+        /// Optimizer state formats to measure each loss with (rows named "predsim int8" for
+        /// every format but fp32).
+        public var stateFormats: [OptimizerStateFormat] = [.fp32]
         public init(data: String, spec: ModelSpec, losses: [LossKind]) {
             self.data = data
             self.spec = spec
@@ -49,18 +52,20 @@ public enum TrainingBenchmark {
         let dataset = try ShardDataset(directory: options.data)
         let source = try dataset.split("train")
         var results: [ModeResult] = []
-        let runs = options.losses.flatMap { loss -> [(LossKind, Int?)] in
-            guard let chunk = options.chunk, loss.isLocal else { return [(loss, nil)] }
-            return [(loss, nil), (loss, chunk)]
+        let runs = options.losses.flatMap { loss -> [(LossKind, Int?, OptimizerStateFormat)] in
+            let chunks: [Int?] = options.chunk.map { loss.isLocal ? [nil, $0] : [nil] } ?? [nil]
+            return chunks.flatMap { chunk in options.stateFormats.map { (loss, chunk, $0) } }
         }
-        for (loss, chunk) in runs {
-            let name = loss.rawValue + (chunk.map { " chunk \($0)" } ?? "")
+        for (loss, chunk, format) in runs {
+            let name = loss.rawValue + (chunk.map { " chunk \($0)" } ?? "") + (format == .fp32 ? "" : " \(format)")
+            var optimizer = OptimizerSettings()
+            optimizer.stateFormat = format
             var spec = try Trainer.resolvedSpec(options.spec, schema: source.schema)
             spec.loss = loss
             spec.beta = loss.defaultBeta
             spec.nonlinearity = Nonlinearity(rawValue: loss.defaultNonlinearity)!
             let ledger = Ledger(eventCapacity: 1 << 20)
-            let network = Network(spec: spec, seed: 1, ledger: ledger)
+            let network = Network(spec: spec, seed: 1, optimizer: optimizer, ledger: ledger)
             network.chunkSize = chunk
             let config = LoaderConfig(batchSize: options.batchSize, seed: 1, augment: .fashionMNIST,
                                       mean: Normalization.fashionMNIST.mean, std: Normalization.fashionMNIST.std)

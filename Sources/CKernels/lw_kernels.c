@@ -8,6 +8,7 @@
 
 #include "lw_kernels.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -66,13 +67,19 @@ static void relu_backward_generic(const float *y, float *grad, size_t n, float s
 static float signed_values[256], unsigned_values[256];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
+// A code's value is computed with multiplications only, so the SIMD loops compute it as fast as
+// they read it: (|c|/127)^2 = c^2 (exact in float) x fl(1/127^2), with c's sign;
+// (c/255)^4 = fl(c^2 c^2) x fl(1/255^4).
+#define LW_SIGNED_UNIT ((float)(1.0 / 16129.0))
+#define LW_UNSIGNED_UNIT ((float)(1.0 / 4228250625.0))
+
 static void quant_tables_fill(void) {
     for (int code = 0; code < 256; code++) {
         int c = (int)(signed char)code;
-        float t = (float)(c < 0 ? -c : c) / 127.0f;
-        signed_values[code] = c < 0 ? -(t * t) : t * t;
-        float u = (float)code / 255.0f;
-        unsigned_values[code] = (u * u) * (u * u);
+        float t = (float)(c * c) * LW_SIGNED_UNIT;
+        signed_values[code] = c < 0 ? -t : t;
+        float c2 = (float)(code * code);
+        unsigned_values[code] = (c2 * c2) * LW_UNSIGNED_UNIT;
     }
 }
 
@@ -89,28 +96,54 @@ static inline float block_scale(const float *x, size_t n, float *inverse) {
     return amax;
 }
 
-// x (one block) -> codes: c = rint(127 sqrt(|x| / scale)) with x's sign.
+// The code of t = L^2 u (u in [0, 1], L = 127 or 255): the number of levels j >= 1 with
+// (j - 1/2)^2 <= t, that is sqrt(t) rounded to nearest (ties up). Any first guess within one
+// level of it is corrected to it exactly: (q +- 1/2)^2 is exact in float for q <= 256 and the
+// comparisons are exact, so every path gives the same code whether it starts from sqrtf (here)
+// or from the CPU's approximate reciprocal square root (the AVX2 loops: no square root at all).
+static inline int code_of_square(float t) {
+    float q = rintf(sqrtf(t));
+    float up = q + 0.5f;
+    if (up * up <= t) q += 1.0f;
+    float down = q - 0.5f;
+    if (down * down > t) q -= 1.0f;
+    return q > 0.0f ? (int)q : 0;
+}
+
+// x (one block) -> codes: c = rint(127 sqrt(|x| / scale)) with x's sign (`code_of_square`).
 static float quantize_signed_block(const float *x, unsigned char *codes, size_t n) {
     float inv;
     float scale = block_scale(x, n, &inv);
     for (size_t i = 0; i < n; i++) {
         float u = fabsf(x[i]) * inv;
         u = u < 1.0f ? u : 1.0f;
-        int q = (int)rintf(sqrtf(u) * 127.0f);
+        int q = code_of_square(u * 16129.0f);
         codes[i] = (unsigned char)(signed char)(x[i] < 0.0f ? -q : q);
     }
     return scale;
 }
 
-// x >= 0 (one block) -> codes: c = rint(255 (x / scale)^(1/4)).
-static float quantize_unsigned_block(const float *x, unsigned char *codes, size_t n) {
-    float inv;
-    float scale = block_scale(x, n, &inv);
+// Square roots of one block (r = sqrt(x), x >= 0) -> codes: c = rint(255 sqrt(r / sqrt(scale)))
+// (`code_of_square`),
+// that is 255 (x / scale)^(1/4) with scale the block's largest x. Adam has r already (its update
+// divides by it), so its codes cost one square root a value; sqrt(scale) is the largest r
+// exactly (a correctly rounded square root is monotonic).
+static void quantize_unsigned_roots(const float *r, unsigned char *codes, size_t n, float scale) {
+    float root = sqrtf(scale);
+    float inv = root > 0.0f ? 1.0f / root : 0.0f;
     for (size_t i = 0; i < n; i++) {
-        float u = x[i] * inv;
+        float u = r[i] * inv;
         u = u < 1.0f ? u : 1.0f;
-        codes[i] = (unsigned char)(int)rintf(sqrtf(sqrtf(u)) * 255.0f);
+        codes[i] = (unsigned char)code_of_square(u * 65025.0f);
     }
+}
+
+// x >= 0 (one block) -> codes as quantize_unsigned_roots.
+static float quantize_unsigned_block(const float *x, unsigned char *codes, size_t n) {
+    float inv, r[LW_QUANT_BLOCK];
+    float scale = block_scale(x, n, &inv);
+    for (size_t i = 0; i < n; i++) r[i] = sqrtf(x[i]);
+    quantize_unsigned_roots(r, codes, n, scale);
     return scale;
 }
 
@@ -127,30 +160,36 @@ void lw_dequantize_unsigned(const unsigned char *codes, float scale, float *x, s
     for (size_t i = 0; i < n; i++) x[i] = unsigned_values[codes[i]] * scale;
 }
 
-// One element of the 8-bit Adam update: dequantise, update (as adam_one), keep the fp32 moments
-// for the block's requantisation.
-static inline void adam_int8_one(float *w, const float *g, const unsigned char *mc, const unsigned char *vc, size_t k,
-                                 float *mo, float *vo, float sm, float sv, float b1, float c1, float b2, float c2,
-                                 float step, float isb, float eps, float wd) {
+// One element of the 8-bit Adam update: dequantise, update (as adam_one), keep m and sqrt(v) for
+// the block's requantisation; returns v (the block's scale is its largest v).
+static inline float adam_int8_one(float *w, const float *g, const unsigned char *mc, const unsigned char *vc, size_t k,
+                                  float *mo, float *ro, float sm, float sv, float b1, float c1, float b2, float c2,
+                                  float step, float isb, float eps, float wd) {
     float gi = wd == 0.0f ? g[k] : g[k] + wd * w[k];
     float mi = b1 * (signed_values[mc[k]] * sm) + c1 * gi;
     float vi = b2 * (unsigned_values[vc[k]] * sv) + c2 * gi * gi;
-    w[k] = w[k] - step * mi / (sqrtf(vi) * isb + eps);
+    float ri = sqrtf(vi);
+    w[k] = w[k] - step * mi / (ri * isb + eps);
     *mo = mi;
-    *vo = vi;
+    *ro = ri;
+    return vi;
 }
 
 static void adam_int8_generic(float *w, const float *g, unsigned char *mc, float *ms, unsigned char *vc, float *vs, size_t n,
                               float b1, float b2, float step, float isb, float eps, float wd) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-    float mt[LW_QUANT_BLOCK], vt[LW_QUANT_BLOCK];  // one block's moments in fp32: all that ever exists
+    float mt[LW_QUANT_BLOCK], rt[LW_QUANT_BLOCK];  // one block's m and sqrt(v) in fp32: all that ever exists
     for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
         size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
         const float sm = ms[block], sv = vs[block];
-        for (size_t i = 0; i < len; i++)
-            adam_int8_one(w, g, mc, vc, start + i, mt + i, vt + i, sm, sv, b1, c1, b2, c2, step, isb, eps, wd);
+        float av = 0.0f;
+        for (size_t i = 0; i < len; i++) {
+            float v = adam_int8_one(w, g, mc, vc, start + i, mt + i, rt + i, sm, sv, b1, c1, b2, c2, step, isb, eps, wd);
+            av = v > av ? v : av;
+        }
         ms[block] = quantize_signed_block(mt, mc + start, len);
-        vs[block] = quantize_unsigned_block(vt, vc + start, len);
+        quantize_unsigned_roots(rt, vc + start, len, av);
+        vs[block] = av;
     }
 }
 
@@ -285,6 +324,20 @@ static void relu_backward_avx2(const float *y, float *grad, size_t n, float slop
 }
 
 
+// code_of_square on 8 lanes, from t rsqrt(t) (approximate: on any x86 CPU within 1.5 x 2^-12
+// relatively, so within one level of the code up to t = 255.5^2) and the exact correction.
+__attribute__((target("avx2")))
+static inline __m256i code_of_square_avx2(__m256 t) {
+    const __m256 HALF = _mm256_set1_ps(0.5f), ONE = _mm256_set1_ps(1.0f), ZERO = _mm256_setzero_ps();
+    __m256 guess = _mm256_mul_ps(t, _mm256_rsqrt_ps(_mm256_max_ps(t, _mm256_set1_ps(FLT_MIN))));
+    __m256 q = _mm256_round_ps(guess, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 up = _mm256_add_ps(q, HALF);
+    q = _mm256_add_ps(q, _mm256_and_ps(_mm256_cmp_ps(_mm256_mul_ps(up, up), t, _CMP_LE_OQ), ONE));
+    __m256 down = _mm256_sub_ps(q, HALF);
+    q = _mm256_sub_ps(q, _mm256_and_ps(_mm256_cmp_ps(_mm256_mul_ps(down, down), t, _CMP_GT_OQ), ONE));
+    return _mm256_cvttps_epi32(_mm256_max_ps(q, ZERO));
+}
+
 // AVX2 8-bit Adam (also the AVX-512 path's): the same operations as adam_int8_one and the
 // quantisers, 8 lanes at a time (the code tables' values recomputed; round-to-nearest-even as rintf;
 // the block's largest magnitude is a max, exact in any order).
@@ -303,8 +356,9 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
     const __m256 B1 = _mm256_set1_ps(b1), C1 = _mm256_set1_ps(c1), B2 = _mm256_set1_ps(b2), C2 = _mm256_set1_ps(c2);
     const __m256 S = _mm256_set1_ps(step), I = _mm256_set1_ps(isb), E = _mm256_set1_ps(eps), WD = _mm256_set1_ps(wd);
     const __m256 ONE = _mm256_set1_ps(1.0f), ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
-    const __m256 Q127 = _mm256_set1_ps(127.0f), Q255 = _mm256_set1_ps(255.0f);
-    float mt[LW_QUANT_BLOCK], vt[LW_QUANT_BLOCK];
+    const __m256 L127 = _mm256_set1_ps(16129.0f), L255 = _mm256_set1_ps(65025.0f);
+    const __m256 SU = _mm256_set1_ps(LW_SIGNED_UNIT), UU = _mm256_set1_ps(LW_UNSIGNED_UNIT);
+    float mt[LW_QUANT_BLOCK], rt[LW_QUANT_BLOCK];
     for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
         size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
         const float sm = ms[block], sv = vs[block];
@@ -317,45 +371,47 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
             __m256 gi = _mm256_loadu_ps(g + k);
             if (wd != 0.0f) gi = _mm256_add_ps(gi, _mm256_mul_ps(WD, wi));
             // The code tables' values computed as quant_tables_fill does (a gather was 2x slower
-            // on AMD EPYC: 12 vs 6 ns a parameter, one thread): sign(c) (|c| / 127)^2, (c / 255)^4.
+            // on AMD EPYC: 12 vs 6 ns a parameter, one thread): sign(c) c^2 / 127^2, c^2 c^2 / 255^4.
             __m256 mcf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(mc + k))));
-            __m256 tm = _mm256_div_ps(_mm256_and_ps(mcf, ABS), Q127);
-            __m256 mvalue = _mm256_or_ps(_mm256_mul_ps(tm, tm), _mm256_andnot_ps(ABS, mcf));
-            __m256 tv = _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(vc + k)))), Q255);
-            __m256 vvalue = _mm256_mul_ps(_mm256_mul_ps(tv, tv), _mm256_mul_ps(tv, tv));
+            __m256 mvalue = _mm256_or_ps(_mm256_mul_ps(_mm256_mul_ps(mcf, mcf), SU), _mm256_andnot_ps(ABS, mcf));
+            __m256 vcf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(vc + k))));
+            __m256 vc2 = _mm256_mul_ps(vcf, vcf);
+            __m256 vvalue = _mm256_mul_ps(_mm256_mul_ps(vc2, vc2), UU);
             __m256 m0 = _mm256_mul_ps(mvalue, SM);
             __m256 v0 = _mm256_mul_ps(vvalue, SV);
             __m256 mi = _mm256_add_ps(_mm256_mul_ps(B1, m0), _mm256_mul_ps(C1, gi));
             __m256 vi = _mm256_add_ps(_mm256_mul_ps(B2, v0), _mm256_mul_ps(_mm256_mul_ps(C2, gi), gi));
-            __m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), I), E);
+            __m256 ri = _mm256_sqrt_ps(vi);
+            __m256 denom = _mm256_add_ps(_mm256_mul_ps(ri, I), E);
             _mm256_storeu_ps(w + k, _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(S, mi), denom)));
             _mm256_storeu_ps(mt + i, mi);
-            _mm256_storeu_ps(vt + i, vi);
+            _mm256_storeu_ps(rt + i, ri);
             mmax = _mm256_max_ps(mmax, _mm256_and_ps(mi, ABS));
-            vmax = _mm256_max_ps(vmax, _mm256_and_ps(vi, ABS));
+            vmax = _mm256_max_ps(vmax, vi);
         }
         float am = hmax_avx2(mmax), av = hmax_avx2(vmax);
         for (; i < len; i++) {
-            adam_int8_one(w, g, mc, vc, start + i, mt + i, vt + i, sm, sv, b1, c1, b2, c2, step, isb, eps, wd);
+            float v = adam_int8_one(w, g, mc, vc, start + i, mt + i, rt + i, sm, sv, b1, c1, b2, c2, step, isb, eps, wd);
             float a = fabsf(mt[i]); am = a > am ? a : am;
-            a = fabsf(vt[i]); av = a > av ? a : av;
+            av = v > av ? v : av;
         }
-        const float im = am > 0.0f ? 1.0f / am : 0.0f, iv = av > 0.0f ? 1.0f / av : 0.0f;
+        const float root = sqrtf(av);
+        const float im = am > 0.0f ? 1.0f / am : 0.0f, iv = root > 0.0f ? 1.0f / root : 0.0f;
         const __m256 IM = _mm256_set1_ps(im), IV = _mm256_set1_ps(iv);
         unsigned char *mq = mc + start, *vq = vc + start;
         for (i = 0; i + 8 <= len; i += 8) {
             __m256 x = _mm256_loadu_ps(mt + i);
             __m256 u = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(x, ABS), IM), ONE);
-            __m256i q = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(u), Q127), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i q = code_of_square_avx2(_mm256_mul_ps(u, L127));
             __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, ZERO, _CMP_LT_OQ));
             q = _mm256_blendv_epi8(q, _mm256_sub_epi32(_mm256_setzero_si256(), q), negative);
             __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
             int lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)), hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
             memcpy(mq + i, &lo, 4);
             memcpy(mq + i + 4, &hi, 4);
-            __m256 y = _mm256_loadu_ps(vt + i);
+            __m256 y = _mm256_loadu_ps(rt + i);
             __m256 uv = _mm256_min_ps(_mm256_mul_ps(y, IV), ONE);
-            __m256i qv = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(_mm256_sqrt_ps(uv)), Q255), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i qv = code_of_square_avx2(_mm256_mul_ps(uv, L255));
             __m256i bv = _mm256_packus_epi16(_mm256_packs_epi32(qv, qv), _mm256_setzero_si256());
             lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(bv));
             hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(bv, 1));
@@ -365,11 +421,11 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
         for (; i < len; i++) {
             float u = fabsf(mt[i]) * im;
             u = u < 1.0f ? u : 1.0f;
-            int q = (int)rintf(sqrtf(u) * 127.0f);
+            int q = code_of_square(u * 16129.0f);
             mq[i] = (unsigned char)(signed char)(mt[i] < 0.0f ? -q : q);
-            float uv = vt[i] * iv;
+            float uv = rt[i] * iv;
             uv = uv < 1.0f ? uv : 1.0f;
-            vq[i] = (unsigned char)(int)rintf(sqrtf(sqrtf(uv)) * 255.0f);
+            vq[i] = (unsigned char)code_of_square(uv * 65025.0f);
         }
         ms[block] = am;
         vs[block] = av;
@@ -426,7 +482,7 @@ static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float 
                           float lr, float mu, float wd, int first) {
     const __m256 LR = _mm256_set1_ps(lr), MU = _mm256_set1_ps(mu), WD = _mm256_set1_ps(wd);
     const __m256 ONE = _mm256_set1_ps(1.0f), ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
-    const __m256 Q127 = _mm256_set1_ps(127.0f);
+    const __m256 L127 = _mm256_set1_ps(16129.0f), SU = _mm256_set1_ps(LW_SIGNED_UNIT);
     float bt[LW_QUANT_BLOCK];
     for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
         size_t len = n - start < LW_QUANT_BLOCK ? n - start : LW_QUANT_BLOCK;
@@ -442,8 +498,7 @@ static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float 
             __m256 bi = gi;
             if (!first) {
                 __m256 cf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(codes + k))));
-                __m256 t = _mm256_div_ps(_mm256_and_ps(cf, ABS), Q127);
-                __m256 value = _mm256_or_ps(_mm256_mul_ps(t, t), _mm256_andnot_ps(ABS, cf));
+                __m256 value = _mm256_or_ps(_mm256_mul_ps(_mm256_mul_ps(cf, cf), SU), _mm256_andnot_ps(ABS, cf));
                 bi = _mm256_add_ps(_mm256_mul_ps(MU, _mm256_mul_ps(value, SC)), gi);
             }
             _mm256_storeu_ps(w + k, _mm256_sub_ps(wi, _mm256_mul_ps(LR, bi)));
@@ -465,7 +520,7 @@ static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float 
         for (i = 0; i + 8 <= len; i += 8) {
             __m256 x = _mm256_loadu_ps(bt + i);
             __m256 u = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(x, ABS), IM), ONE);
-            __m256i q = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_sqrt_ps(u), Q127), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i q = code_of_square_avx2(_mm256_mul_ps(u, L127));
             __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, ZERO, _CMP_LT_OQ));
             q = _mm256_blendv_epi8(q, _mm256_sub_epi32(_mm256_setzero_si256(), q), negative);
             __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
@@ -476,7 +531,7 @@ static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float 
         for (; i < len; i++) {
             float u = fabsf(bt[i]) * inv;
             u = u < 1.0f ? u : 1.0f;
-            int q = (int)rintf(sqrtf(u) * 127.0f);
+            int q = code_of_square(u * 16129.0f);
             q8[i] = (unsigned char)(signed char)(bt[i] < 0.0f ? -q : q);
         }
         scales[block] = am;

@@ -7,7 +7,8 @@ extension Network {
     /// Hidden blocks of every kind, in order, as the greedy schedule walks them.
     private var roundCount: Int { hiddenBlockCount }
 
-    /// Starts round `k` (greedy schedule): blocks before k freeze (their heads and optimizer
+    /// Starts round `k` (greedy schedule): blocks up to k wake (their map weights are drawn and
+    /// allocated only now), blocks before k freeze (their heads and optimizer
     /// state are freed, their weights booked as `frozenWeights`), block k gets its heads, drawn
     /// from a generator of (seed, k) alone, and its optimizer; in the last round the output
     /// layer gets its optimizer too. Rounds only move forward; starting the current round again
@@ -18,8 +19,13 @@ extension Network {
         precondition(k >= 0 && k < roundCount, "round \(k) of \(roundCount)")
         if let round { precondition(k >= round, "rounds only move forward (at \(round), asked for \(k))") }
         guard round != k else { return }
+        // Freezing first frees the last round's heads and optimizer state before block k's weight
+        // is allocated. A resumed run starts its round on a fresh network: every block up to k
+        // wakes (a frozen dormant block's weight is booked as frozen at once).
         for b in convBlocks where b.index < k { b.freeze() }
         for b in blocks where b.index < k { b.freeze() }
+        for b in convBlocks where b.index <= k { b.wake() }
+        for b in blocks where b.index <= k { b.wake() }
         var rng = Xoshiro256(seed: Xoshiro256.derive(seed, 0x6EED, UInt64(k)))
         if k < convBlocks.count {
             let b = convBlocks[k]
@@ -34,8 +40,8 @@ extension Network {
             output.optimizer = Optimizer(output.parameters, settings: optimizerSettings, ledger: ledger)
         }
         round = k
-        // A marker in the ledger's timeline: the round starts, on the thread of the block that trains.
-        ledger.enter(.idle, layer: k, label: "greedy round")
+        // A marker in the ledger's timeline: the round starts; its layer is the block that trains.
+        ledger.enter(.round, layer: k, label: "greedy round")
     }
 
     /// One step of round k: the batch runs forward through the frozen blocks (`frozenForward`),

@@ -72,7 +72,9 @@ public final class Network {
     ///     block gets them when its round starts (`beginRound`), its heads drawn from a generator
     ///     of (seed, block). So with the same seed the greedy network's initial heads differ from
     ///     the simultaneous one's, and so do the weights of every block after the first and of the
-    ///     output layer (the shared generator draws no head tensors between them).
+    ///     output layer (the shared generator draws no head tensors between them). Its blocks'
+    ///     map weights are dormant until their round (`HiddenBlock.wake()`): a block that has
+    ///     not trained yet costs only its bias and BatchNorm tensors.
     public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared,
                 engine: ConvEngine = .default, schedule: TrainingSchedule = .simultaneous, holding held: Range<Int>? = nil) {
         precondition(schedule == .simultaneous || spec.loss.isLocal, "the greedy schedule needs a local loss")
@@ -108,13 +110,14 @@ public final class Network {
             let b = HiddenBlock(index: l.index, geometry: l.geometry!,
                                 poolAfter: l.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
                                 nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger,
-                                sharedWorkspace: held.contains(l.index) ? workspace : nil, withHeads: withHeads)
+                                sharedWorkspace: held.contains(l.index) ? workspace : nil, withHeads: withHeads,
+                                dormant: !withHeads)
             return held.contains(l.index) ? b : nil
         }
         blocks = table.layers.filter { $0.kind == .linear }.compactMap { l in
             let b = HiddenBlock(index: l.index, inFeatures: l.inputCount, outFeatures: l.outputCount, classes: spec.classes,
                                 loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
-                                dropout: spec.dropout, rng: &rng, ledger: ledger, withHeads: withHeads)
+                                dropout: spec.dropout, rng: &rng, ledger: ledger, withHeads: withHeads, dormant: !withHeads)
             return held.contains(l.index) ? b : nil
         }
         let convCount = table.convLayers.count

@@ -9,6 +9,12 @@ import Tensors
 public enum OptimizerStateFormat: String, Codable, Sendable, CaseIterable {
     case fp32, bf16, int8
 
+    /// This format and the leaner ones, in order of size (what `--allow-lean-state` may pick).
+    public var thisAndLeaner: [OptimizerStateFormat] {
+        let all = OptimizerStateFormat.allCases
+        return Array(all[all.firstIndex(of: self)!...])
+    }
+
     /// Bytes of one moment of a tensor of `count` values in this format (codes and scales).
     public func momentBytes(count: Int) -> Int {
         switch self {

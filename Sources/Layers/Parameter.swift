@@ -7,20 +7,36 @@ import Randomness
 public final class Parameter {
     /// Checkpoint name, e.g. `blocks.0.linear.weight`.
     public let name: String
-    public let value: Tensor
+    /// The values; a dormant parameter's is empty until `wake()`.
+    public private(set) var value: Tensor
     public private(set) var grad: Tensor?
     /// Optimizer moments, in the optimizer's order (Adam: m, v; SGD: momentum).
     public var state: [OptimizerMoment] = []
     public let layer: Int
+    /// The parameter's shape (also while it is dormant).
+    public let shape: [Int]
+    private let label: StaticString
 
-    public init(name: String, shape: [Int], category: Category, layer: Int, label: StaticString, ledger: Ledger) {
+    /// - Parameter dormant: book nothing yet (an empty tensor) until `wake()` allocates the
+    ///   values: the greedy schedule's blocks before their round.
+    public init(name: String, shape: [Int], category: Category, layer: Int, label: StaticString, ledger: Ledger,
+                dormant: Bool = false) {
         self.name = name
         self.layer = layer
-        value = Tensor(shape, category, layer: layer, label: label, ledger: ledger)
+        self.shape = shape
+        self.label = label
+        value = Tensor(dormant ? [0] : shape, category, layer: layer, label: label, ledger: ledger)
     }
 
-    public var count: Int { value.count }
-    public var shape: [Int] { value.shape }
+    public var count: Int { shape.reduce(1, *) }
+    /// Whether the values are not allocated yet (`init(dormant: true)` before `wake()`).
+    public var isDormant: Bool { value.count != count }
+
+    /// Allocates the values of a dormant parameter (contents undefined: the owner fills them).
+    public func wake() {
+        precondition(isDormant, "\(name) is awake already")
+        value = Tensor(shape, value.category, layer: layer, label: label, ledger: value.storage.ledger, zeroed: false)
+    }
 
     /// Allocates a gradient (booked as `gradients`) if there is none, and returns it. Its
     /// contents are undefined: every backward kernel overwrites its gradient unless asked to

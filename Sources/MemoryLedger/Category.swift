@@ -48,6 +48,9 @@ public enum Phase: Int, CaseIterable, Sendable, Codable, CustomStringConvertible
     case backward
     case update
     case evaluate
+    /// A greedy round begins (its layer: the block that trains in it). Reports mark it on the
+    /// timeline.
+    case round
 
     public var description: String {
         switch self {
@@ -58,6 +61,7 @@ public enum Phase: Int, CaseIterable, Sendable, Codable, CustomStringConvertible
         case .backward: return "backward"
         case .update: return "update"
         case .evaluate: return "evaluate"
+        case .round: return "round"
         }
     }
 }

@@ -43,7 +43,7 @@ public struct PerfettoTrace {
         ]
 
         // Spans tile the timeline in time order, so slices on the one thread never overlap.
-        for span in timeline.spans where span.phase != Phase.idle.description {
+        for span in timeline.spans where span.phase != Phase.idle.description && span.phase != Phase.round.description {
             var args: [String: TraceValue] = ["phase": .string(span.phase), "label": .string(span.label)]
             if let layer = span.layer { args["layer"] = .int(layer) }
             events.append(TraceEvent(name: span.layer.map { "L\($0) \(span.phase)" } ?? span.phase, cat: span.phase, ph: "X",
@@ -65,6 +65,14 @@ public struct PerfettoTrace {
                 lastTotal = timeline.total[i]
                 events.append(counter("total (MiB)", pid: pid, ts: ts, bytes: timeline.total[i]))
             }
+        }
+
+        // Greedy rounds: a global instant where each begins, across every track.
+        for span in timeline.spans where span.phase == Phase.round.description {
+            let block = span.layer.map { " (block \($0) trains)" } ?? ""
+            events.append(TraceEvent(name: "round \((span.layer ?? 0) + 1) begins\(block)", cat: span.phase, ph: "i", pid: pid,
+                                     tid: PerfettoTrace.phaseThread, ts: micros(span.startNanos), s: "g",
+                                     args: ["round": .int((span.layer ?? 0) + 1)]))
         }
 
         if let peak = timeline.peakIndex {

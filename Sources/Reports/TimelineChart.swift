@@ -33,6 +33,7 @@ struct TimelineChart {
         out += grid()
         if timeline.count > 0 {
             out += areas()
+            out += roundMarks()
             out += peakMark()
         } else {
             out += "<text x=\"\(f(left + plotWidth / 2))\" y=\"\(f(top + plotHeight / 2))\" text-anchor=\"middle\">no events recorded</text>\n"
@@ -136,6 +137,20 @@ struct TimelineChart {
             let points = (upper + lower.reversed()).joined(separator: " ")
             out += "<polygon fill=\"\(CategoryPalette.color(category))\" points=\"\(points)\"><title>\(category.description)</title></polygon>\n"
             below = above
+        }
+        return out + "</g>\n"
+    }
+
+    /// Greedy rounds: a line where each begins, labelled at the foot of the plot.
+    private func roundMarks() -> String {
+        let starts = profile.timeline.spans.filter { $0.phase == Phase.round.description }
+        guard !starts.isEmpty else { return "" }
+        var out = "<g class=\"rounds\">\n"
+        for span in starts {
+            let xx = x(span.startNanos)
+            let label = HTMLText.escape("round \((span.layer ?? 0) + 1)")
+            out += "<line x1=\"\(f(xx))\" y1=\"\(f(top))\" x2=\"\(f(xx))\" y2=\"\(f(top + plotHeight))\" stroke=\"#7a3e9d\" stroke-width=\"1.2\"/>\n"
+            out += "<text class=\"round\" x=\"\(f(xx + 3))\" y=\"\(f(top + plotHeight - 4))\" fill=\"#7a3e9d\">\(label)</text>\n"
         }
         return out + "</g>\n"
     }

@@ -26,13 +26,15 @@ public enum Checkpoint {
 
     static func namedTensors(_ network: Network) -> [(String, Tensor)] {
         var out: [(String, Tensor)] = []
-        for b in network.convBlocks {
+        // A greedy run's blocks after its round are dormant: nothing of them is saved or loaded
+        // (a fresh network draws them again, the same, when their round starts).
+        for b in network.convBlocks where !b.isDormant {
             for p in b.localParameters { out.append((p.name, p.value)) }
             out.append(("blocks.\(b.index).bn.running_mean", b.runningMean))
             out.append(("blocks.\(b.index).bn.running_var", b.runningVar))
             if let heads = b.heads { out += heads.fixedTensors }
         }
-        for b in network.blocks {
+        for b in network.blocks where !b.isDormant {
             for p in b.localParameters { out.append((p.name, p.value)) }
             out.append(("blocks.\(b.index).bn.running_mean", b.runningMean))
             out.append(("blocks.\(b.index).bn.running_var", b.runningVar))

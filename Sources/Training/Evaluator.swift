@@ -77,6 +77,9 @@ public enum Evaluation {
         config.batchSize = batchSize
         BLAS.setThreads(threads ?? ProcessorCount.online)
         let spec = try Checkpoint.spec(at: checkpointPath)
+        if let round = try Checkpoint.trainerState(at: checkpointPath).round, round < spec.hiddenBlockCount - 1 {
+            throw TrainingError.checkpoint(path: checkpointPath, problem: "is of a greedy run in round \(round + 1) of \(spec.hiddenBlockCount): the blocks after \(round + 1) and the output layer have not trained yet, so the model has no test error until its last round")
+        }
         let dataset = try ShardDataset(directory: config.data)
         let source = try dataset.split(split)
         let dataSpec = try Trainer.resolvedSpec(spec, schema: source.schema)

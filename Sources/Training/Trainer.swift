@@ -143,8 +143,9 @@ public final class Trainer {
             // Before anything big is allocated: the planner needs only the shapes. It picks the
             // chunk size (whole batches if they fit), or checks the one given.
             let choice = try MemoryBudget.choose(spec, batchSize: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
-                                                 budget: budget, overhead: .train)
+                                                 allowLeanState: config.allowLeanState ?? false, budget: budget, overhead: .train)
             config.chunk = choice.plan.chunk  // into config.json: a resumed run reuses the plan
+            config.optimizer = choice.optimizer
             choice.description.forEach(log)
         }
         self.config = config
@@ -265,7 +266,10 @@ public final class Trainer {
         }
         let seconds = MonotonicClock.now() - started
         let peak = ledger.peak()
-        let testError = try config.testSplit.map { try evaluate(split: $0, limit: config.testLimit) }
+        // A greedy round before the last has no trained output layer, and its later blocks are
+        // dormant: the model has no test error yet (the epoch's line shows the block's local error).
+        let modelComplete = network.round.map { $0 == network.hiddenBlockCount - 1 } ?? true
+        let testError = try config.testSplit.flatMap { modelComplete ? try evaluate(split: $0, limit: config.testLimit) : nil }
         var metrics = state.epochMetrics(epoch: epoch, lr: lr, seconds: seconds + state.secondsBefore, testError: testError, peak: peak)
         metrics.samplesPerSecond = Double(samples) / max(seconds, 1e-9)
         try runFolder.append(metrics)

@@ -60,6 +60,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var memoryReport: String?
     /// Refuse to start when the planner's predicted ledger peak exceeds this many bytes (nil: no check).
     public var memoryBudget: Int?
+    /// `--allow-lean-state`: under `memoryBudget` the planner may store the optimizer's moments
+    /// in bf16 or 8 bits when that fits with fewer FLOPs than the format asked for (nil or
+    /// false: never). Absent from older config.json files.
+    public var allowLeanState: Bool?
     /// Local mode: compute each block's local step in micro-batches of this many examples with
     /// recomputation (`--chunk`): the same losses and updates as whole batches (to float
     /// rounding), activation memory of one chunk plus the block's input and hand-off.
@@ -131,6 +135,7 @@ extension TrainingConfig {
         c.run = ""
         c.memoryReport = nil
         c.memoryBudget = nil
+        c.allowLeanState = nil
         c.chunk = nil  // the same numbers either way: a run may resume with another chunk size
         c.testLimit = nil
         c.threads = nil

@@ -26,6 +26,8 @@ struct BenchTrainCommand: ParsableCommand {
     var threads: Int?
     @Option(help: "Also measure each local loss with chunked local steps of N examples (same run), to price the recomputation.")
     var chunk: Int?
+    @Option(help: ArgumentHelp("Comma-separated optimizer state formats to measure each loss with: fp32, bf16, int8.", valueName: "formats"))
+    var optimizerStates: String = "fp32"
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -42,6 +44,10 @@ struct BenchTrainCommand: ParsableCommand {
         options.threads = threads ?? ProcessorCount.online
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         options.chunk = chunk
+        options.stateFormats = try optimizerStates.split(separator: ",").map { name in
+            guard let f = OptimizerStateFormat(rawValue: String(name)) else { throw ValidationError("--optimizer-states: unknown format \(name) (fp32, bf16 or int8)") }
+            return f
+        }
         let results = try TrainingBenchmark.run(options)
         if json {
             let encoder = JSONEncoder()

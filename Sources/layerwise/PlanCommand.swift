@@ -45,6 +45,8 @@ struct PlanCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Size the run must fit (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable).",
                                valueName: "size"))
     var memoryBudget: String?
+    @Flag(help: "With --memory-budget: the planner may store the optimizer's moments in bf16 or 8 bits (--optimizer-state) when that fits with fewer FLOPs than chunking.")
+    var allowLeanState = false
     @Option(help: "The command the budget is for, whose process overhead is added: train or profile.")
     var command: String = "train"
     @Option(help: "BLAS and oneDNN threads (oneDNN's scratch depends on them; default: all cores).")
@@ -64,6 +66,7 @@ struct PlanCommand: ParsableCommand {
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         guard parsedInputShape != nil else { throw ValidationError("--input-shape \(inputShape) is not HxWxC, e.g. 28x28x1 or 32x32x3") }
         guard classes >= 2 else { throw ValidationError("--classes must be at least 2") }
+        if allowLeanState && memoryBudget == nil { throw ValidationError("--allow-lean-state lets the --memory-budget planner choose the optimizer state; give --memory-budget (or choose with --optimizer-state)") }
         if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto")
         }
@@ -108,9 +111,10 @@ struct PlanCommand: ParsableCommand {
         var chunk = self.chunk
         if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
             if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
-            let choice = try MemoryBudget.choose(spec, batchSize: batchSize, chunk: chunk, optimizer: optimizer, budget: budget.bytes,
-                                                 overhead: command == "train" ? .train : .profile)
+            let choice = try MemoryBudget.choose(spec, batchSize: batchSize, chunk: chunk, optimizer: optimizer, allowLeanState: allowLeanState,
+                                                 budget: budget.bytes, overhead: command == "train" ? .train : .profile)
             chunk = choice.plan.chunk
+            optimizer = choice.optimizer
             choice.description.forEach { print($0) }
         }
         let greedy = schedule == TrainingSchedule.greedy.rawValue

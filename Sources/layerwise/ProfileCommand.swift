@@ -44,14 +44,16 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Local mode's schedule: simultaneous (the paper's) or greedy (block by block; the profile measures one round, see --round).",
                                valueName: "schedule"))
     var schedule: String = "simultaneous"
-    @Option(help: ArgumentHelp("Greedy schedule: the round to measure, from 1 (default: the round with the largest predicted peak, the greedy run's peak).",
-                               valueName: "K"))
-    var round: Int?
+    @Option(help: ArgumentHelp("Greedy schedule: the round to measure, from 1, or all (every round, --steps each, marked on the timeline; the peak is the largest round's). Default: the round with the largest predicted peak, the greedy run's peak.",
+                               valueName: "K|all"))
+    var round: String?
     @Option(help: "Report folder.")
     var out: String = "reports/mlp"
     @Option(help: ArgumentHelp("Local mode must fit this size (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable): the planner picks the chunk size, or refuses; backprop runs as the comparison.",
                                valueName: "size"))
     var memoryBudget: String?
+    @Flag(help: "With --memory-budget: the planner may store the optimizer's moments in bf16 or 8 bits (--optimizer-state) when that fits with fewer FLOPs than chunking.")
+    var allowLeanState = false
     @Option(help: ArgumentHelp("Only write the profile request as JSON to this file, for `profile-mode` (tools/memory-cap.sh).",
                                valueName: "file"))
     var saveRequest: String?
@@ -63,6 +65,7 @@ struct ProfileCommand: ParsableCommand {
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
         guard batchSize > 0, steps > 0 else { throw ValidationError("--batch-size and --steps must be positive") }
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
+        if allowLeanState && memoryBudget == nil { throw ValidationError("--allow-lean-state lets the --memory-budget planner choose the optimizer state; give --memory-budget (or choose with --optimizer-state)") }
         if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto (the cgroup limit, else \(Int(MemoryBudget.availableFraction * 100))% of MemAvailable)")
         }
@@ -70,7 +73,9 @@ struct ProfileCommand: ParsableCommand {
         if let round {
             let rounds = modelOptions.spec(loss: .predsim).hiddenBlockCount
             guard kind == .greedy else { throw ValidationError("--round needs --schedule greedy") }
-            guard round >= 1 && round <= rounds else { throw ValidationError("--round must be in 1...\(rounds) (one round per hidden block)") }
+            guard round == "all" || Int(round).map({ $0 >= 1 && $0 <= rounds }) == true else {
+                throw ValidationError("--round \(round): give a round in 1...\(rounds) (one round per hidden block) or all")
+            }
         }
         if kind == .greedy && memoryBudget != nil { throw ValidationError("--memory-budget plans the simultaneous schedule; give --chunk with --schedule greedy") }
     }
@@ -87,7 +92,8 @@ struct ProfileCommand: ParsableCommand {
         r.threads = threads
         r.chunk = chunk
         r.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil
-        r.round = round.map { $0 - 1 }
+        r.round = round.flatMap { Int($0) }.map { $0 - 1 }
+        r.allRounds = round == "all"
         return r
     }
 
@@ -99,7 +105,7 @@ struct ProfileCommand: ParsableCommand {
         var runner = MemoryProfileRun(request: makeRequest(), executable: MemoryProfileRun.currentExecutable)
         if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
             if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
-            try runner.applyBudget(budget.bytes).description.forEach { print($0) }
+            try runner.applyBudget(budget.bytes, allowLeanState: allowLeanState).description.forEach { print($0) }
         }
         for plan in runner.plans { print(MemoryBudget.describe(plan)) }
         let comparison = try runner.run()

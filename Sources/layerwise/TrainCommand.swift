@@ -94,6 +94,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Refuse to start if the planner's predicted ledger peak exceeds this size (256MiB, 1.5GiB, 300MB; auto: the cgroup limit, else 80% of MemAvailable).",
                                valueName: "size"))
     var memoryBudget: String?
+    @Flag(help: "With --memory-budget: the planner may store the optimizer's moments in bf16 or 8 bits (--optimizer-state) when that fits with fewer FLOPs than chunking.")
+    var allowLeanState = false
     @Option(help: ArgumentHelp("Write memory reports (summary.txt, memory.json, memory.html, trace.json) of the first \(Trainer.memoryReportSteps) training steps into this folder.",
                                valueName: "dir"))
     var memoryReport: String?
@@ -111,6 +113,7 @@ struct TrainCommand: ParsableCommand {
         }
         if let nonlin, Nonlinearity(rawValue: nonlin) == nil { throw ValidationError("--nonlin must be relu or leakyrelu") }
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
+        if allowLeanState && memoryBudget == nil { throw ValidationError("--allow-lean-state lets the --memory-budget planner choose the optimizer state; give --memory-budget (or choose with --optimizer-state)") }
         if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto (the cgroup limit, else \(Int(MemoryBudget.availableFraction * 100))% of MemAvailable)")
         }
@@ -176,6 +179,7 @@ struct TrainCommand: ParsableCommand {
         c.checkpointEvery = checkpointEvery
         if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
             c.memoryBudget = budget.bytes
+            c.allowLeanState = allowLeanState ? true : nil
             if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
         }
         c.memoryReport = memoryReport

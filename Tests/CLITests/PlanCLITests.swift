@@ -59,4 +59,66 @@ final class PlanCLITests: XCTestCase {
         XCTAssertTrue(out.all.contains("no chunk size goes below"), out.all)
         XCTAssertTrue(out.all.contains("--memory-budget 1.0 MiB"), out.all)
     }
+
+    /// `--allow-lean-state` under a budget that fp32 moments miss at every chunk size: plan and
+    /// profile both choose bf16 moments for local mode and say so, and profile measures the
+    /// prediction of that choice to the byte. Without the flag the budget is refused.
+    func testAllowLeanStateChoosesBF16MomentsThatProfileMeasuresExactly() throws {
+        let layerwise = try CommandLineTool.layerwise()
+        let model = ["--model", "mlp", "--num-hidden", "256", "--batch-size", "32"]
+        func predicted(_ args: [String], mode: String = "local (predsim)") throws -> Int {
+            let out = try CommandLineTool.run(layerwise, ["plan"] + model + args)
+            XCTAssertEqual(out.status, 0, out.all)
+            return try XCTUnwrap(Self.predictedBytes(out.stdout, mode: mode), out.stdout)
+        }
+        let bf16 = try predicted(["--optimizer-state", "bf16"])
+        XCTAssertLessThan(bf16, try predicted(["--optimizer-state", "fp32", "--chunk", "1"], mode: "local (predsim, chunks of 1)"))
+        let budget = String(bf16 + (72 << 20))  // profile's process overhead is 72 MiB
+        let refused = try CommandLineTool.run(layerwise, ["plan"] + model + ["--memory-budget", budget + "B", "--command", "profile"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.all.contains("--allow-lean-state lets the planner store"), refused.all)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lean-cli-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let profile = try CommandLineTool.run(layerwise, ["profile"] + model + ["--memory-budget", budget + "B", "--allow-lean-state",
+                                                                                 "--steps", "2", "--out", scratch.path], timeout: 300)
+        XCTAssertEqual(profile.status, 0, profile.all)
+        XCTAssertTrue(profile.stdout.contains("optimizer state bf16 (--allow-lean-state)"), profile.stdout)
+        let number = Self.grouped(bf16)
+        XCTAssertTrue(profile.stdout.contains("planner, local (predsim): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
+                      "\(number):\n\(profile.stdout)")
+        let flagAlone = try CommandLineTool.run(layerwise, ["plan"] + model + ["--allow-lean-state"])
+        XCTAssertNotEqual(flagAlone.status, 0)
+        XCTAssertTrue(flagAlone.all.contains("--allow-lean-state lets the --memory-budget planner"), flagAlone.all)
+    }
+
+    /// `profile --schedule greedy --round all` walks every round: the measured peak is the
+    /// planner's largest round to the byte, and the trace and the HTML timeline mark where each
+    /// round begins.
+    func testGreedyProfileOfEveryRoundMarksTheRoundsAndMeasuresTheLargest() throws {
+        let layerwise = try CommandLineTool.layerwise()
+        let model = ["--model", "mlp", "--num-hidden", "64", "--batch-size", "16", "--schedule", "greedy"]
+        let plan = try CommandLineTool.run(layerwise, ["plan"] + model)
+        XCTAssertEqual(plan.status, 0, plan.all)
+        let largest = try XCTUnwrap(plan.stdout.split(separator: "\n").drop { !$0.hasPrefix("the greedy run's peak") }.dropFirst().first)
+        let mode = try XCTUnwrap(largest.range(of: "local (predsim, greedy round ").map { String(largest[$0.lowerBound...].prefix { $0 != ")" }) + ")" })
+        let predicted = try XCTUnwrap(Self.predictedBytes(plan.stdout, mode: mode), plan.stdout)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("rounds-cli-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let profile = try CommandLineTool.run(layerwise, ["profile"] + model + ["--round", "all", "--steps", "2", "--out", scratch.path],
+                                              timeout: 300)
+        XCTAssertEqual(profile.status, 0, profile.all)
+        XCTAssertTrue(profile.stdout.contains("greedy schedule: all 3 rounds, 2 steps each"), profile.stdout)
+        let number = Self.grouped(predicted)
+        XCTAssertTrue(profile.stdout.contains("planner, \(mode): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
+                      "\(mode) \(number):\n\(profile.stdout)")
+        let trace = try String(contentsOf: scratch.appendingPathComponent("trace.json"), encoding: .utf8)
+        let html = try String(contentsOf: scratch.appendingPathComponent("memory.html"), encoding: .utf8)
+        for round in 1...3 {
+            XCTAssertTrue(trace.contains("\"round \(round) begins (block \(round - 1) trains)\""), "round \(round) not in trace.json")
+            XCTAssertTrue(html.contains(">round \(round)</text>"), "round \(round) not in memory.html")
+        }
+        let bad = try CommandLineTool.run(layerwise, ["profile"] + model + ["--round", "4"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.all.contains("give a round in 1...3"), bad.all)
+    }
 }

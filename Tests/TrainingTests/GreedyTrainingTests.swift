@@ -2,6 +2,7 @@ import DatasetTestSupport
 import Foundation
 import Layers
 import MemoryLedger
+import Randomness
 import Tensors
 import XCTest
 @testable import Training
@@ -52,6 +53,28 @@ final class GreedyTrainingTests: XCTestCase {
         c.schedule = nil
         XCTAssertEqual(c.learningRate(epoch: 100, blocks: 3), 5e-4 * 0.25)
         XCTAssertEqual(c.learningRate(epoch: 66, blocks: 3), 5e-4)
+    }
+
+    /// A block waiting for its round books no map weight, and `wake()` draws the values an eager
+    /// block of the same generator got at construction; the generator moves past them either way.
+    func testDormantBlockBooksNoWeightAndWakesWithTheEagerDraws() {
+        var eagerDraws = Xoshiro256(seed: 9)
+        var dormantDraws = eagerDraws
+        let eagerLedger = Ledger(), dormantLedger = Ledger()
+        let eager = HiddenBlock(index: 1, inFeatures: 24, outFeatures: 16, classes: 10, loss: .predsim, beta: 0.99,
+                                nonlinearity: .leakyRelu, dropout: 0, rng: &eagerDraws, ledger: eagerLedger, withHeads: false)
+        let dormant = HiddenBlock(index: 1, inFeatures: 24, outFeatures: 16, classes: 10, loss: .predsim, beta: 0.99,
+                                  nonlinearity: .leakyRelu, dropout: 0, rng: &dormantDraws, ledger: dormantLedger,
+                                  withHeads: false, dormant: true)
+        XCTAssertEqual(eagerDraws.next(), dormantDraws.next(), "the generator after a dormant block differs")
+        XCTAssertTrue(dormant.isDormant)
+        XCTAssertEqual(eagerLedger.current().bytes(.weights) - dormantLedger.current().bytes(.weights), 4 * 24 * 16)
+        dormant.wake()
+        XCTAssertFalse(dormant.isDormant)
+        XCTAssertEqual(dormantLedger.current().bytes(.weights), eagerLedger.current().bytes(.weights))
+        XCTAssertEqual(dormant.weight.value.array, eager.weight.value.array)
+        XCTAssertEqual(dormant.bias.value.array, eager.bias.value.array)
+        XCTAssertNotEqual(Set(eager.weight.value.array).count, 1, "the eager weight was not drawn")
     }
 
     /// A frozen block keeps its weights and running statistics while later rounds train, has no
@@ -155,12 +178,18 @@ final class GreedyTrainingTests: XCTestCase {
         XCTAssertGreaterThan(metrics[3].ledgerPeak["frozenWeights"] ?? 0, 0)
         XCTAssertEqual(metrics.map(\.round), [1, 1, 2, 2])
         XCTAssertEqual(metrics.map(\.outputTrained), [false, false, nil, nil], "the output layer trains in the last round only")
+        XCTAssertEqual(metrics.map { $0.testError == nil }, [true, true, false, false], "test error before the last round")
 
         for (kill, checkpointed, round) in [(5, 3, 0), (22, 22, 1), (27, 25, 1)] {
             let run = "killed-\(kill)"
             let first = try Trainer(config: config(run), ledger: Ledger(), showProgress: false, log: { _ in })
             first.killAtGlobalStep = kill
             XCTAssertThrowsError(try first.run()) { XCTAssertTrue($0 is Trainer.Killed, "\($0)") }
+            if round == 0 {
+                XCTAssertThrowsError(try Evaluation.run(runFolder: directory + "/" + run, checkpoint: nil, data: nil, split: "test")) {
+                    XCTAssertTrue("\($0)".contains("greedy run in round 1 of 2"), "\($0)")
+                }
+            }
             let resumed = try Trainer(config: config(run), resume: true, ledger: Ledger(), showProgress: false, log: { _ in })
             XCTAssertEqual(resumed.state.globalStep, checkpointed)
             XCTAssertEqual(resumed.state.round, round)

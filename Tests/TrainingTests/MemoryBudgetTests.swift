@@ -37,4 +37,36 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(fits.total, peak + (10 << 20))
         XCTAssertThrowsError(try MemoryBudget.choose(spec, batchSize: 64, optimizer: OptimizerSettings(), budget: peak + (10 << 20) - 1, overhead: overhead))
     }
+
+    /// `--allow-lean-state`: the mlp's predsim state does not fit a budget in fp32 at any chunk
+    /// size, so the planner takes bf16 moments at whole batches where they fit (bf16 before int8
+    /// at the same FLOPs), int8 one byte below that; without the flag it refuses and names it.
+    func testLeanStateIsChosenOnlyWhenAllowedAndTheLeastLeanThatFits() throws {
+        let spec = ModelSpec()  // mlp 3x1024 predsim
+        let overhead = ProcessOverhead(bytes: 0, what: "of nothing")
+        func plan(_ format: OptimizerStateFormat, chunk: Int? = nil) -> MemoryPlan {
+            var o = OptimizerSettings()
+            o.stateFormat = format
+            return MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: 128, chunk: chunk, optimizer: o)
+        }
+        let bf16 = plan(.bf16).peak
+        XCTAssertLessThan(plan(.int8).peak, bf16)
+        XCTAssertGreaterThan(plan(.fp32, chunk: 1).peak, bf16, "fp32 fits by chunking: the budget below tests nothing")
+        let chosen = try MemoryBudget.choose(spec, batchSize: 128, optimizer: OptimizerSettings(), allowLeanState: true, budget: bf16, overhead: overhead)
+        XCTAssertEqual(chosen.optimizer.stateFormat, .bf16)
+        XCTAssertNil(chosen.plan.chunk)
+        XCTAssertEqual(chosen.plan.peak, bf16)
+        XCTAssertTrue(chosen.description.contains { $0.contains("optimizer state bf16 (--allow-lean-state)") }, "\(chosen.description)")
+        let tighter = try MemoryBudget.choose(spec, batchSize: 128, optimizer: OptimizerSettings(), allowLeanState: true, budget: bf16 - 1, overhead: overhead)
+        XCTAssertEqual(tighter.optimizer.stateFormat, .int8)
+        XCTAssertNil(tighter.plan.chunk)
+        XCTAssertThrowsError(try MemoryBudget.choose(spec, batchSize: 128, optimizer: OptimizerSettings(), budget: bf16, overhead: overhead)) {
+            XCTAssertTrue("\($0)".contains("--allow-lean-state"), "\($0)")
+        }
+        // A budget the asked-for format fits keeps it.
+        let roomy = try MemoryBudget.choose(spec, batchSize: 128, optimizer: OptimizerSettings(), allowLeanState: true,
+                                            budget: plan(.fp32).peak, overhead: overhead)
+        XCTAssertEqual(roomy.optimizer.stateFormat, .fp32)
+        XCTAssertFalse(roomy.description.contains { $0.contains("--allow-lean-state") })
+    }
 }

@@ -51,6 +51,8 @@ public final class HiddenBlock<Map: HiddenMap> {
     private let classes: Int
     private let dimInDecoder: Int
     private let sharedWorkspace: ConvWorkspace?
+    /// A dormant block's generator, where its weight and bias draws begin.
+    private var weightDraws: Xoshiro256?
 
     /// What the block's backward reads, kept from the forward. Each field is released at its
     /// last use inside `backward(dh:state:wantInputGrad:)`, so in backprop mode a block's saved
@@ -73,10 +75,12 @@ public final class HiddenBlock<Map: HiddenMap> {
 
     /// Draws the map's weight and bias (uniform +-1/sqrt(fan-in)), then the heads' tensors,
     /// from `rng` in that order. `withHeads: false` (greedy schedule) makes no heads and draws
-    /// nothing for them: `installHeads(rng:)` makes them later.
+    /// nothing for them: `installHeads(rng:)` makes them later. `dormant: true` (greedy
+    /// schedule, later blocks) allocates no map weight until `wake()`, which draws the weight and
+    /// bias from the generator as it was here.
     public init(index: Int, map: Map, poolAfter: Bool = false, classes: Int, dimInDecoder: Int, loss: LossKind, beta: Float,
                 nonlinearity: Nonlinearity, dropout: Float, rng: inout Xoshiro256, ledger: Ledger,
-                sharedWorkspace: ConvWorkspace? = nil, withHeads: Bool = true) {
+                sharedWorkspace: ConvWorkspace? = nil, withHeads: Bool = true, dormant: Bool = false) {
         precondition(Map.isSpatial || !poolAfter, "only feature maps are pooled between blocks")
         self.index = index
         self.map = map
@@ -91,17 +95,38 @@ public final class HiddenBlock<Map: HiddenMap> {
         self.sharedWorkspace = sharedWorkspace
         let prefix = "blocks.\(index).\(Map.kind)"
         weight = Parameter(name: "\(prefix).weight", shape: map.weightShape, category: .weights, layer: index,
-                           label: Map.weightLabel, ledger: ledger)
+                           label: Map.weightLabel, ledger: ledger, dormant: dormant)
         bias = Parameter(name: "\(prefix).bias", shape: [map.outChannels], category: .weights, layer: index,
                          label: Map.biasLabel, ledger: ledger)
-        let bound = 1 / Float(map.fanIn).squareRoot()
-        weight.initUniform(bound: bound, rng: &rng)
-        bias.initUniform(bound: bound, rng: &rng)
+        if dormant {
+            // The draws happen at `wake()`, from the generator as it is now; the network's
+            // generator moves past them, so later blocks draw what they would have drawn.
+            weightDraws = rng
+            for _ in 0..<(weight.count + bias.count) { _ = rng.next() }
+        } else {
+            let bound = 1 / Float(map.fanIn).squareRoot()
+            weight.initUniform(bound: bound, rng: &rng)
+            bias.initUniform(bound: bound, rng: &rng)
+        }
         (bnWeight, bnBias, runningMean, runningVar) = BatchNormParameters.make(layer: index, channels: map.outChannels, ledger: ledger)
         heads = loss.isLocal && withHeads
             ? LocalHeads(loss: loss, output: map.outputFeatures, classes: classes, dimInDecoder: dimInDecoder, layer: index,
                          rng: &rng, ledger: ledger, sharedWorkspace: sharedWorkspace)
             : nil
+    }
+
+    /// Whether the map's weight is not allocated yet (greedy schedule, before the block's round).
+    public var isDormant: Bool { weight.isDormant }
+
+    /// Allocates and draws the map's weight (and draws the bias) of a dormant block: the same
+    /// values an awake block of the same generator got at construction.
+    public func wake() {
+        guard isDormant, var rng = weightDraws else { return }
+        weight.wake()
+        let bound = 1 / Float(map.fanIn).squareRoot()
+        weight.initUniform(bound: bound, rng: &rng)
+        bias.initUniform(bound: bound, rng: &rng)
+        weightDraws = nil
     }
 
     /// Makes the local heads, drawing their tensors from `rng` (greedy schedule: when the
@@ -325,10 +350,10 @@ extension HiddenBlock where Map == LinearMap {
     /// A Linear block of `outFeatures` units reading `inFeatures` (flattened) values an example.
     public convenience init(index: Int, inFeatures: Int, outFeatures: Int, classes: Int, loss: LossKind, beta: Float,
                             nonlinearity: Nonlinearity, dropout: Float, rng: inout Xoshiro256, ledger: Ledger,
-                            withHeads: Bool = true) {
+                            withHeads: Bool = true, dormant: Bool = false) {
         self.init(index: index, map: LinearMap(inFeatures: inFeatures, outFeatures: outFeatures), classes: classes,
                   dimInDecoder: outFeatures, loss: loss, beta: beta, nonlinearity: nonlinearity, dropout: dropout,
-                  rng: &rng, ledger: ledger, withHeads: withHeads)
+                  rng: &rng, ledger: ledger, withHeads: withHeads, dormant: dormant)
     }
 
     public var inFeatures: Int { map.inFeatures }
@@ -339,11 +364,12 @@ extension HiddenBlock where Map == ConvMap {
     /// A conv block over `geometry`; its scratch is a view of `sharedWorkspace` when given.
     public convenience init(index: Int, geometry: ConvGeometry, poolAfter: Bool, classes: Int, dimInDecoder: Int,
                             loss: LossKind, beta: Float, nonlinearity: Nonlinearity, dropout: Float,
-                            rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil, withHeads: Bool = true) {
+                            rng: inout Xoshiro256, ledger: Ledger, sharedWorkspace: ConvWorkspace? = nil, withHeads: Bool = true,
+                            dormant: Bool = false) {
         self.init(index: index, map: ConvMap(geometry, layer: index, ledger: ledger, sharedWorkspace: sharedWorkspace),
                   poolAfter: poolAfter, classes: classes, dimInDecoder: dimInDecoder, loss: loss, beta: beta,
                   nonlinearity: nonlinearity, dropout: dropout, rng: &rng, ledger: ledger, sharedWorkspace: sharedWorkspace,
-                  withHeads: withHeads)
+                  withHeads: withHeads, dormant: dormant)
     }
 
     public var geometry: ConvGeometry { map.geometry }

@@ -50,9 +50,11 @@ extension ShapeTable {
         return 16 * prefix <= hiddenLayers[k].flopsPerExample
     }
 
-    /// What lives through round k (`Network.init`, then `beginRound(k)`): every layer's weights
-    /// (the frozen prefix's as `frozenWeights`), block k's heads and optimizer state, the output
-    /// layer's optimizer state in the last round, the conv scratch and the input batch.
+    /// What lives through round k (`Network.init`, then `beginRound(k)`): the weights of every
+    /// layer up to k (the frozen prefix's as `frozenWeights`) and the output layer's, only the
+    /// bias and BatchNorm tensors of the blocks after k (their map weights are dormant), block
+    /// k's heads and optimizer state, the output layer's optimizer state in the last round, the
+    /// conv scratch and the input batch.
     func greedyPersistent(round k: Int, batch: Int, optimizer: OptimizerSettings,
                           convCalls: Set<StepProgram.ConvCall>) -> [PlannedEvent] {
         var e: [PlannedEvent] = []
@@ -63,7 +65,8 @@ extension ShapeTable {
         let f = MemoryLayout<Float>.stride
         let last = k == greedyRounds - 1
         for l in layers {
-            book("\(l.index).weights", l.index < k ? .frozenWeights : .weights, l.index, f * l.weightElements)
+            let dormant = l.kind != .output && l.index > k ? l.mapWeightElements : 0  // drawn when its round starts
+            book("\(l.index).weights", l.index < k ? .frozenWeights : .weights, l.index, f * (l.weightElements - dormant))
             if l.index == k {
                 book("\(l.index).heads", .headWeights, l.index, f * l.headElements)
                 book("\(l.index).optimizer", .optimizerState, l.index, optimizerStateBytes(l, optimizer: optimizer))

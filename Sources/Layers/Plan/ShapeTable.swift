@@ -35,6 +35,10 @@ public struct ShapeTable: Sendable {
         /// and to the weights cost the same each).
         public var flopsPerExample: Double
 
+        /// The map's weight tensor alone (a hidden block's, dormant before its greedy round):
+        /// `weightElements` without the bias and BatchNorm's four per-channel tensors.
+        public var mapWeightElements: Int { kind == .output ? weightElements - channels : weightElements - 5 * channels }
+
         public var inputCount: Int { input.reduce(1, *) }
         public var outputCount: Int { output.reduce(1, *) }
         public var handOffCount: Int { handOff.reduce(1, *) }

@@ -35,9 +35,16 @@ public enum MemoryBudget {
     /// whole batches if they fit, else the largest chunk that does (fewer, larger GEMMs). With
     /// `chunk` given, only that setting is checked. Backprop has nothing to choose: it is checked.
     ///
+    /// `allowLeanState` (`--allow-lean-state`) lets it also store the optimizer's moments in a
+    /// leaner format than `optimizer.stateFormat` (bf16, then int8): it takes the setting with
+    /// the fewest FLOPs that fits, and of equal FLOPs the format closest to the one asked for, so
+    /// whole batches with bf16 moments come before chunks with fp32 ones. Without it the state
+    /// format is never changed.
+    ///
     /// Throws `TrainingError.overMemoryBudget` when nothing fits, with the smallest achievable
     /// peak and what dominates it.
     public static func choose(_ spec: ModelSpec, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings,
+                              allowLeanState: Bool = false,
                               engine: ConvEngine = .default, budget: Int, overhead: ProcessOverhead) throws -> BudgetPlan {
         let table = ShapeTable(spec: spec, engine: engine)
         var candidates: [Int?] = [chunk]
@@ -49,13 +56,19 @@ public enum MemoryBudget {
             }
         }
         let whole = table.stepFLOPs(batch: batchSize)
+        let formats = allowLeanState ? optimizer.stateFormat.thisAndLeaner : [optimizer.stateFormat]
         var smallest: BudgetPlan?
         for candidate in candidates {
-            let plan = MemoryPlanner.plan(table, batchSize: batchSize, chunk: candidate, optimizer: optimizer)
-            let choice = BudgetPlan(plan: plan, budget: budget, overhead: overhead,
-                                    slowdown: table.stepFLOPs(batch: batchSize, chunk: candidate) / whole)
-            if choice.total <= budget { return choice }
-            if smallest.map({ choice.plan.peak < $0.plan.peak }) ?? true { smallest = choice }
+            for format in formats {
+                var settings = optimizer
+                settings.stateFormat = format
+                let plan = MemoryPlanner.plan(table, batchSize: batchSize, chunk: candidate, optimizer: settings)
+                let choice = BudgetPlan(plan: plan, budget: budget, overhead: overhead,
+                                        slowdown: table.stepFLOPs(batch: batchSize, chunk: candidate) / whole,
+                                        optimizer: settings, requestedStateFormat: optimizer.stateFormat)
+                if choice.total <= budget { return choice }
+                if smallest.map({ choice.plan.peak < $0.plan.peak }) ?? true { smallest = choice }
+            }
         }
         let least = smallest!
         let p = least.plan.persistent
@@ -63,8 +76,10 @@ public enum MemoryBudget {
         var message = "the \(describe(least.plan)); with \(ByteFormat.human(overhead.bytes)) \(overhead.what) "
             + "it needs \(ByteFormat.human(least.total)), over --memory-budget \(ByteFormat.human(budget)) (\(ByteFormat.exact(budget)) bytes)."
         if spec.loss.isLocal && chunk == nil {
-            message += " Weights, heads and \(optimizer.kind == .adam ? "Adam" : "optimizer") state are \(ByteFormat.human(fixed)); "
+            let state = least.optimizer.stateFormat == optimizer.stateFormat ? "" : " (\(least.optimizer.stateFormat) moments)"
+            message += " Weights, heads and \(optimizer.kind == .adam ? "Adam" : "optimizer") state\(state) are \(ByteFormat.human(fixed)); "
                 + "no chunk size goes below \(ByteFormat.human(least.plan.peak)) of ledger\(least.plan.chunk.map { " (chunk \($0))" } ?? "")."
+                + (allowLeanState || optimizer.stateFormat == .int8 ? "" : " --allow-lean-state lets the planner store the optimizer's moments in bf16 or 8 bits.")
                 + " Try a smaller --batch-size or a narrower model."
         } else if !spec.loss.isLocal {
             let fitting = MemoryPlanner.alternatives(spec, batchSize: batchSize, optimizer: optimizer, engine: engine)
@@ -114,6 +129,10 @@ public struct BudgetPlan: Sendable {
     public var overhead: ProcessOverhead
     /// Expected step time against whole batches, from the step's FLOPs (`ShapeTable.stepFLOPs`).
     public var slowdown: Double
+    /// The optimizer settings planned, with the state format chosen (`--allow-lean-state`).
+    public var optimizer: OptimizerSettings
+    /// The state format the user asked for.
+    public var requestedStateFormat: OptimizerStateFormat
     /// Predicted ledger peak plus the process overhead.
     public var total: Int { plan.peak + overhead.bytes }
 
@@ -125,6 +144,9 @@ public struct BudgetPlan: Sendable {
                      + Category.allCases.filter { plan.peakBreakdown[$0] > 0 }
                         .map { "\($0) \(ByteFormat.human(plan.peakBreakdown[$0]))" }.joined(separator: " + "))
         lines.append("  + \(ByteFormat.human(overhead.bytes)) \(overhead.what) = \(ByteFormat.human(total)) of \(ByteFormat.human(budget))")
+        if optimizer.stateFormat != requestedStateFormat {
+            lines.append("  optimizer state \(optimizer.stateFormat) (--allow-lean-state): \(requestedStateFormat) moments do not fit with fewer FLOPs")
+        }
         if let chunk = plan.chunk {
             lines.append(String(format: "  expected step time: %.2fx whole batches (FLOPs of the recomputing passes; chunks of %d run smaller GEMMs on top)", slowdown, chunk))
         }

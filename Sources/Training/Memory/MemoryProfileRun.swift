@@ -23,7 +23,7 @@ public struct MemoryProfileRun {
     public var plans: [MemoryPlan] {
         MemoryProfileRun.modes.map {
             let spec = request.spec(mode: $0)
-            return MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: request.batchSize, chunk: request.chunk, optimizer: request.optimizer,
+            return MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: request.batchSize, chunk: request.chunk, optimizer: request.optimizer(mode: $0),
                                       round: $0 == "local" ? request.greedyRound(spec) : nil)
         }
     }
@@ -31,10 +31,13 @@ public struct MemoryProfileRun {
     /// `--memory-budget` for local mode (backprop, the comparison, runs as it is): the planner
     /// picks the chunk size (or checks the one given) and the request takes it; throws
     /// `overMemoryBudget` when nothing fits.
-    public mutating func applyBudget(_ budget: Int) throws -> BudgetPlan {
+    /// With `allowLeanState` it may store local mode's optimizer moments in a leaner format
+    /// (`MemoryBudget.choose`); backprop keeps the format asked for.
+    public mutating func applyBudget(_ budget: Int, allowLeanState: Bool = false) throws -> BudgetPlan {
         let choice = try MemoryBudget.choose(request.spec(mode: "local"), batchSize: request.batchSize, chunk: request.chunk,
-                                             optimizer: request.optimizer, budget: budget, overhead: .profile)
+                                             optimizer: request.optimizer, allowLeanState: allowLeanState, budget: budget, overhead: .profile)
         request.chunk = choice.plan.chunk
+        request.localStateFormat = choice.optimizer.stateFormat
         return choice
     }
 

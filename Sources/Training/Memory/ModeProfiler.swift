@@ -44,44 +44,48 @@ public enum ModeProfiler {
         var labels = [Int32](repeating: 0, count: batch)
         var rng = Xoshiro256(seed: Xoshiro256.derive(request.seed, 0x9F0F))
         let round = mode == "local" ? request.greedyRound(spec) : nil
-        let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer, ledger: ledger,
+        let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer(mode: mode), ledger: ledger,
                               schedule: round == nil ? .simultaneous : .greedy)
         network.chunkSize = request.chunk
-        if let round {
-            // The rounds before it are frozen as they would be after training (their weights'
-            // values do not change what is booked); the measured steps are round `round`'s.
-            network.beginRound(round)
-        }
-
-        for step in 0..<request.steps {
-            ledger.enter(.load)
-            if let loader {
-                guard let b = try loader.nextBatch(), b.count == batch else {
-                    throw TrainingError.data("the dataset has fewer than \(request.steps) full batches of \(batch)")
+        // The rounds before the measured one are frozen as they would be after training (their
+        // weights' values do not change what is booked). `allRounds` walks every round instead,
+        // `steps` steps each, so the timeline shows each round and the peak is the largest's.
+        let walked: [Int?] = round.map { request.allRounds ? Array(0..<spec.hiddenBlockCount) : [$0] } ?? [nil]
+        let steps = request.steps * walked.count
+        var step = 0
+        for r in walked {
+            if let r { network.beginRound(r) }
+            for _ in 0..<request.steps {
+                ledger.enter(.load)
+                if let loader {
+                    guard let b = try loader.nextBatch(), b.count == batch else {
+                        throw TrainingError.data("the dataset has fewer than \(steps) full batches of \(batch)")
+                    }
+                    images.pointer.update(from: b.images.pointer, count: images.count)
+                    for i in 0..<batch { labels[i] = b.labels.pointer[i] }
+                } else {
+                    for i in 0..<images.count { images.pointer[i] = rng.uniform(-1, 1) }
+                    for i in 0..<batch { labels[i] = Int32(rng.next(below: spec.classes)) }
                 }
-                images.pointer.update(from: b.images.pointer, count: images.count)
-                for i in 0..<batch { labels[i] = b.labels.pointer[i] }
-            } else {
-                for i in 0..<images.count { images.pointer[i] = rng.uniform(-1, 1) }
-                for i in 0..<batch { labels[i] = Int32(rng.next(below: spec.classes)) }
-            }
-            let stats = labels.withUnsafeBufferPointer {
-                network.trainStep(images: images, labels: $0.baseAddress!, lr: 5e-4, step: step)
-            }
-            guard stats.outputLoss.isFinite else {
-                throw TrainingError.nonFiniteLoss(layer: "output layer", step: step, epoch: 0, value: stats.outputLoss)
+                let stats = labels.withUnsafeBufferPointer {
+                    network.trainStep(images: images, labels: $0.baseAddress!, lr: 5e-4, step: step)
+                }
+                guard stats.outputLoss.isFinite else {
+                    throw TrainingError.nonFiniteLoss(layer: "output layer", step: step, epoch: 0, value: stats.outputLoss)
+                }
+                step += 1
             }
         }
         let history = ledger.history()
         let windows = StepWindows.measure(events: history.events, final: ledger.current())
-        let rows = plannedRows(spec, batch: batch, chunk: spec.loss.isLocal ? request.chunk : nil, optimizer: request.optimizer,
+        let rows = plannedRows(spec, batch: batch, chunk: spec.loss.isLocal ? request.chunk : nil, optimizer: request.optimizer(mode: mode),
                                round: round, windows: windows)
         var process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)
         process.resident = ResidentSplit.read()
         process.ledgerLiveAtCapture = ledger.current().total
         withExtendedLifetime((network, images, loader)) {}
         return ModeProfile(ledger: ledger, name: round.map { _ in "local greedy" } ?? mode, model: request.modelDescription, batchSize: batch,
-                           steps: request.steps, layers: rows, process: process)
+                           steps: steps, layers: rows, process: process)
     }
 
     /// Rows with the planner's figures (W_k) next to the measured ones.

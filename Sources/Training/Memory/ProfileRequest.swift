@@ -21,14 +21,27 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
     /// Greedy schedule: the round (0-based) to measure; nil: the round with the largest
     /// predicted peak (the greedy run's peak).
     public var round: Int?
+    /// Greedy schedule: walk every round, `steps` steps each, instead of measuring one (the
+    /// peak is the largest round's, `round` is ignored).
+    public var allRounds = false
+    /// Local mode's optimizer state format when the budget planner chose a leaner one than
+    /// `optimizer`'s (`--allow-lean-state`); backprop keeps `optimizer`'s.
+    public var localStateFormat: OptimizerStateFormat?
 
     public init() {}
+
+    /// The optimizer settings of a mode ("local" with `localStateFormat` when set).
+    public func optimizer(mode: String) -> OptimizerSettings {
+        var o = optimizer
+        if mode == "local", let localStateFormat { o.stateFormat = localStateFormat }
+        return o
+    }
 
     /// The greedy round local mode measures for `spec` (nil under the simultaneous schedule).
     public func greedyRound(_ spec: ModelSpec) -> Int? {
         guard schedule == .greedy else { return nil }
-        if let round { return round }
-        return MemoryPlanner.greedyPeakPlan(ShapeTable(spec: spec), batchSize: batchSize, chunk: chunk, optimizer: optimizer).round
+        if let round, !allRounds { return round }
+        return MemoryPlanner.greedyPeakPlan(ShapeTable(spec: spec), batchSize: batchSize, chunk: chunk, optimizer: optimizer(mode: "local")).round
     }
 
     /// The spec for a mode: "local" keeps the loss, "backprop" replaces it.
@@ -45,7 +58,9 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
     public var modelDescription: String {
         var chunked = chunk.map { ", local steps in chunks of \($0)" } ?? ""
         if let round = greedyRound(spec(mode: "local")) {
-            chunked += ", greedy schedule: round \(round + 1) of \(model.hiddenBlockCount)" + (self.round == nil ? " (its largest)" : "")
+            chunked += allRounds
+                ? ", greedy schedule: all \(model.hiddenBlockCount) rounds, \(steps) steps each (the largest: round \(round + 1))"
+                : ", greedy schedule: round \(round + 1) of \(model.hiddenBlockCount)" + (self.round == nil ? " (its largest)" : "")
         }
         switch model.kind {
         case .mlp:

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Layerwise against the paper's PyTorch code (anokland/local-loss's train.py, run unmodified from a
+# fetched copy), side by side on this machine: the same model, loss, batch 128 and thread count,
+# Fashion-MNIST, ROUNDS rounds alternating which goes first, medians of samples/s. Run it on a quiet
+# machine (nothing else running), from a release build.
+#   REF=/path/to/local-loss/train.py PY=/path/to/venv/bin/python BIN=.build-rel/release/layerwise \
+#     tools/bench-vs-pytorch.sh vgg8b predsim
+# PY needs torch and torchvision (the CPU wheel and `pip install --no-deps torchvision`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:-vgg8b} loss=${2:-predsim}
+ref=${REF:?set REF to local-loss/train.py} py=${PY:-python3} bin=${BIN:-.build-rel/release/layerwise}
+rounds=${ROUNDS:-5} steps=${STEPS:-20} threads=${THREADS:-2} data=${DATA:-data/fashion-mnist}
+work=${WORK:-$(mktemp -d)}
+case "$model/$loss" in
+  mlp/backprop)  ref_args=(--model mlp --num-layers 3 --dropout 0.025 --backprop) ;;
+  mlp/*)         ref_args=(--model mlp --num-layers 3 --dropout 0.025 --nonlin leakyrelu --loss-sup "$loss") ;;
+  vgg8b/backprop) ref_args=(--model vgg8b --dropout 0.1 --backprop) ;;
+  vgg8b/*)       ref_args=(--model vgg8b --dropout 0.1 --nonlin leakyrelu --dim-in-decoder 1024 --loss-sup "$loss") ;;
+  *) echo "model mlp or vgg8b" >&2; exit 2 ;;
+esac
+ours() {
+  "$bin" bench train --data "$data" --model "$model" --losses "$loss" --steps "$steps" --repeats 1 --threads "$threads" \
+    | awk -v l="$loss" '$1 == l && $3 == "samples/s" { print $2 }'
+}
+theirs() {
+  OMP_NUM_THREADS=$threads "$py" tools/pytorch-reference-bench.py "$ref" "$work" --steps "$steps" --warmup 3 --threads "$threads" \
+    -- "${ref_args[@]}" --dataset FashionMNIST --batch-size 128 --lr 5e-4 | awk '/^reference samples\/s/ { print $3 }'
+}
+o=() t=()
+for r in $(seq "$rounds"); do
+  if [ $((r % 2)) -eq 1 ]; then o+=("$(ours)"); t+=("$(theirs)"); else t+=("$(theirs)"); o+=("$(ours)"); fi
+  echo "round $r: layerwise ${o[-1]}  reference ${t[-1]} samples/s"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+mo=$(median "${o[@]}") mt=$(median "${t[@]}")
+echo "$model $loss, batch 128, $threads threads, $steps steps, $rounds rounds: layerwise median $mo, reference median $mt samples/s, ratio $(awk -v a="$mo" -v b="$mt" 'BEGIN { printf "%.2f", a / b }')x"
