@@ -75,6 +75,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var schedule: TrainingSchedule?
     /// Greedy schedule: epochs of every round (nil: `epochs` split over the rounds).
     public var epochsPerBlock: Int?
+    /// Pipeline stages (`--stages`): consecutive blocks per MPI rank, one rank per stage
+    /// (nil or 1: one process). The same training either way, so a run may resume with
+    /// another number of stages.
+    public var stages: Int?
 
     /// The paper's Fashion-MNIST MLP recipe on `data/fashion-mnist`, run folder `runs/mlp`.
     public init() {}
@@ -110,6 +114,14 @@ extension TrainingConfig {
         try require(schedule != .greedy || model.loss.isLocal, "--schedule greedy needs a local loss (not backprop)")
         try require(schedule != .greedy || memoryBudget == nil,
                     "--memory-budget plans the simultaneous schedule; with --schedule greedy give --chunk (layerwise plan --schedule greedy shows each round's peak)")
+        if let stages {
+            try require(stages >= 1, "--stages must be at least 1 (got \(stages))")
+            if stages > 1 {
+                try require(model.loss.isLocal, "--stages needs a local loss: backprop sends gradients back through every block, so its blocks cannot run as a pipeline")
+                try require(schedule != .greedy, "--stages pipelines the simultaneous schedule; the greedy schedule trains one block at a time")
+                try require(stages <= model.hiddenBlockCount, "--stages \(stages) is more than the model's \(model.hiddenBlockCount) hidden blocks (one stage holds at least one block)")
+            }
+        }
         try require((mean == nil) == (std == nil), "--normalize needs both a mean and a std")
         if let std { try require(!std.isEmpty && std.allSatisfy { $0 > 0 && $0.isFinite }, "--normalize: std values must be positive (got \(std))") }
         if let mean { try require(!mean.isEmpty && mean.allSatisfy { $0.isFinite }, "--normalize: mean values must be finite (got \(mean))") }
@@ -127,6 +139,7 @@ extension TrainingConfig {
         c.chunk = nil  // the same numbers either way: a run may resume with another chunk size
         c.testLimit = nil
         c.threads = nil
+        c.stages = nil  // the same numbers in one process or in stages
         c.loaderThreads = 0
         c.checkpointEvery = 0
         // Loading converts optimizer state between formats, so a run may resume with another
