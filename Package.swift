@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -6,6 +6,12 @@ let package = Package(
     products: [
         .executable(name: "layerwise", targets: ["layerwise"]),
         .library(name: "Layerwise", targets: ["MemoryLedger", "Randomness", "Tensors", "Shards", "Layers", "Training", "Reports"]),
+        // Pipelined training over MPI ranks (`layerwise train --stages S` under mpirun). Without
+        // the MPI trait it builds too, and says so when a staged run is asked for.
+        .library(name: "LayerwiseStages", targets: ["MessagePassing"]),
+    ],
+    traits: [
+        .trait(name: "MPI", description: "Link Open MPI (libopenmpi-dev) for `layerwise train --stages S` under mpirun."),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -20,6 +26,8 @@ let package = Package(
         // Our small C API over oneDNN 2.6 (Debian's libdnnl-dev; no pkg-config file): the only
         // code that knows oneDNN's C API. libdnnl pulls in its OpenMP runtime (libgomp) itself.
         .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl")]),
+        // Open MPI's C API (libopenmpi-dev), linked only with `--traits MPI`.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         // Elementwise hot loops in C, one implementation per instruction set chosen at run time
         // (CPUID / NEON), so that plain `-c release` builds run AVX2 or AVX-512 where the CPU has it.
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
@@ -33,11 +41,15 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Tensors", "MemoryLedger", "Randomness"]),
         .target(name: "Reports", dependencies: ["MemoryLedger", "FileSystem"]),
         .target(name: "Training", dependencies: ["Layers", "Tensors", "Shards", "Reports", "MemoryLedger", "FileSystem", "Randomness"]),
+        // The MPI link between pipeline stages (`StageLink`); without the MPI trait a stub that
+        // refuses, so the default build needs no MPI headers.
+        .target(name: "MessagePassing", dependencies: ["Training", "Tensors", "MemoryLedger",
+                                                       .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
         // `layerwise bench ...` and `shards bench`: measurements, not part of the library product.
         .target(name: "Benchmarks", dependencies: ["Training", "Layers", "Tensors", "Shards", "MemoryLedger", "Randomness"]),
         .executableTarget(
             name: "layerwise",
-            dependencies: ["Training", "Benchmarks", "Converters", "Layers", "Shards", "Reports", "Tensors", "MemoryLedger",
+            dependencies: ["Training", "MessagePassing", "Benchmarks", "Converters", "Layers", "Shards", "Reports", "Tensors", "MemoryLedger",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             ),
         .testTarget(name: "MemoryLedgerTests", dependencies: ["MemoryLedger", "Randomness"]),

@@ -38,7 +38,9 @@ let package = Package(
         .package(url: "file://$package", from: "0.1.0"),
     ],
     targets: [
-        .executableTarget(name: "TrainMLP", dependencies: [.product(name: "Layerwise", package: "Layerwise")]),
+        .executableTarget(name: "TrainMLP", dependencies: [.product(name: "Layerwise", package: "Layerwise"),
+                                                           // built without the MPI trait: the stub that refuses --stages
+                                                           .product(name: "LayerwiseStages", package: "Layerwise")]),
     ],
     swiftLanguageModes: [.v5]
 )

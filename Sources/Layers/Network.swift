@@ -30,12 +30,18 @@ public final class Network {
     public let spec: ModelSpec
     /// The layers' shapes, parameter counts and conv scratch, compiled from `spec`.
     public let table: ShapeTable
-    /// Conv blocks (VGG family), in order, before the Linear blocks; empty for the mlp.
+    /// Conv blocks (VGG family), in order, before the Linear blocks; empty for the mlp. A
+    /// network of one pipeline stage (`heldBlocks`) has only its own.
     public let convBlocks: [HiddenBlock<ConvMap>]
     /// The conv scratch every conv block and sim head uses a view of (nil for the mlp).
     public let convWorkspace: ConvWorkspace?
-    /// Hidden Linear blocks: the mlp's blocks, or the VGG's classifier block.
+    /// Hidden Linear blocks: the mlp's blocks, or the VGG's classifier block (a stage's network:
+    /// only its own).
     public let blocks: [HiddenBlock<LinearMap>]
+    /// The hidden blocks this network holds: all of them, or one pipeline stage's (see `init`).
+    public let heldBlocks: Range<Int>
+    /// Conv blocks of the model before `convBlocks[0]`, and Linear blocks before `blocks[0]`.
+    let convOffset: Int, linearOffset: Int
     public let output: OutputLayer
     /// The single optimizer of backprop mode (nil in local mode).
     public private(set) var globalOptimizer: Optimizer?
@@ -57,6 +63,11 @@ public final class Network {
 
     /// - Parameters:
     ///   - engine: which code runs the convolutions (`ConvEngine.default` reads the environment).
+    ///   - held: a pipeline stage's consecutive blocks (nil: all). The network then keeps only
+    ///     those blocks (and their optimizers), plus the output layer, which only the stage
+    ///     holding the last block trains (it has its optimizer); the blocks before are drawn and
+    ///     dropped one at a time, so every held block starts with the whole network's weights.
+    ///     The simultaneous schedule with a local loss only.
     ///   - schedule: `.greedy` (a local loss only) builds no heads and no optimizers: each
     ///     block gets them when its round starts (`beginRound`), its heads drawn from a generator
     ///     of (seed, block). So with the same seed the greedy network's initial heads differ from
@@ -65,8 +76,13 @@ public final class Network {
     ///     map weights are dormant until their round (`HiddenBlock.wake()`): a block that has
     ///     not trained yet costs only its bias and BatchNorm tensors.
     public init(spec: ModelSpec, seed: UInt64, optimizer settings: OptimizerSettings = OptimizerSettings(), ledger: Ledger = .shared,
-                engine: ConvEngine = .default, schedule: TrainingSchedule = .simultaneous) {
+                engine: ConvEngine = .default, schedule: TrainingSchedule = .simultaneous, holding held: Range<Int>? = nil) {
         precondition(schedule == .simultaneous || spec.loss.isLocal, "the greedy schedule needs a local loss")
+        let all = 0..<spec.hiddenBlockCount
+        let held = held ?? all
+        precondition(held == all || (spec.loss.isLocal && schedule == .simultaneous && !held.isEmpty && all.contains(held.lowerBound)
+                                     && held.upperBound <= all.upperBound), "a stage holds consecutive blocks of a local, simultaneous network")
+        heldBlocks = held
         self.spec = spec
         self.seed = seed
         self.ledger = ledger
@@ -80,32 +96,42 @@ public final class Network {
         // One conv workspace for the whole network: blocks (and their sim heads) run one at a time
         // in both modes, so one allocation of the largest bound serves every conv. At vgg8b,
         // batch 128: 8.6 MiB instead of 23.4 (backprop) or 55.5 MiB (predsim, with the sim heads).
-        let geometries = table.convGeometries
+        // A stage's workspace serves only its own convs (and their sim heads).
+        let heldConvs = table.convLayers.indices.filter { held.contains(table.convLayers[$0].index) }
+        let geometries = heldConvs.map { table.convGeometries[$0] }
+        let simGeometries = table.simGeometries.isEmpty ? [] : heldConvs.map { table.simGeometries[$0] }
         let workspace = geometries.first.map {
-            ConvWorkspace($0, alsoServing: Array(geometries.dropFirst()) + table.simGeometries, engine: table.engine, ledger: ledger)
+            ConvWorkspace($0, alsoServing: Array(geometries.dropFirst()) + simGeometries, engine: table.engine, ledger: ledger)
         }
-        assert((workspace?.storage.byteCount ?? 0) == table.im2colWorkspaceBytes, "the shape table's conv workspace differs from the network's")
+        assert(held != all || (workspace?.storage.byteCount ?? 0) == table.im2colWorkspaceBytes, "the shape table's conv workspace differs from the network's")
         convWorkspace = workspace
-        convBlocks = table.convLayers.map { l in
-            HiddenBlock(index: l.index, geometry: l.geometry!,
-                        poolAfter: l.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
-                        nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger, sharedWorkspace: workspace,
-                        withHeads: withHeads, dormant: !withHeads)
+        // Blocks outside `held` are drawn (the generator walks the whole network) and dropped at once.
+        convBlocks = table.convLayers.compactMap { l in
+            let b = HiddenBlock(index: l.index, geometry: l.geometry!,
+                                poolAfter: l.poolAfter, classes: spec.classes, dimInDecoder: spec.dimInDecoder, loss: spec.loss, beta: spec.beta,
+                                nonlinearity: spec.nonlinearity, dropout: spec.dropout, rng: &rng, ledger: ledger,
+                                sharedWorkspace: held.contains(l.index) ? workspace : nil, withHeads: withHeads,
+                                dormant: !withHeads)
+            return held.contains(l.index) ? b : nil
         }
-        blocks = table.layers.filter { $0.kind == .linear }.map { l in
-            HiddenBlock(index: l.index, inFeatures: l.inputCount, outFeatures: l.outputCount, classes: spec.classes,
-                        loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
-                        dropout: spec.dropout, rng: &rng, ledger: ledger, withHeads: withHeads, dormant: !withHeads)
+        blocks = table.layers.filter { $0.kind == .linear }.compactMap { l in
+            let b = HiddenBlock(index: l.index, inFeatures: l.inputCount, outFeatures: l.outputCount, classes: spec.classes,
+                                loss: spec.loss, beta: spec.beta, nonlinearity: spec.nonlinearity,
+                                dropout: spec.dropout, rng: &rng, ledger: ledger, withHeads: withHeads, dormant: !withHeads)
+            return held.contains(l.index) ? b : nil
         }
+        let convCount = table.convLayers.count
+        convOffset = min(held.lowerBound, convCount)
+        linearOffset = max(0, held.lowerBound - convCount)
         let inFeatures = table.outputLayer.inputCount
-        output = OutputLayer(index: convBlocks.count + blocks.count, inFeatures: inFeatures, classes: spec.classes,
+        output = OutputLayer(index: spec.hiddenBlockCount, inFeatures: inFeatures, classes: spec.classes,
                              zeroWeights: spec.loss.isLocal, rng: &rng, ledger: ledger)
         if schedule == .greedy {
             // nothing trains before the first round
         } else if spec.loss.isLocal {
             for b in convBlocks { b.optimizer = Optimizer(b.localParameters, settings: settings, ledger: ledger) }
             for b in blocks { b.optimizer = Optimizer(b.localParameters, settings: settings, ledger: ledger) }
-            output.optimizer = Optimizer(output.parameters, settings: settings, ledger: ledger)
+            if holdsOutput { output.optimizer = Optimizer(output.parameters, settings: settings, ledger: ledger) }
         } else {
             globalOptimizer = Optimizer(convBlocks.flatMap(\.parameters) + blocks.flatMap(\.parameters) + output.parameters,
                                         settings: settings, ledger: ledger)
@@ -123,8 +149,22 @@ public final class Network {
         convBlocks.flatMap(\.localParameters) + blocks.flatMap(\.localParameters) + output.parameters
     }
 
-    /// Hidden blocks of every kind (conv, then Linear).
-    public var hiddenBlockCount: Int { convBlocks.count + blocks.count }
+    /// Hidden blocks of every kind (conv, then Linear) in the model (a stage's network holds
+    /// `heldBlocks` of them).
+    public var hiddenBlockCount: Int { spec.hiddenBlockCount }
+
+    /// Whether this network holds every block (not one pipeline stage's).
+    public var holdsAllBlocks: Bool { heldBlocks == 0..<hiddenBlockCount }
+
+    /// Whether this network trains the output layer: it holds the last block.
+    public var holdsOutput: Bool { heldBlocks.upperBound == hiddenBlockCount }
+
+    /// Hidden block `k` (of the model), a conv or a Linear block, which this network must hold.
+    func hiddenBlock(_ k: Int) -> (conv: HiddenBlock<ConvMap>?, linear: HiddenBlock<LinearMap>?) {
+        precondition(heldBlocks.contains(k), "block \(k) is not held by this network (it holds \(heldBlocks))")
+        let convCount = table.convLayers.count
+        return k < convCount ? (convBlocks[k - convOffset], nil) : (nil, blocks[k - convCount - linearOffset])
+    }
 
     public func dropoutSeed(step: Int, layer: Int) -> UInt64 {
         Xoshiro256.derive(seed, 0xD209, UInt64(step), UInt64(layer))
@@ -138,45 +178,11 @@ public final class Network {
     /// and release builds book and free the same bytes in the same order: block k's input
     /// hand-off is freed as soon as block k returns; nothing of the step outlives it.
     public func trainStep(images: Tensor, labels: UnsafePointer<Int32>, lr: Float, step: Int) -> StepStats {
+        precondition(holdsAllBlocks, "a stage's network trains through trainStage")
         if schedule == .greedy { return greedyStep(images: images, labels: labels, lr: lr, step: step) }
-        let w = spec.loss.weights(beta: spec.beta)
         if spec.loss.isLocal {
-            var x: Tensor? = images
-            var blockStats: [BlockStepStats] = []
-            blockStats.reserveCapacity(hiddenBlockCount)
-            if let chunk = chunkSize, chunk < images.rowCount {
-                // Chunked conv blocks hand on through `ChunkedHandOff`: a block whose hand-off is
-                // cheap to recompute (vgg8b's first) keeps the recipe, not the tensor, when the
-                // next block is a conv block that reads it a chunk at a time.
-                var source: ChunkedHandOff? = .tensor(images)
-                for (i, b) in convBlocks.enumerated() {
-                    let recompute = i + 1 < convBlocks.count && b.handOffIsCheapToRecompute
-                    let r = b.trainLocalChunked(source!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index),
-                                                chunk: chunk, recomputeHandOff: recompute)
-                    source = r.handOff  // releases block k's input hand-off
-                    blockStats.append(r.stats)
-                }
-                x = source!.tensor
-                source = nil
-            } else {
-                for b in convBlocks {
-                    let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
-                    x = r.handOff
-                    blockStats.append(r.stats)
-                }
-            }
-            for b in blocks {
-                let r = b.trainLocal(x!, labels: labels, lr: lr, dropoutSeed: dropoutSeed(step: step, layer: b.index), chunk: chunkSize)
-                x = r.handOff  // releases block k's input hand-off
-                blockStats.append(r.stats)
-            }
-            let r = output.train(x!, labels: labels, scale: w.output, wantInputGrad: false)
-            x = nil  // the last hand-off
-            ledger.enter(.update, layer: output.index, label: "update")
-            output.optimizer!.step(lr: lr)
-            for p in output.parameters { p.dropGrad() }
-            ledger.enter(.idle)
-            return StepStats(outputLoss: r.loss, correct: r.correct, blocks: blockStats)
+            // Every block, then the output layer: one stage holding the whole network.
+            return trainStage(images, labels: labels, lr: lr, step: step, blocks: 0..<hiddenBlockCount, trainsOutput: true).stats
         } else {
             var x: Tensor? = images
             for b in convBlocks { x = b.forwardBackprop(x!, dropoutSeed: dropoutSeed(step: step, layer: b.index)) }
@@ -206,6 +212,7 @@ public final class Network {
 
     /// Inference on a batch: returns the number of correct predictions. Heads are not run.
     public func evaluate(images: Tensor, labels: UnsafePointer<Int32>) -> Int {
+        precondition(holdsAllBlocks, "a stage's network evaluates through evaluateStage")
         var x = images
         for b in convBlocks { x = b.forwardEval(x) }
         for b in blocks { x = b.forwardEval(x) }

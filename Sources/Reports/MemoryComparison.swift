@@ -14,6 +14,9 @@ public struct MemoryComparison: Equatable, Sendable, Codable {
     /// True for a report of one run (`init(single:)`); nil or false for a comparison. Optional
     /// so that documents written before it still read.
     public var singleMode: Bool?
+    /// True for the stages of one pipelined run (`init(stages:)`): one lane per stage, no
+    /// local/backprop ratio. Optional so that documents written before it still read.
+    public var stages: Bool?
 
     public init(local: ModeProfile, backprop: ModeProfile, others: [ModeProfile] = []) {
         self.local = local
@@ -34,7 +37,21 @@ public struct MemoryComparison: Equatable, Sendable, Codable {
         headline.activationRatio = nil
     }
 
+    /// The stages of one pipelined run (`layerwise train --stages S --memory-report DIR`), in
+    /// order: each its own process and ledger, shown as one mode each.
+    public init(stages profiles: [ModeProfile]) {
+        precondition(profiles.count >= 2, "a pipelined run has at least two stages")
+        local = profiles[0]
+        backprop = profiles[1]
+        others = Array(profiles.dropFirst(2))
+        stages = true
+        headline = Headline(local: profiles[0], backprop: profiles[1])
+        headline.peakRatio = nil
+        headline.activationRatio = nil
+    }
+
     public var isSingleMode: Bool { singleMode == true }
+    public var isStaged: Bool { stages == true }
 
     /// All modes in report order: local, backprop, then the others (the one run of a
     /// single-mode report).

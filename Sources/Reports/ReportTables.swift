@@ -137,6 +137,14 @@ public struct ReportTables {
 
     /// The first lines of every report: what was run, and the ratios.
     public func headlines() -> [String] {
+        if comparison.isStaged {
+            let modes = comparison.modes
+            let largest = modes.max { $0.peak.total < $1.peak.total }!
+            return ["\(modes.count) stages, one process each: ledger peak " + modes.map { "\($0.name) \(ByteFormat.human($0.peak.total))" }.joined(separator: ", ")
+                    + "; largest \(ByteFormat.human(largest.peak.total)) (\(largest.name))",
+                    "process peak RSS " + modes.map { "\($0.name) \(ByteFormat.human($0.process.peakRSS))" }.joined(separator: ", ")
+                    + ". Each stage's timeline starts at its own first event (the clocks of the processes are not aligned)."]
+        }
         if comparison.isSingleMode {
             let run = comparison.local
             return ["\(run.name): ledger peak \(ByteFormat.human(run.peak.total)), activation peak \(ByteFormat.human(run.activationPeak)); "

@@ -126,18 +126,25 @@ public enum Checkpoint {
             SafeTensorsEntry(name: name, dtype: .f32, shape: t.shape,
                              borrowing: UnsafeRawBufferPointer(start: t.pointer, count: t.byteCount))
         } + namedMoments(network).flatMap { momentEntries($0, $1) }
+        let metadata = try self.metadata(spec: network.spec, state: state, optimizerSteps: network.optimizers.map(\.stepCount),
+                                          normalization: normalization)
+        try SafeTensors.write(entries, metadata: metadata, to: path)
+    }
+
+    /// A checkpoint's metadata (the staged merge writes the same).
+    static func metadata(spec: ModelSpec, state: TrainerState, optimizerSteps: [Int], normalization: Normalization?) throws -> [String: String] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var metadata = [
             "layerwise.format": format,
-            "layerwise.spec": String(decoding: try encoder.encode(network.spec), as: UTF8.self),
+            "layerwise.spec": String(decoding: try encoder.encode(spec), as: UTF8.self),
             "layerwise.state": String(decoding: try encoder.encode(state), as: UTF8.self),
-            "layerwise.optimizer_steps": String(decoding: try encoder.encode(network.optimizers.map(\.stepCount)), as: UTF8.self),
+            "layerwise.optimizer_steps": String(decoding: try encoder.encode(optimizerSteps), as: UTF8.self),
         ]
         if let normalization {
             metadata["layerwise.normalization"] = String(decoding: try encoder.encode(normalization), as: UTF8.self)
         }
-        try SafeTensors.write(entries, metadata: metadata, to: path)
+        return metadata
     }
 
     /// The normalisation a checkpoint's run applied, or nil when it predates the record.
@@ -264,12 +271,17 @@ public enum Checkpoint {
             throw TrainingError.checkpoint(path: path, problem: "has no readable trainer state")
         }
         if includeTraining {
+            // A pipeline stage's network has its blocks' optimizers (and the output layer's, on
+            // the last stage) of the whole network's: one per block, then the output layer's.
+            let indices = network.holdsAllBlocks ? Array(network.optimizers.indices)
+                : Array(network.heldBlocks) + (network.holdsOutput ? [network.hiddenBlockCount] : [])
+            let expected = network.holdsAllBlocks ? network.optimizers.count : network.hiddenBlockCount + 1
             guard let stepsJSON = file.metadata["layerwise.optimizer_steps"],
                   let steps = try? JSONDecoder().decode([Int].self, from: Data(stepsJSON.utf8)),
-                  steps.count == network.optimizers.count else {
+                  steps.count == expected, indices.count == network.optimizers.count else {
                 throw TrainingError.checkpoint(path: path, problem: "has no readable optimizer step counts")
             }
-            for (opt, s) in zip(network.optimizers, steps) { opt.stepCount = s }
+            for (opt, i) in zip(network.optimizers, indices) { opt.stepCount = steps[i] }
         }
         return state
     }

@@ -17,19 +17,28 @@ public final class Trainer {
     public let network: Network
     /// The run folder: `config.json`, `metrics.jsonl` and the checkpoint.
     public let runFolder: RunFolder
-    private let dataset: ShardDataset
-    private let trainSource: RecordBlockSource
-    private let trainLayout: ImageLayout
-    private let loader: BatchLoader
+    let dataset: ShardDataset
+    let trainSource: RecordBlockSource
+    let trainLayout: ImageLayout
+    /// The training batches (nil on the stages of a pipelined run after the first: they receive
+    /// hand-offs instead).
+    let loader: BatchLoader?
+    let progress: ProgressReporter
+    /// Where the run's lines go (a staged run's stages other than the last print only their own
+    /// per-stage line, through `stageLog`).
+    let log: (String) -> Void
+    let stageLog: (String) -> Void
+    /// The link to the neighbouring stages of a pipelined run (`--stages`), nil in one process.
+    let link: StageLink?
+    /// Which blocks each stage trains (nil in one process).
+    public let placement: StagePlacement?
     /// The hand-off cache the current greedy round reads (`--cache-handoffs`), and its round.
     private var handOffLoader: (round: Int, loader: HandOffLoader)?
     /// Tests simulate a kill inside a cache write: it stops dead after this many records.
     var killCacheAfterRecords: Int?
-    private let progress: ProgressReporter
-    private let log: (String) -> Void
 
     /// Where training stands; saved in every checkpoint.
-    public private(set) var state: TrainerState
+    public internal(set) var state: TrainerState
 
     /// Tests simulate a kill: the run stops dead (no checkpoint) once this many steps are done.
     var killAtGlobalStep: Int?
@@ -52,15 +61,30 @@ public final class Trainer {
     ///     an occasional plain line otherwise.
     ///   - log: receives the data line (splits, augmentation, normalisation: the first line a run
     ///     prints) and one line per epoch (the CLI prints them).
+    ///   - link: this process's link to the other stages of a pipelined run (`config.stages`
+    ///     of them, one process each): it trains only its stage's blocks (the last stage also
+    ///     the output layer), the first stage reads the data, the last writes the run folder.
     /// - Throws: ``TrainingError`` for a configuration, dataset or run folder that cannot be
     ///   used, naming what to fix.
     public init(config requested: TrainingConfig, resume: Bool = false, ledger: Ledger = .shared,
-                showProgress: Bool = true, log: @escaping (String) -> Void = { print($0) }) throws {
+                showProgress: Bool = true, log: @escaping (String) -> Void = { print($0) }, link: StageLink? = nil) throws {
         try requested.validate()
         self.ledger = ledger
+        self.link = link
+        let stages = requested.stages ?? 1
+        if let link {
+            guard link.stageCount == stages else {
+                throw TrainingError.stages("--stages \(stages) but \(link.stageCount) processes were started; run `mpirun -np \(stages) layerwise train ... --stages \(stages)`")
+            }
+        } else {
+            guard stages == 1 else { throw TrainingError.stages("--stages \(stages) needs one process per stage, started by mpirun (mpirun -np \(stages) layerwise train ... --stages \(stages))") }
+        }
+        let writes = link.map { $0.stage == $0.stageCount - 1 } ?? true
+        self.stageLog = log
+        let log = writes ? log : { _ in }
         self.log = log
         if requested.isGreedy { log(requested.scheduleLine(blocks: requested.model.hiddenBlockCount)) }
-        progress = ProgressReporter(enabled: showProgress)
+        progress = ProgressReporter(enabled: showProgress && writes)
         BLAS.setThreads(requested.threads ?? ProcessorCount.online)
         dataset = try ShardDataset(directory: requested.data)
         let saved = resume ? try RunFolder(path: requested.run).readConfig() : nil
@@ -115,7 +139,21 @@ public final class Trainer {
         try checked.checkNormalization(mean: config.mean!, std: config.std!)
         log("data \(config.data): \(checked.summary); " + notes.joined(separator: "; "))
         let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
-        if config.isGreedy && (config.memoryBudget != nil || config.diskBudget != nil) {
+        var held: StagePlacement?
+        if let link {
+            // Every stage computes the same placement from the shape table: consecutive blocks
+            // placed so that the largest stage's predicted peak is the smallest; under a budget,
+            // with the chunk size that makes every stage fit.
+            let table = ShapeTable(spec: spec)
+            let staged = try config.memoryBudget.map {
+                try StagePlanner.choose(table, stages: link.stageCount, batchSize: config.batchSize, chunk: config.chunk,
+                                        optimizer: config.optimizer, inFlight: link.inFlight, budget: $0, overhead: .train)
+            } ?? StagePlanner.balanced(table, stages: link.stageCount, batchSize: config.batchSize, chunk: config.chunk,
+                                       optimizer: config.optimizer, inFlight: link.inFlight)
+            config.chunk = staged.chunk
+            held = staged.placement
+            staged.lines.forEach(log)
+        } else if config.isGreedy && (config.memoryBudget != nil || config.diskBudget != nil) {
             // Per round: the chunk, and with --cache-handoffs whether it reads a cache, so that
             // every round fits the memory budget and every cache the disk budget.
             let cache = config.cacheHandOffs == nil ? nil
@@ -135,10 +173,11 @@ public final class Trainer {
             choice.description.forEach(log)
         }
         self.config = config
+        placement = held
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger,
-                          schedule: config.schedule ?? .simultaneous)
+                          schedule: config.schedule ?? .simultaneous, holding: link.map { held!.blocks[$0.stage] })
         network.chunkSize = config.chunk
-        loader = try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
+        loader = link.map { $0.stage > 0 } == true ? nil : try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
         runFolder = try RunFolder(path: config.run)
         if let saved {
             guard saved.resumeKey == config.resumeKey else {
@@ -159,7 +198,7 @@ public final class Trainer {
                 throw TrainingError.checkpoint(path: runFolder.checkpointPath, problem: "was made on other data (fingerprint \(state.cursor.fingerprint), dataset has \(trainSource.fingerprint))")
             }
         } else {
-            try runFolder.start(config: config)
+            if writes { try runFolder.start(config: config) }
             state = TrainerState(cursor: LoaderCursor(fingerprint: trainSource.fingerprint, seed: config.seed, epoch: 0,
                                                       recordsConsumed: 0, shuffle: true, poolBlocks: LoaderConfig().poolBlocks))
             if config.isGreedy {
@@ -212,6 +251,7 @@ public final class Trainer {
 
     /// Runs (the rest of) the current epoch, evaluates, appends to metrics.jsonl and checkpoints.
     public func runEpoch() throws -> EpochMetrics {
+        if let link, let placement { return try runStagedEpoch(link: link, placement: placement) }
         let epoch = state.cursor.epoch
         let lr = config.learningRate(epoch: epoch, blocks: network.hiddenBlockCount)
         let title = "epoch \(epoch + 1)/\(runEpochs)" + (network.round.map { " (round \($0 + 1)/\(network.hiddenBlockCount))" } ?? "")
@@ -220,7 +260,7 @@ public final class Trainer {
         ledger.resetPeaks()
         ProcessMemory.resetPeak()
         let cache = try handOffCache()
-        if let cache { try cache.resume(from: state.cursor) } else { try loader.resume(from: state.cursor) }
+        if let cache { try cache.resume(from: state.cursor) } else { try loader!.resume(from: state.cursor) }
         var memoryReport = startMemoryReport()
         let started = MonotonicClock.now()
         var samples = 0
@@ -333,7 +373,7 @@ public final class Trainer {
             guard let b = try cache.nextBatch() else { return nil }
             return Input(input: Tensor(storage: b.values, shape: [b.count] + b.shape), labels: b.labels.pointer, count: b.count)
         }
-        guard let b = try loader.nextBatch() else { return nil }
+        guard let b = try loader!.nextBatch() else { return nil }
         return Input(input: Tensor(storage: b.images, shape: [b.count, b.channels, b.height, b.width]), labels: b.labels.pointer, count: b.count)
     }
 
@@ -341,16 +381,16 @@ public final class Trainer {
 
     /// Training steps the `--memory-report` covers: the first ones this process runs.
     public static let memoryReportSteps = 3
-    private var memoryReportWritten = false
+    var memoryReportWritten = false
 
-    private struct MemoryReportStart {
+    struct MemoryReportStart {
         var firstStep: Int
         var startRSS: Int
     }
 
     /// Starts recording the ledger's history for the report, once per process (nil when no report
     /// is asked for or it is written already).
-    private func startMemoryReport() -> MemoryReportStart? {
+    func startMemoryReport() -> MemoryReportStart? {
         guard config.memoryReport != nil, !memoryReportWritten else { return nil }
         ledger.clearEvents()
         ledger.setRecording(true)
@@ -376,7 +416,7 @@ public final class Trainer {
         log("memory report of the first \(steps) steps written to \(directory)/: \(ReportWriter.fileNames.joined(separator: ", "))")
     }
 
-    private func checkFinite(_ stats: StepStats, epoch: Int) throws {
+    func checkFinite(_ stats: StepStats, epoch: Int) throws {
         guard stats.outputLoss.isFinite else {
             throw TrainingError.nonFiniteLoss(layer: "output layer", step: state.globalStep, epoch: epoch, value: stats.outputLoss)
         }

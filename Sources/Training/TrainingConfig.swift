@@ -91,6 +91,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var roundChunks: [Int?]?
     /// Largest hand-off cache on disk the planner may choose (`--disk-budget`; nil: no limit).
     public var diskBudget: Int?
+    /// Pipeline stages (`--stages`): consecutive blocks per MPI rank, one rank per stage
+    /// (nil or 1: one process). The same training either way, so a run may resume with
+    /// another number of stages.
+    public var stages: Int?
 
     /// The paper's Fashion-MNIST MLP recipe on `data/fashion-mnist`, run folder `runs/mlp`.
     public init() {}
@@ -128,6 +132,14 @@ extension TrainingConfig {
         try require(cachePrecision == nil || cacheHandOffs != nil, "--cache-precision needs --cache-handoffs DIR")
         try require(diskBudget == nil || cacheHandOffs != nil, "--disk-budget needs --cache-handoffs DIR (it limits the hand-off caches)")
         if let diskBudget { try require(diskBudget > 0, "--disk-budget must be positive") }
+        if let stages {
+            try require(stages >= 1, "--stages must be at least 1 (got \(stages))")
+            if stages > 1 {
+                try require(model.loss.isLocal, "--stages needs a local loss: backprop sends gradients back through every block, so its blocks cannot run as a pipeline")
+                try require(schedule != .greedy, "--stages pipelines the simultaneous schedule; the greedy schedule trains one block at a time")
+                try require(stages <= model.hiddenBlockCount, "--stages \(stages) is more than the model's \(model.hiddenBlockCount) hidden blocks (one stage holds at least one block)")
+            }
+        }
         try require((mean == nil) == (std == nil), "--normalize needs both a mean and a std")
         if let std { try require(!std.isEmpty && std.allSatisfy { $0 > 0 && $0.isFinite }, "--normalize: std values must be positive (got \(std))") }
         if let mean { try require(!mean.isEmpty && mean.allSatisfy { $0.isFinite }, "--normalize: mean values must be finite (got \(mean))") }
@@ -152,6 +164,7 @@ extension TrainingConfig {
         if c.cachePrecision == .fp32 { c.cachePrecision = nil }
         c.testLimit = nil
         c.threads = nil
+        c.stages = nil  // the same numbers in one process or in stages
         c.loaderThreads = 0
         c.checkpointEvery = 0
         // Loading converts optimizer state between formats, so a run may resume with another

@@ -7,6 +7,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case data(String)
     /// The planner's predicted ledger peak does not fit `--memory-budget`; the message has the numbers.
     case overMemoryBudget(String)
+    /// A pipelined run (`--stages`) cannot start or lost a stage; the message says which and why.
+    case stages(String)
 
     /// The error as a sentence that names what to fix.
     public var description: String {
@@ -23,6 +25,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return problem
         case let .overMemoryBudget(message):
             return message
+        case let .stages(problem):
+            return "stages: \(problem)"
         }
     }
 }

@@ -63,6 +63,11 @@ struct PlanCommand: ParsableCommand {
     var gflops: Double = 100
     @Option(help: "BLAS and oneDNN threads (oneDNN's scratch depends on them; default: all cores).")
     var threads: Int?
+    @Option(help: ArgumentHelp("Pipeline stages (`train --stages`): each stage's blocks and predicted peak, the blocks placed so that the largest stage is smallest. auto: the fewest stages whose largest fits --memory-budget.",
+                               valueName: "S|auto"))
+    var stages: String?
+    @Option(help: ArgumentHelp("With --stages: sends a stage keeps in flight (train --in-flight).", valueName: "N"))
+    var inFlight: Int = 1
 
     func validate() throws {
         guard LossKind(rawValue: loss) != nil else {
@@ -78,6 +83,14 @@ struct PlanCommand: ParsableCommand {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto")
         }
         guard ["train", "profile"].contains(command) else { throw ValidationError("--command must be train or profile") }
+        if let stages {
+            guard LossKind(rawValue: loss)?.isLocal == true, schedule == TrainingSchedule.simultaneous.rawValue else {
+                throw ValidationError("--stages plans local losses under the simultaneous schedule")
+            }
+            guard stages == "auto" || (Int(stages) ?? 0) >= 1 else { throw ValidationError("--stages must be a number of stages or auto (got \(stages))") }
+            guard stages != "auto" || memoryBudget != nil else { throw ValidationError("--stages auto picks the fewest stages that fit --memory-budget; give one") }
+            guard inFlight >= 0 else { throw ValidationError("--in-flight must not be negative") }
+        }
         guard let kind = TrainingSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be simultaneous or greedy") }
         if kind == .greedy {
             guard LossKind(rawValue: loss)?.isLocal == true else { throw ValidationError("--schedule greedy needs a local loss") }
@@ -112,6 +125,7 @@ struct PlanCommand: ParsableCommand {
         optimizer.kind = OptimizerKind(rawValue: optim)!
         optimizer.stateFormat = optimizerState
         let table = ShapeTable(spec: spec)
+        if let stages { return try planStages(table, stages: stages == "auto" ? nil : Int(stages)!, optimizer: optimizer) }
         var chunk = self.chunk
         let greedy = schedule == TrainingSchedule.greedy.rawValue
         var rounds: [MemoryPlan] = []
@@ -177,6 +191,31 @@ struct PlanCommand: ParsableCommand {
                                 prefix / 1e9, 100 * prefix / max(round, 1), prefix / (gflops * 1e9), write / 1e9))
         }
         return lines
+    }
+
+    /// `--stages`: each stage's blocks and predicted peak, against one process's.
+    private func planStages(_ table: ShapeTable, stages: Int?, optimizer: OptimizerSettings) throws {
+        guard (stages ?? 1) <= table.hiddenLayers.count else {
+            throw ValidationError("--stages \(stages!) is more than the model's \(table.hiddenLayers.count) hidden blocks")
+        }
+        let staged: StagedPlan
+        if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
+            if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
+            staged = try StagePlanner.choose(table, stages: stages, batchSize: batchSize, chunk: chunk, optimizer: optimizer, inFlight: inFlight,
+                                             budget: budget.bytes, overhead: command == "train" ? .train : .profile)
+        } else {
+            staged = StagePlanner.balanced(table, stages: stages!, batchSize: batchSize, chunk: chunk, optimizer: optimizer, inFlight: inFlight)
+        }
+        let spec = table.spec, c = spec.inputShape
+        print("\(spec.description); input \(c[1])x\(c[2])x\(c[0]), \(spec.classes) classes; batch \(batchSize)"
+              + (staged.chunk.map { ", local steps in chunks of \($0)" } ?? "") + "; \(staged.placement.stageCount) stages, \(inFlight) hand-off\(inFlight == 1 ? "" : "s") in flight; conv engine \(table.engine.rawValue), \(BLAS.threads) threads")
+        staged.lines.forEach { print($0) }
+        let one = MemoryPlanner.plan(table, batchSize: batchSize, chunk: staged.chunk, optimizer: optimizer)
+        print("one process: predicted ledger peak \(ByteFormat.human(one.peak)) (\(ByteFormat.exact(one.peak)) bytes)")
+        print(String(format: "largest stage / one process: %.3fx the ledger peak", Double(staged.largest.peak) / Double(one.peak)))
+        let n = staged.placement.stageCount
+        print("run it with: mpirun -np \(n) layerwise train ... --stages \(n)" + (staged.chunk.map { " --chunk \($0)" } ?? "")
+              + (memoryBudget.map { " --memory-budget \($0)" } ?? ""))
     }
 
     /// The shape table with the plan's per-layer figures.

@@ -5,6 +5,7 @@ import MemoryLedger
 import Reports
 import Tensors
 import Training
+import MessagePassing
 import Foundation
 
 struct TrainCommand: ParsableCommand {
@@ -107,6 +108,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write memory reports (summary.txt, memory.json, memory.html, trace.json) of the first \(Trainer.memoryReportSteps) training steps into this folder.",
                                valueName: "dir"))
     var memoryReport: String?
+    @Option(help: ArgumentHelp("Pipeline the hidden blocks over S processes started by `mpirun -np S` (local losses, simultaneous schedule): each trains consecutive blocks (placed by the planner so that the largest stage's predicted ledger peak is smallest; with --memory-budget, per stage) on the hand-off of the one before; the first reads the data, the last trains the output layer and writes the run folder (on a file system every process sees). The same weights as one process. auto: as many stages as mpirun started. Needs a build with MPI (swift build --traits MPI).",
+                               valueName: "S|auto"))
+    var stages: String = "1"
+    @Option(help: ArgumentHelp("With --stages: hand-offs a stage may still be sending while it computes its next batch (0: it waits until the next stage has received each one; the plan books N hand-offs per stage).", valueName: "N"))
+    var inFlight: Int = 1
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -127,6 +133,8 @@ struct TrainCommand: ParsableCommand {
         }
         guard TrainingSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be simultaneous or greedy") }
         if let diskBudget, ByteCount.parse(diskBudget) == nil { throw ValidationError("--disk-budget \(diskBudget) is not a size like 20GiB or 500MB") }
+        guard stages == "auto" || (Int(stages) ?? 0) >= 1 else { throw ValidationError("--stages must be at least 1, or auto (got \(stages))") }
+        if inFlight < 0 { throw ValidationError("--in-flight must not be negative (got \(inFlight))") }
         if trainSplit.isEmpty || testSplit.isEmpty { throw ValidationError("--train-split and --test-split need a split name (or --test-split none)") }
     }
 
@@ -191,11 +199,40 @@ struct TrainCommand: ParsableCommand {
         c.cacheHandOffs = cacheHandoffs
         c.cachePrecision = cachePrecision
         c.diskBudget = diskBudget.flatMap { ByteCount.parse($0) }
+        c.stages = Int(stages).flatMap { $0 == 1 ? nil : $0 }
         return c
     }
 
     func run() throws {
-        let trainer = try Trainer(config: makeConfig(), resume: resume, showProgress: !quiet)
+        var config = makeConfig()
+        let auto = stages == "auto"
+        guard auto || config.stages != nil else { return try train(config) }
+        // Refusals that need no other process come first, the same on every process.
+        try config.validate()
+        if auto && !config.model.loss.isLocal { throw TrainingError.invalidConfig("--stages needs a local loss: backprop sends gradients back through every block, so its blocks cannot run as a pipeline") }
+        let link = try MPIRuntime.start(stages: config.stages, batchSize: config.batchSize, blocks: config.model.hiddenBlockCount, inFlight: inFlight)
+        if auto {
+            config.stages = link.stageCount
+            try config.validate()
+        }
+        do {
+            try train(config, link: link)
+        } catch {
+            // One stage failing stops the others (they would wait for it forever).
+            FileHandle.standardError.write(Data("Error: stage \(link.stage + 1) of \(link.stageCount): \(error)\n".utf8))
+            MPIRuntime.abort(code: 1)
+            throw error
+        }
+        MPIRuntime.finish()
+    }
+
+    private func train(_ config: TrainingConfig, link: StageLink? = nil) throws {
+        let last = link.map { $0.stage == $0.stageCount - 1 } ?? true
+        let trainer = try Trainer(config: config, resume: resume, showProgress: !quiet, link: link)
+        guard last else {
+            try trainer.run()
+            return
+        }
         print("\(trainer.network.spec.description); \(trainer.network.spec.parameterCount) parameters (+\(trainer.network.spec.headParameterCount) in local heads)")
         if resume {
             let s = trainer.state

@@ -9,6 +9,12 @@ public struct BlockStepStats: Sendable {
     /// Local pred-head errors in this batch (nil when the block has no classifying head).
     public var wrong: Int?
     public var loss: Float { predLoss + simLoss }
+
+    public init(predLoss: Float = 0, simLoss: Float = 0, wrong: Int? = nil) {
+        self.predLoss = predLoss
+        self.simLoss = simLoss
+        self.wrong = wrong
+    }
 }
 
 /// A hidden block (DESIGN.md section 2): map (a Linear layer or a 3x3 conv, `HiddenMap`) ->

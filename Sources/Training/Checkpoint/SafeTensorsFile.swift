@@ -82,6 +82,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return try body(UnsafeRawBufferPointer(start: start, count: tensor.byteCount))
     }
 
+    /// The raw little-endian bytes of `name` in the file's mapping: valid while this file is
+    /// alive (to write them into another file without a copy, keep the file alive until then).
+    public func mappedBytes(_ name: String) throws -> UnsafeRawBufferPointer {
+        let tensor = try info(name)
+        return UnsafeRawBufferPointer(start: mapping + dataStart + tensor.dataOffsets.lowerBound, count: tensor.byteCount)
+    }
+
     /// The elements of `name` as an array; the element type must match the stored dtype.
     public func array<T: SafeTensorsElement>(_ name: String, as type: T.Type = T.self) throws -> [T] {
         let tensor = try info(name)

@@ -100,12 +100,15 @@ public enum MemoryPlanner {
         plan(ShapeTable(spec: spec, engine: engine), batchSize: batchSize, chunk: chunk, optimizer: optimizer)
     }
 
-    /// The plan from a compiled table; with `round`, of that round of the greedy schedule.
-    /// `cached`: the greedy round reads its prefix's output from a hand-off cache.
+    /// The plan from a compiled table; with `round`, of that round of the greedy schedule
+    /// (`cached`: the round reads its prefix's output from a hand-off cache); with `stage`, of
+    /// the pipeline stage holding those blocks (`ShapeTable.stageStepProgram`, `inFlight`
+    /// hand-offs in its send ring).
     public static func plan(_ table: ShapeTable, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings = OptimizerSettings(),
-                            round: Int? = nil, cached: Bool = false) -> MemoryPlan {
+                            round: Int? = nil, cached: Bool = false, stage: Range<Int>? = nil, inFlight: Int = 1) -> MemoryPlan {
         let spec = table.spec
         let program = round.map { table.greedyStepProgram(round: $0, batch: batchSize, chunk: chunk, optimizer: optimizer, cached: cached) }
+            ?? stage.map { table.stageStepProgram(blocks: $0, batch: batchSize, chunk: chunk, optimizer: optimizer, inFlight: inFlight) }
             ?? table.stepProgram(batch: batchSize, chunk: chunk, optimizer: optimizer)
         var replay = AllocationReplay()
         var persistent = CategoryBytes()
@@ -127,7 +130,9 @@ public enum MemoryPlanner {
         if let w = window { windows[w] = max(windows[w] ?? 0, replay.windowPeak) }
         precondition(replay.transient == replay.baseline, "planner: a step left transient bytes behind")
         let f = MemoryLayout<Float>.stride
-        let layers = table.layers.map { l -> LayerPlan in
+        let holdsOutput = stage.map { $0.upperBound == table.hiddenLayers.count } ?? true
+        let heldLayers = table.layers.filter { l in stage.map { $0.contains(l.index) || (l.kind == .output && holdsOutput) } ?? true }
+        let layers = heldLayers.map { l -> LayerPlan in
             // Greedy: only round k's block has heads and optimizer state (and the output layer
             // has its optimizer in the last round).
             let trains = round.map { l.index == $0 || (l.kind == .output && $0 == table.greedyRounds - 1) } ?? true
@@ -143,6 +148,12 @@ public enum MemoryPlanner {
                           round: round, rounds: round == nil ? nil : table.greedyRounds, cached: cached ? true : nil,
                           persistent: persistent, layers: layers,
                           peak: replay.peak, peakBreakdown: replay.peakBreakdown)
+    }
+
+    /// The plan of every stage of `placement` (`Network(holding:)` per stage), in order.
+    public static func stagePlans(_ table: ShapeTable, placement: StagePlacement, batchSize: Int, chunk: Int? = nil,
+                                  optimizer: OptimizerSettings = OptimizerSettings(), inFlight: Int = 1) -> [MemoryPlan] {
+        placement.blocks.map { plan(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer, stage: $0, inFlight: inFlight) }
     }
 
     /// The plan of every round of the greedy schedule, in order.

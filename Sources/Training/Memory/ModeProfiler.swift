@@ -90,8 +90,9 @@ public enum ModeProfiler {
 
     /// Rows with the planner's figures (W_k) next to the measured ones.
     static func plannedRows(_ spec: ModelSpec, batch: Int, chunk: Int?, optimizer: OptimizerSettings, round: Int? = nil,
-                            windows: [Int: LayerWindow]) -> [LayerRow] {
-        let plan = MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: batch, chunk: chunk, optimizer: optimizer, round: round)
+                            stage: Range<Int>? = nil, inFlight: Int = 1, windows: [Int: LayerWindow]) -> [LayerRow] {
+        let plan = MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: batch, chunk: chunk, optimizer: optimizer, round: round,
+                                      stage: stage, inFlight: inFlight)
         return plan.layers.map { layer -> LayerRow in
             let window = windows[layer.index]
             return LayerRow(index: layer.index, name: layer.name, params: layer.params, headParams: layer.headParams,
