@@ -168,10 +168,12 @@ public final class Network {
                 x = r.handOff  // releases block k's input hand-off
                 blockStats.append(r.stats)
             }
-            let r = output.train(x!, labels: labels, scale: w.output, wantInputGrad: false)
+            let r = StepProfiler.measure(.outputLayer, layer: StepProfiler.outputLayer) {
+                output.train(x!, labels: labels, scale: w.output, wantInputGrad: false)
+            }
             x = nil  // the last hand-off
             ledger.enter(.update, layer: output.index, label: "update")
-            output.optimizer!.step(lr: lr)
+            StepProfiler.measure(.update, layer: StepProfiler.outputLayer) { output.optimizer!.step(lr: lr) }
             for p in output.parameters { p.dropGrad() }
             ledger.enter(.idle)
             return StepStats(outputLoss: r.loss, correct: r.correct, blocks: blockStats)
@@ -182,7 +184,9 @@ public final class Network {
             var grad: Tensor?
             var outputLoss: Float = 0, correct = 0
             do {
-                let r = output.train(x!, labels: labels, scale: 1, wantInputGrad: true)
+                let r = StepProfiler.measure(.outputLayer, layer: StepProfiler.outputLayer) {
+                    output.train(x!, labels: labels, scale: 1, wantInputGrad: true)
+                }
                 outputLoss = r.loss
                 correct = r.correct
                 grad = r.inputGrad
@@ -195,7 +199,7 @@ public final class Network {
                 grad = b.backwardBackprop(grad!, wantInputGrad: b.index > 0)
             }
             ledger.enter(.update, layer: nil, label: "update")
-            globalOptimizer!.step(lr: lr)
+            StepProfiler.measure(.update, layer: StepProfiler.outputLayer) { globalOptimizer!.step(lr: lr) }
             for p in allParameters { p.dropGrad() }
             ledger.enter(.idle)
             return StepStats(outputLoss: outputLoss, correct: correct, blocks: [])

@@ -26,6 +26,8 @@ struct BenchTrainCommand: ParsableCommand {
     var threads: Int?
     @Option(help: "Also measure each local loss with chunked local steps of N examples (same run), to price the recomputation.")
     var chunk: Int?
+    @Flag(help: "Also time each block by section (conv passes with their GFLOP/s, oneDNN reorders, sim head, pred head, BatchNorm, pooling, update, loader).")
+    var breakdown = false
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -42,6 +44,7 @@ struct BenchTrainCommand: ParsableCommand {
         options.threads = threads ?? ProcessorCount.online
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         options.chunk = chunk
+        options.breakdown = breakdown
         let results = try TrainingBenchmark.run(options)
         if json {
             let encoder = JSONEncoder()
@@ -62,6 +65,7 @@ struct BenchTrainCommand: ParsableCommand {
                 print(String(format: "             BLAS sgemm in this run %.1f GFLOP/s at the MLP's shapes: GEMM bound %.0f samples/s, achieved %.2f of it",
                              r.gemmGFLOPS, r.gemmBoundSamplesPerSecond, r.samplesPerSecond / max(r.gemmBoundSamplesPerSecond, 1e-9)))
             }
+            if let breakdown = r.breakdown { print(breakdown.text) }
         }
     }
 }

@@ -128,11 +128,13 @@ public final class LocalHeads<Map: HiddenMap> {
         var pred = HeadResult(), sim = HeadResult()
         if readsDecoderFeatures {
             // The pooled h that pred, pred-bpf and sim-bpf read: (B, C, h', w'), or h itself.
-            let pooled = pool(h)
-            let dPooled = pooling.pools ? Tensor(pooled.shape, .activationGrads, layer: layer, label: "pred.pooled.grad", ledger: ledger) : dh
-            decoderHeads(pooled, into: dPooled, labels: labels, weights: w, pred: &pred, sim: &sim)
-            if pooling.pools {
-                AvgPoolKernel.backward(dy: dPooled, into: dh, geometry: pooling.geometry, accumulate: true)
+            StepProfiler.measure(.predHead, layer: layer) {
+                let pooled = pool(h)
+                let dPooled = pooling.pools ? Tensor(pooled.shape, .activationGrads, layer: layer, label: "pred.pooled.grad", ledger: ledger) : dh
+                decoderHeads(pooled, into: dPooled, labels: labels, weights: w, pred: &pred, sim: &sim)
+                if pooling.pools {
+                    AvgPoolKernel.backward(dy: dPooled, into: dh, geometry: pooling.geometry, accumulate: true)
+                }
             }
         }
         if let simWeight, let simMap {
@@ -242,16 +244,18 @@ public final class LocalHeads<Map: HiddenMap> {
         for range in chunks {
             let sc = s.rows(0..<range.count)
             map.forward(x: h.rows(range), weight: weight.value, bias: nil, into: sc)
-            SpatialStdKernel.forward(x: sc, into: std.rows(range))
+            StepProfiler.measure(.simStd, layer: layer) { SpatialStdKernel.forward(x: sc, into: std.rows(range)) }
         }
         var features: Tensor? = std  // the loss drops its reference; std stays for the backward
-        let (loss, dstd) = SimilarityLoss.lossAndGrad(features: &features, target: &target, scale: scale, layer: layer, ledger: ledger)
+        let (loss, dstd) = StepProfiler.measure(.simLoss, layer: layer) {
+            SimilarityLoss.lossAndGrad(features: &features, target: &target, scale: scale, layer: layer, ledger: ledger)
+        }
         result.loss = loss
         let weightGrad = weight.makeGrad()
         for range in chunks {
             let sc = s.rows(0..<range.count), hc = h.rows(range)
             map.forward(x: hc, weight: weight.value, bias: nil, into: sc)  // recompute
-            SpatialStdKernel.backward(ds: dstd.rows(range), x: sc, s: std.rows(range), into: sc)
+            StepProfiler.measure(.simStd, layer: layer) { SpatialStdKernel.backward(ds: dstd.rows(range), x: sc, s: std.rows(range), into: sc) }
             map.backwardWeights(dy: sc, x: hc, weightGrad: weightGrad, biasGrad: nil, accumulate: range.lowerBound > 0)
             map.backwardData(dy: sc, weight: weight.value, into: dh.rows(range), accumulate: true)
         }

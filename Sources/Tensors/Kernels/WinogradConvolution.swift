@@ -1,0 +1,147 @@
+import CKernels
+
+/// Winograd F(2x2, 3x3) for stride-1, pad-1 3x3 convolutions over NCHW tensors (the `.winograd`
+/// engine): each 4x4 input tile is transformed (V = B^T d B), the 16 tile positions xi become 16
+/// GEMMs through the BLAS, M[xi] (OC, T) = U[xi] (OC, C) V[xi] (C, T) with U = G g G^T, and each
+/// output tile is A^T m A. 16 multiplies per 2x2 outputs instead of 36: 2.25x fewer FLOPs in the
+/// GEMMs, at the cost of the transforms (`CKernels`' lw_wino_*, one thread).
+///
+/// The same kernel runs backward-data (the transposed convolution is a pad-1 3x3 convolution of
+/// dy with the filter rotated 180 degrees and its channel axes swapped) and backward-weights
+/// (the adjoint: dU[xi] (OC, C) = sum over tiles of Z[xi] (OC, T) V[xi]^T with Z = A dy A^T, then
+/// dW = G^T dU G).
+///
+/// Accuracy: the transforms add and subtract at most 4 values per step and halve exactly, so
+/// the result is the direct convolution's with a few more roundings per output; the bound per
+/// vgg8b shape is pinned by `WinogradConvolutionTests` against float64. The transform loops give
+/// the same bits on every `KernelPath`; the GEMMs' bits are the BLAS's (they may differ between
+/// OpenBLAS core types, like im2col's).
+///
+/// Workspace (floats), for blocks of n images (n H'W'/4 tiles at most, `tilesPerBlock`):
+///
+///     16 OC C                          U (or dU)
+///   + 2 x 16 max(C, OC) T              V and M (or V and Z), T = n ceil(H/2) ceil(W/2)
+///   + (2 ceil(H/2) + 2)(2 ceil(W/2) + 2)   one padded plane
+///
+/// independent of the batch; booked as the network's conv workspace (`ConvWorkspace.bytes`).
+public enum WinogradConvolution {
+    /// Tiles each of the 16 GEMMs aims for: whole images up to this many tiles per block.
+    /// ConvBenchmark (`layerwise bench conv --engines winograd`): 256 and 512 gave the same rates
+    /// within noise at vgg8b's shapes, so the smaller bound keeps the workspace down.
+    public static let tileTarget = 256
+    /// Smallest map computed with Winograd (H and W): below it the padded 2x2 tiles waste too much.
+    public static let minimumSize = 7
+    /// Fewest channels (C and OC) computed with Winograd: the GEMMs of a thin layer are too small.
+    public static let minimumChannels = 16
+
+    /// Whether the `.winograd` engine computes this pass of `g` with Winograd (else oneDNN).
+    public static func handles(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
+        g.kernel == 3 && g.padding == 1 && g.height >= minimumSize && g.width >= minimumSize
+            && g.inChannels >= minimumChannels && g.outChannels >= minimumChannels
+    }
+
+    /// Whether any pass of `g` runs with Winograd.
+    public static func handlesAnyPass(_ g: ConvGeometry) -> Bool { ConvPass.allCases.contains { handles(g, $0) } }
+
+    /// ceil(H/2) ceil(W/2).
+    public static func tilesPerImage(_ g: ConvGeometry) -> Int { lw_wino_tiles(Int32(g.height), Int32(g.width)) }
+
+    /// Images per GEMM block: as many whole images as fit `tileTarget` tiles (at least one).
+    public static func imagesPerBlock(_ g: ConvGeometry) -> Int { max(1, tileTarget / tilesPerImage(g)) }
+
+    /// T: the tile columns of the largest block.
+    public static func tilesPerBlock(_ g: ConvGeometry) -> Int { imagesPerBlock(g) * tilesPerImage(g) }
+
+    /// Bytes of scratch every pass of `g` needs (the type's comment).
+    public static func workspaceBytes(_ g: ConvGeometry) -> Int {
+        let wide = max(g.inChannels, g.outChannels)
+        let floats = 16 * g.outChannels * g.inChannels + 2 * 16 * wide * tilesPerBlock(g)
+            + lw_wino_plane_floats(Int32(g.height), Int32(g.width))
+        return floats * MemoryLayout<Float>.stride
+    }
+
+    /// The workspace's regions: U, V, M and the plane.
+    private static func regions(_ g: ConvGeometry, _ workspace: UnsafeMutablePointer<Float>)
+        -> (u: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, plane: UnsafeMutablePointer<Float>) {
+        let block = 16 * max(g.inChannels, g.outChannels) * tilesPerBlock(g)
+        let u = workspace, v = u + 16 * g.outChannels * g.inChannels, m = v + block
+        return (u, v, m, m + block)
+    }
+
+    // x (B, C, H, W), w (OC, C, 3, 3), b (OC) -> y (B, OC, H, W)
+    /// y = conv(x, W) + b.
+    public static func forward(_ g: ConvGeometry, batch: Int, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, workspace: UnsafeMutableRawPointer) {
+        let r = regions(g, workspace.assumingMemoryBound(to: Float.self))
+        lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 0, r.u)
+        run(g, batch: batch, from: x, channels: g.inChannels, filter: r.u, to: y, outChannels: g.outChannels,
+            bias: bias, accumulate: false, r)
+    }
+
+    // dy (B, OC, H, W), w (OC, C, 3, 3) -> dx (B, C, H, W), overwritten or added to
+    /// dx (+)= conv^T(dy, W): the forward kernel on dy with the rotated, transposed filter.
+    public static func backwardData(_ g: ConvGeometry, batch: Int, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                    dx: UnsafeMutablePointer<Float>, accumulate: Bool, workspace: UnsafeMutableRawPointer) {
+        let r = regions(g, workspace.assumingMemoryBound(to: Float.self))
+        lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 1, r.u)
+        run(g, batch: batch, from: dy, channels: g.outChannels, filter: r.u, to: dx, outChannels: g.inChannels,
+            bias: nil, accumulate: accumulate, r)
+    }
+
+    /// The forward kernel over blocks of whole images: `channels` in, `outChannels` out, with
+    /// the filter `u` (16, outChannels, channels) already transformed.
+    private static func run(_ g: ConvGeometry, batch: Int, from input: UnsafePointer<Float>, channels: Int,
+                            filter u: UnsafeMutablePointer<Float>, to output: UnsafeMutablePointer<Float>, outChannels: Int,
+                            bias: UnsafePointer<Float>?, accumulate: Bool,
+                            _ r: (u: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, plane: UnsafeMutablePointer<Float>)) {
+        let h = Int32(g.height), w = Int32(g.width), spatial = g.height * g.width
+        let tiles = tilesPerImage(g), step = imagesPerBlock(g)
+        for start in stride(from: 0, to: batch, by: step) {
+            let n = min(step, batch - start), t = n * tiles
+            lw_wino_input(input + start * channels * spatial, Int32(n), Int32(channels), h, w, r.v, t, r.plane)
+            for xi in 0..<16 {
+                BLAS.gemm(transA: false, transB: false, m: outChannels, n: t, k: channels,
+                          a: u + xi * outChannels * channels, lda: channels, b: r.v + xi * channels * t, ldb: t,
+                          beta: 0, c: r.m + xi * outChannels * t, ldc: t)
+            }
+            lw_wino_output(r.m, t, Int32(n), Int32(outChannels), h, w, bias, accumulate ? 1 : 0,
+                           output + start * outChannels * spatial, r.plane)
+        }
+    }
+
+    // dy (B, OC, H, W), x (B, C, H, W) -> dW (OC, C, 3, 3), db (OC), overwritten or added to
+    /// dW (+)= G^T (sum over tiles of Z[xi] V[xi]^T) G, db (+)= sum of dy. Either may be nil.
+    public static func backwardWeights(_ g: ConvGeometry, batch: Int, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                       weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
+                                       accumulate: Bool, workspace: UnsafeMutableRawPointer) {
+        let r = regions(g, workspace.assumingMemoryBound(to: Float.self))
+        let h = Int32(g.height), w = Int32(g.width), spatial = g.height * g.width
+        let c = g.inChannels, oc = g.outChannels
+        if let weightGrad {
+            let tiles = tilesPerImage(g), step = imagesPerBlock(g)
+            if batch == 0 { r.u.update(repeating: 0, count: 16 * oc * c) }
+            for start in stride(from: 0, to: batch, by: step) {
+                let n = min(step, batch - start), t = n * tiles
+                lw_wino_input(x + start * c * spatial, Int32(n), Int32(c), h, w, r.v, t, r.plane)
+                lw_wino_output_grad(dy + start * oc * spatial, Int32(n), Int32(oc), h, w, r.m, t, r.plane)
+                for xi in 0..<16 {
+                    BLAS.gemm(transA: false, transB: true, m: oc, n: c, k: t,
+                              a: r.m + xi * oc * t, lda: t, b: r.v + xi * c * t, ldb: t,
+                              beta: start > 0 ? 1 : 0, c: r.u + xi * oc * c, ldc: c)
+                }
+            }
+            lw_wino_filter_grad(r.u, Int32(oc), Int32(c), accumulate ? 1 : 0, weightGrad)
+        }
+        if let biasGrad {
+            if !accumulate { biasGrad.update(repeating: 0, count: oc) }
+            for b in 0..<batch {
+                for o in 0..<oc {
+                    let plane = dy + (b * oc + o) * spatial
+                    var s: Float = 0
+                    for i in 0..<spatial { s += plane[i] }
+                    biasGrad[o] += s
+                }
+            }
+        }
+    }
+}
