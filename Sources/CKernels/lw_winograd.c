@@ -18,77 +18,91 @@
 //   A^T = [1 1 1 0; 0 1 -1 -1]
 
 #define WINO_BODIES(SUFFIX, ATTR)                                                                          \
+/* The padded plane P (rows 0..2th+1, columns 0..2tw+1; P[r][q] = x[r-1][q-1], zero outside) is  \
+   kept as its even and odd columns, so every loop below reads and writes consecutive floats. */   \
 ATTR static void wino_input_##SUFFIX(const float *x, int images, int channels, int height, int width,     \
                                      float *v, size_t ld, float *plane) {                                 \
-    const int th = (height + 1) / 2, tw = (width + 1) / 2, tiles = th * tw;                              \
-    const int pw = 2 * tw + 2, ph = 2 * th + 2;                                                          \
-    memset(plane, 0, sizeof(float) * (size_t)pw * (size_t)ph);                                            \
+    const int th = (height + 1) / 2, tw = (width + 1) / 2, tiles = th * tw, half = tw + 1;               \
+    const int ph = 2 * th + 2;                                                                           \
+    const size_t xi = ld * (size_t)channels;                                                             \
+    float *even = plane, *odd = plane + (size_t)ph * half, *t = odd + (size_t)ph * half;                 \
+    memset(plane, 0, sizeof(float) * 2 * (size_t)ph * half);                                              \
     for (int b = 0; b < images; b++) {                                                                   \
         for (int c = 0; c < channels; c++) {                                                             \
             const float *src = x + ((size_t)b * channels + c) * (size_t)height * width;                  \
-            for (int r = 0; r < height; r++) memcpy(plane + (size_t)(r + 1) * pw + 1, src + (size_t)r * width, sizeof(float) * width); \
+            for (int r = 0; r < height; r++) {                                                           \
+                const float *s = src + (size_t)r * width;                                                 \
+                float *pe = even + (size_t)(r + 1) * half, *po = odd + (size_t)(r + 1) * half;           \
+                pe[0] = 0.0f;                                                                             \
+                for (int j = 1; j < half; j++) pe[j] = 2 * j - 1 < width ? s[2 * j - 1] : 0.0f;          \
+                for (int j = 0; j < half; j++) po[j] = 2 * j < width ? s[2 * j] : 0.0f;                  \
+            }                                                                                             \
             float *out = v + (size_t)c * ld + (size_t)b * tiles;                                          \
             for (int i = 0; i < th; i++) {                                                               \
-                const float *p0 = plane + (size_t)(2 * i) * pw, *p1 = p0 + pw, *p2 = p1 + pw, *p3 = p2 + pw; \
+                const float *e0 = even + (size_t)(2 * i) * half, *e1 = e0 + half, *e2 = e1 + half, *e3 = e2 + half; \
+                const float *o0 = odd + (size_t)(2 * i) * half, *o1 = o0 + half, *o2 = o1 + half, *o3 = o2 + half; \
+                /* rows: B^T d, for every column at once; t[r] even then odd */                          \
+                float *t0e = t, *t0o = t0e + half, *t1e = t0o + half, *t1o = t1e + half;                  \
+                float *t2e = t1o + half, *t2o = t2e + half, *t3e = t2o + half, *t3o = t3e + half;         \
+                for (int j = 0; j < half; j++) {                                                         \
+                    t0e[j] = e0[j] - e2[j]; t0o[j] = o0[j] - o2[j];                                       \
+                    t1e[j] = e1[j] + e2[j]; t1o[j] = o1[j] + o2[j];                                       \
+                    t2e[j] = e2[j] - e1[j]; t2o[j] = o2[j] - o1[j];                                       \
+                    t3e[j] = e1[j] - e3[j]; t3o[j] = o1[j] - o3[j];                                       \
+                }                                                                                         \
+                /* columns: tile j reads padded columns 2j..2j+3 = even[j], odd[j], even[j+1], odd[j+1] */ \
                 float *o = out + (size_t)i * tw;                                                          \
-                for (int j = 0; j < tw; j++) {                                                           \
-                    const int s = 2 * j;                                                                  \
-                    float t0[4], t1[4], t2[4], t3[4];                                                     \
-                    for (int k = 0; k < 4; k++) {                                                         \
-                        t0[k] = p0[s + k] - p2[s + k];                                                    \
-                        t1[k] = p1[s + k] + p2[s + k];                                                    \
-                        t2[k] = p2[s + k] - p1[s + k];                                                    \
-                        t3[k] = p1[s + k] - p3[s + k];                                                    \
+                for (int r = 0; r < 4; r++) {                                                             \
+                    const float *te = t + (size_t)(2 * r) * half, *to = te + half;                        \
+                    float *q0 = o + (size_t)(4 * r) * xi, *q1 = q0 + xi, *q2 = q1 + xi, *q3 = q2 + xi;     \
+                    for (int j = 0; j < tw; j++) {                                                       \
+                        q0[j] = te[j] - te[j + 1];                                                        \
+                        q1[j] = to[j] + te[j + 1];                                                        \
+                        q2[j] = te[j + 1] - to[j];                                                        \
+                        q3[j] = to[j] - to[j + 1];                                                        \
                     }                                                                                     \
-                    const float *t[4] = {t0, t1, t2, t3};                                                 \
-                    for (int r = 0; r < 4; r++) {                                                         \
-                        const float *q = t[r];                                                            \
-                        o[(size_t)(4 * r + 0) * (ld * channels)] = q[0] - q[2];            \
-                        o[(size_t)(4 * r + 1) * (ld * channels)] = q[1] + q[2];                            \
-                        o[(size_t)(4 * r + 2) * (ld * channels)] = q[2] - q[1];                            \
-                        o[(size_t)(4 * r + 3) * (ld * channels)] = q[1] - q[3];                            \
-                    }                                                                                     \
-                    o++;                                                                                  \
                 }                                                                                         \
             }                                                                                             \
-            /* the border rows/columns the next plane does not overwrite stay zero */                     \
         }                                                                                                 \
     }                                                                                                     \
 }                                                                                                         \
                                                                                                           \
 ATTR static void wino_output_##SUFFIX(const float *m, size_t ld, int images, int channels, int height,     \
                                       int width, const float *bias, int accumulate, float *y, float *plane) { \
-    const int th = (height + 1) / 2, tw = (width + 1) / 2, tiles = th * tw, pw = 2 * tw;                 \
+    const int th = (height + 1) / 2, tw = (width + 1) / 2, tiles = th * tw;                              \
     const size_t xi = ld * (size_t)channels;                                                             \
+    float *r0e = plane, *r0o = r0e + tw, *r1e = r0o + tw, *r1o = r1e + tw;                                \
     for (int b = 0; b < images; b++) {                                                                   \
         for (int c = 0; c < channels; c++) {                                                             \
             const float *in = m + (size_t)c * ld + (size_t)b * tiles;                                     \
-            for (int i = 0; i < th; i++) {                                                               \
-                float *r0 = plane + (size_t)(2 * i) * pw, *r1 = r0 + pw;                                   \
-                const float *q = in + (size_t)i * tw;                                                      \
-                for (int j = 0; j < tw; j++) {                                                           \
-                    float u[4][4];                                                                        \
-                    for (int a = 0; a < 4; a++)                                                           \
-                        for (int e = 0; e < 4; e++) u[a][e] = q[(size_t)(4 * a + e) * xi + j];             \
-                    float w0[4], w1[4];                                                                   \
-                    for (int e = 0; e < 4; e++) {                                                         \
-                        w0[e] = u[0][e] + u[1][e] + u[2][e];                                              \
-                        w1[e] = u[1][e] - u[2][e] - u[3][e];                                              \
-                    }                                                                                     \
-                    r0[2 * j] = w0[0] + w0[1] + w0[2];                                                    \
-                    r0[2 * j + 1] = w0[1] - w0[2] - w0[3];                                                \
-                    r1[2 * j] = w1[0] + w1[1] + w1[2];                                                    \
-                    r1[2 * j + 1] = w1[1] - w1[2] - w1[3];                                                \
-                }                                                                                         \
-            }                                                                                             \
             float *dst = y + ((size_t)b * channels + c) * (size_t)height * width;                        \
             const float add = bias ? bias[c] : 0.0f;                                                      \
-            for (int r = 0; r < height; r++) {                                                           \
-                const float *src = plane + (size_t)r * pw;                                                \
-                float *d = dst + (size_t)r * width;                                                       \
-                if (accumulate) { for (int s = 0; s < width; s++) d[s] += src[s]; }                       \
-                else if (bias) { for (int s = 0; s < width; s++) d[s] = src[s] + add; }                   \
-                else memcpy(d, src, sizeof(float) * width);                                               \
+            for (int i = 0; i < th; i++) {                                                               \
+                const float *q = in + (size_t)i * tw;                                                      \
+                for (int j = 0; j < tw; j++) {                                                           \
+                    float w0[4], w1[4];                                                                   \
+                    for (int e = 0; e < 4; e++) {                                                         \
+                        const float u0 = q[(size_t)e * xi + j], u1 = q[(size_t)(4 + e) * xi + j];          \
+                        const float u2 = q[(size_t)(8 + e) * xi + j], u3 = q[(size_t)(12 + e) * xi + j];   \
+                        w0[e] = u0 + u1 + u2;                                                             \
+                        w1[e] = u1 - u2 - u3;                                                             \
+                    }                                                                                     \
+                    r0e[j] = w0[0] + w0[1] + w0[2];                                                       \
+                    r0o[j] = w0[1] - w0[2] - w0[3];                                                       \
+                    r1e[j] = w1[0] + w1[1] + w1[2];                                                       \
+                    r1o[j] = w1[1] - w1[2] - w1[3];                                                       \
+                }                                                                                         \
+                for (int k = 0; k < 2 && 2 * i + k < height; k++) {                                      \
+                    const float *se = k ? r1e : r0e, *so = k ? r1o : r0o;                                 \
+                    float *d = dst + (size_t)(2 * i + k) * width;                                         \
+                    if (accumulate) {                                                                     \
+                        for (int s = 0; s < width; s++) d[s] += (s & 1) ? so[s >> 1] : se[s >> 1];        \
+                    } else if (bias) {                                                                    \
+                        for (int s = 0; s < width; s++) d[s] = ((s & 1) ? so[s >> 1] : se[s >> 1]) + add; \
+                    } else {                                                                              \
+                        for (int s = 0; s < width; s++) d[s] = (s & 1) ? so[s >> 1] : se[s >> 1];         \
+                    }                                                                                     \
+                }                                                                                         \
             }                                                                                             \
         }                                                                                                 \
     }                                                                                                     \
@@ -96,25 +110,32 @@ ATTR static void wino_output_##SUFFIX(const float *m, size_t ld, int images, int
                                                                                                           \
 ATTR static void wino_output_grad_##SUFFIX(const float *dy, int images, int channels, int height, int width, \
                                            float *z, size_t ld, float *plane) {                          \
-    const int th = (height + 1) / 2, tw = (width + 1) / 2, tiles = th * tw, pw = 2 * tw;                 \
+    const int th = (height + 1) / 2, tw = (width + 1) / 2, tiles = th * tw;                              \
     const size_t xi = ld * (size_t)channels;                                                             \
-    memset(plane, 0, sizeof(float) * (size_t)pw * (size_t)(2 * th));                                      \
+    float *g0e = plane, *g0o = g0e + tw, *g1e = g0o + tw, *g1o = g1e + tw;                                \
     for (int b = 0; b < images; b++) {                                                                   \
         for (int c = 0; c < channels; c++) {                                                             \
             const float *src = dy + ((size_t)b * channels + c) * (size_t)height * width;                 \
-            for (int r = 0; r < height; r++) memcpy(plane + (size_t)r * pw, src + (size_t)r * width, sizeof(float) * width); \
             float *out = z + (size_t)c * ld + (size_t)b * tiles;                                          \
             for (int i = 0; i < th; i++) {                                                               \
-                const float *r0 = plane + (size_t)(2 * i) * pw, *r1 = r0 + pw;                             \
+                /* rows 2i and 2i+1 of dy as even and odd columns, zero past the map */                   \
+                for (int k = 0; k < 2; k++) {                                                             \
+                    float *ge = k ? g1e : g0e, *go = k ? g1o : g0o;                                       \
+                    const int r = 2 * i + k;                                                              \
+                    const float *s = src + (size_t)r * width;                                             \
+                    for (int j = 0; j < tw; j++) {                                                       \
+                        ge[j] = r < height ? s[2 * j] : 0.0f;                                             \
+                        go[j] = r < height && 2 * j + 1 < width ? s[2 * j + 1] : 0.0f;                    \
+                    }                                                                                     \
+                }                                                                                         \
+                /* Z = A g A^T for each 2x2 g: A = [1 0; 1 1; 1 -1; 0 -1] */                               \
                 float *o = out + (size_t)i * tw;                                                          \
                 for (int j = 0; j < tw; j++) {                                                           \
-                    /* Z = A g A^T for the 2x2 g: A = [1 0; 1 1; 1 -1; 0 -1] */                            \
-                    const float g00 = r0[2 * j], g01 = r0[2 * j + 1], g10 = r1[2 * j], g11 = r1[2 * j + 1]; \
                     float a[4][2];                                                                        \
-                    a[0][0] = g00; a[0][1] = g01;                                                         \
-                    a[1][0] = g00 + g10; a[1][1] = g01 + g11;                                             \
-                    a[2][0] = g00 - g10; a[2][1] = g01 - g11;                                             \
-                    a[3][0] = -g10; a[3][1] = -g11;                                                       \
+                    a[0][0] = g0e[j]; a[0][1] = g0o[j];                                                   \
+                    a[1][0] = g0e[j] + g1e[j]; a[1][1] = g0o[j] + g1o[j];                                 \
+                    a[2][0] = g0e[j] - g1e[j]; a[2][1] = g0o[j] - g1o[j];                                 \
+                    a[3][0] = -g1e[j]; a[3][1] = -g1o[j];                                                 \
                     for (int r = 0; r < 4; r++) {                                                         \
                         o[(size_t)(4 * r + 0) * xi + j] = a[r][0];                                        \
                         o[(size_t)(4 * r + 1) * xi + j] = a[r][0] + a[r][1];                              \
@@ -123,6 +144,27 @@ ATTR static void wino_output_grad_##SUFFIX(const float *dy, int images, int chan
                     }                                                                                     \
                 }                                                                                         \
             }                                                                                             \
+        }                                                                                                 \
+    }                                                                                                     \
+}                                                                                                         \
+                                                                                                          \
+/* U = G g G^T over `pairs` filters laid out as 9 planes k[tap][pair]: consecutive pairs are     \
+   consecutive floats, so the loop vectorizes; u[xi][pair]. */                                           \
+ATTR static void wino_filter_planes_##SUFFIX(const float *k, size_t pairs, float *u) {                  \
+    for (size_t p = 0; p < pairs; p++) {                                                                 \
+        float t[4][3];                                                                                    \
+        for (int s = 0; s < 3; s++) {                                                                     \
+            const float k0 = k[(size_t)s * pairs + p], k1 = k[(size_t)(3 + s) * pairs + p], k2 = k[(size_t)(6 + s) * pairs + p]; \
+            t[0][s] = k0;                                                                                 \
+            t[1][s] = (k0 + k1 + k2) * 0.5f;                                                              \
+            t[2][s] = (k0 - k1 + k2) * 0.5f;                                                              \
+            t[3][s] = k2;                                                                                 \
+        }                                                                                                 \
+        for (int r = 0; r < 4; r++) {                                                                     \
+            u[(size_t)(4 * r) * pairs + p] = t[r][0];                                                     \
+            u[(size_t)(4 * r + 1) * pairs + p] = (t[r][0] + t[r][1] + t[r][2]) * 0.5f;                    \
+            u[(size_t)(4 * r + 2) * pairs + p] = (t[r][0] - t[r][1] + t[r][2]) * 0.5f;                    \
+            u[(size_t)(4 * r + 3) * pairs + p] = t[r][2];                                                 \
         }                                                                                                 \
     }                                                                                                     \
 }
@@ -138,7 +180,9 @@ WINO_BODIES(avx2, __attribute__((target("avx2"))))
 size_t lw_wino_tiles(int height, int width) { return (size_t)((height + 1) / 2) * (size_t)((width + 1) / 2); }
 
 size_t lw_wino_plane_floats(int height, int width) {
-    return (size_t)(2 * ((width + 1) / 2) + 2) * (size_t)(2 * ((height + 1) / 2) + 2);
+    // The input transform's even and odd padded planes and its 8 row buffers (the largest use).
+    const size_t half = (size_t)((width + 1) / 2) + 1, rows = (size_t)(2 * ((height + 1) / 2) + 2);
+    return 2 * rows * half + 8 * half;
 }
 
 void lw_wino_input(const float *x, int images, int channels, int height, int width, float *v, size_t ld, float *plane) {
@@ -156,33 +200,22 @@ void lw_wino_output_grad(const float *dy, int images, int channels, int height, 
 }
 
 // U = G g G^T for each (o, c). `for_backward_data`: the filter of the transposed convolution,
-// g'[c][o] = g[o][c] rotated by 180 degrees, stored as u[xi][c][o] (rows C, columns OC).
-void lw_wino_filter(const float *w, int out_channels, int in_channels, int for_backward_data, float *u) {
-    const size_t plane = (size_t)out_channels * (size_t)in_channels;
-    for (int o = 0; o < out_channels; o++) {
-        for (int c = 0; c < in_channels; c++) {
-            const float *g = w + ((size_t)o * in_channels + c) * 9;
-            float k[3][3];
-            for (int r = 0; r < 3; r++)
-                for (int s = 0; s < 3; s++) k[r][s] = for_backward_data ? g[(2 - r) * 3 + (2 - s)] : g[r * 3 + s];
-            float t[4][3];
-            for (int s = 0; s < 3; s++) {
-                t[0][s] = k[0][s];
-                t[1][s] = (k[0][s] + k[1][s] + k[2][s]) * 0.5f;
-                t[2][s] = (k[0][s] - k[1][s] + k[2][s]) * 0.5f;
-                t[3][s] = k[2][s];
+// g'[c][o] = g[o][c] rotated by 180 degrees, stored as u[xi][c][o] (rows C, columns OC). The
+// weights are first laid out as 9 tap planes in `scratch` (9 OC C floats), in u's pair order.
+void lw_wino_filter(const float *w, int out_channels, int in_channels, int for_backward_data, float *u, float *scratch) {
+    const size_t pairs = (size_t)out_channels * (size_t)in_channels;
+    if (!for_backward_data) {
+        for (size_t p = 0; p < pairs; p++)
+            for (int t = 0; t < 9; t++) scratch[(size_t)t * pairs + p] = w[p * 9 + t];
+    } else {
+        for (int c = 0; c < in_channels; c++)
+            for (int o = 0; o < out_channels; o++) {
+                const float *g = w + ((size_t)o * in_channels + c) * 9;
+                const size_t p = (size_t)c * out_channels + o;
+                for (int t = 0; t < 9; t++) scratch[(size_t)t * pairs + p] = g[8 - t];  // rotated: tap (2-r, 2-s)
             }
-            const size_t at = for_backward_data ? (size_t)c * out_channels + o : (size_t)o * in_channels + c;
-            for (int r = 0; r < 4; r++) {
-                float q[4];
-                q[0] = t[r][0];
-                q[1] = (t[r][0] + t[r][1] + t[r][2]) * 0.5f;
-                q[2] = (t[r][0] - t[r][1] + t[r][2]) * 0.5f;
-                q[3] = t[r][2];
-                for (int e = 0; e < 4; e++) u[(size_t)(4 * r + e) * plane + at] = q[e];
-            }
-        }
     }
+    WINO_PICK(wino_filter_planes)(scratch, pairs, u);
 }
 
 // dW (+)= G^T dU G for each (o, c), dU as u[xi][o][c].

@@ -133,8 +133,8 @@ void lw_wino_output(const float *m, size_t ld, int images, int channels, int hei
 void lw_wino_output_grad(const float *dy, int images, int channels, int height, int width, float *z, size_t ld,
                          float *plane);
 /// U = G g G^T of w (OC, C, 3, 3), as u[xi][o][c]; with `for_backward_data`, of the transposed
-/// convolution's filter (w rotated 180 degrees), as u[xi][c][o].
-void lw_wino_filter(const float *w, int out_channels, int in_channels, int for_backward_data, float *u);
+/// convolution's filter (w rotated 180 degrees), as u[xi][c][o]. `scratch`: 9 OC C floats.
+void lw_wino_filter(const float *w, int out_channels, int in_channels, int for_backward_data, float *u, float *scratch);
 /// dw (OC, C, 3, 3) (+)= G^T du G, du as u[xi][o][c].
 void lw_wino_filter_grad(const float *du, int out_channels, int in_channels, int accumulate, float *dw);
 

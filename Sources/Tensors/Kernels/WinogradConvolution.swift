@@ -19,9 +19,10 @@ import CKernels
 ///
 /// Workspace (floats), for blocks of n images (n H'W'/4 tiles at most, `tilesPerBlock`):
 ///
-///     16 OC C                          U (or dU)
-///   + 2 x 16 max(C, OC) T              V and M (or V and Z), T = n ceil(H/2) ceil(W/2)
-///   + (2 ceil(H/2) + 2)(2 ceil(W/2) + 2)   one padded plane
+///     16 OC C                                 U (or dU)
+///   + max(2 x 16 max(C, OC) T, 9 OC C)        V and M (or V and Z), T = n ceil(H/2) ceil(W/2);
+///                                             first the weights as 9 tap planes for U
+///   + lw_wino_plane_floats(H, W)              one padded plane and row buffers
 ///
 /// independent of the batch; booked as the network's conv workspace (`ConvWorkspace.bytes`).
 public enum WinogradConvolution {
@@ -55,7 +56,7 @@ public enum WinogradConvolution {
     /// Bytes of scratch every pass of `g` needs (the type's comment).
     public static func workspaceBytes(_ g: ConvGeometry) -> Int {
         let wide = max(g.inChannels, g.outChannels)
-        let floats = 16 * g.outChannels * g.inChannels + 2 * 16 * wide * tilesPerBlock(g)
+        let floats = 16 * g.outChannels * g.inChannels + max(2 * 16 * wide * tilesPerBlock(g), 9 * g.outChannels * g.inChannels)
             + lw_wino_plane_floats(Int32(g.height), Int32(g.width))
         return floats * MemoryLayout<Float>.stride
     }
@@ -65,7 +66,7 @@ public enum WinogradConvolution {
         -> (u: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, plane: UnsafeMutablePointer<Float>) {
         let block = 16 * max(g.inChannels, g.outChannels) * tilesPerBlock(g)
         let u = workspace, v = u + 16 * g.outChannels * g.inChannels, m = v + block
-        return (u, v, m, m + block)
+        return (u, v, m, v + max(2 * block, 9 * g.outChannels * g.inChannels))
     }
 
     // x (B, C, H, W), w (OC, C, 3, 3), b (OC) -> y (B, OC, H, W)
@@ -73,7 +74,7 @@ public enum WinogradConvolution {
     public static func forward(_ g: ConvGeometry, batch: Int, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, workspace: UnsafeMutableRawPointer) {
         let r = regions(g, workspace.assumingMemoryBound(to: Float.self))
-        lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 0, r.u)
+        lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 0, r.u, r.v)
         run(g, batch: batch, from: x, channels: g.inChannels, filter: r.u, to: y, outChannels: g.outChannels,
             bias: bias, accumulate: false, r)
     }
@@ -83,7 +84,7 @@ public enum WinogradConvolution {
     public static func backwardData(_ g: ConvGeometry, batch: Int, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                     dx: UnsafeMutablePointer<Float>, accumulate: Bool, workspace: UnsafeMutableRawPointer) {
         let r = regions(g, workspace.assumingMemoryBound(to: Float.self))
-        lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 1, r.u)
+        lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 1, r.u, r.v)
         run(g, batch: batch, from: dy, channels: g.outChannels, filter: r.u, to: dx, outChannels: g.inChannels,
             bias: nil, accumulate: accumulate, r)
     }
