@@ -55,13 +55,21 @@ public struct TrainingBreakdown: Codable, Sendable {
 
     /// The table as text, one row per (block, section), then the totals per section over blocks.
     public var text: String {
-        var lines = [String(format: "%-7@ %-24@ %10@ %6@ %7@ %9@", "block", "section", "ms/step", "%", "calls", "GFLOP/s")]
-        func line(_ layer: String, _ section: String, _ ms: Double, _ calls: Double?, _ gflops: Double?) -> String {
-            String(format: "%-7@ %-24@ %10.1f %5.1f%% %7@ %9@", layer, section, ms, 100 * ms / max(millisecondsPerStep, 1e-12),
-                   calls.map { String(format: "%.0f", $0) } ?? "", gflops.map { String(format: "%.1f", $0) } ?? "")
+        func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+            let fill = String(repeating: " ", count: max(0, width - text.count))
+            return right ? fill + text : text + fill
         }
+        func line(_ layer: String, _ section: String, _ ms: String, _ share: String, _ calls: String, _ gflops: String) -> String {
+            pad(layer, 7) + pad(section, 24) + pad(ms, 11, right: true) + pad(share, 8, right: true) + pad(calls, 7, right: true)
+                + pad(gflops, 10, right: true)
+        }
+        func row(_ layer: String, _ section: String, _ ms: Double, _ calls: Double?, _ gflops: Double?) -> String {
+            line(layer, section, String(format: "%.1f", ms), String(format: "%.1f%%", 100 * ms / max(millisecondsPerStep, 1e-12)),
+                 calls.map { String(format: "%.0f", $0) } ?? "", gflops.map { String(format: "%.1f", $0) } ?? "")
+        }
+        var lines = [line("block", "section", "ms/step", "%", "calls", "GFLOP/s")]
         for r in rows where r.millisecondsPerStep >= 0.05 {
-            lines.append(line(r.layer, r.section, r.millisecondsPerStep, r.callsPerStep > 0 ? r.callsPerStep : nil, r.gflops))
+            lines.append(row(r.layer, r.section, r.millisecondsPerStep, r.callsPerStep > 0 ? r.callsPerStep : nil, r.gflops))
         }
         lines.append("by section, all blocks:")
         var bySection: [String: (ms: Double, flops: Double)] = [:]
@@ -71,9 +79,9 @@ public struct TrainingBreakdown: Codable, Sendable {
             bySection[r.section, default: (0, 0)].flops += flops
         }
         for (section, v) in bySection.sorted(by: { $0.value.ms > $1.value.ms }) where v.ms >= 0.05 {
-            lines.append(line("all", section, v.ms, nil, v.flops > 0 ? v.flops / (v.ms * 1e-3) : nil))
+            lines.append(row("all", section, v.ms, nil, v.flops > 0 ? v.flops / (v.ms * 1e-3) : nil))
         }
-        lines.append(String(format: "step    %-24@ %10.1f", "wall time", millisecondsPerStep))
+        lines.append(row("step", "wall time", millisecondsPerStep, nil, nil))
         return lines.joined(separator: "\n")
     }
 }
