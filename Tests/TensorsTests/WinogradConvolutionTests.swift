@@ -231,4 +231,44 @@ final class WinogradConvolutionTests: XCTestCase {
             XCTAssertEqual(other.dw, reference.dw, "\(path) backward-weights")
         }
     }
+
+    /// Inside `reusingTransformedFilters` each filter is transformed once, and the results are the
+    /// bits of passes that transform afresh: across interleaved passes, a second weight tensor,
+    /// and a pass of another geometry over the same memory in between (which lays the memory out
+    /// differently, so the held filters must be made again).
+    func testReusedFiltersGiveTheSameBitsAsFreshOnes() {
+        let g = ConvGeometry(inChannels: 16, outChannels: 24, height: 8, width: 8)
+        let other = ConvGeometry(inChannels: 24, outChannels: 24, height: 8, width: 8)
+        let ledger = Ledger(layerCapacity: 2, eventCapacity: 0)
+        let ws = ConvWorkspace(g, alsoServing: [other], engine: .winograd, ledger: ledger)
+        let view = ws.serving(other)
+        let t = ConvKernelTests.Case(g, batch: 2, seed: 45), u = ConvKernelTests.Case(g, batch: 2, seed: 46)
+        let o = ConvKernelTests.Case(other, batch: 2, seed: 47)
+        let x = ConvCheck.tensor(g.inputShape(batch: 2), t.x, ledger: ledger)
+        let w1 = ConvCheck.tensor(g.weightShape, t.w, .weights, ledger: ledger)
+        let w2 = ConvCheck.tensor(g.weightShape, u.w, .weights, ledger: ledger)
+        let dy = ConvCheck.tensor(g.outputShape(batch: 2), t.r, .activationGrads, ledger: ledger)
+        let ox = ConvCheck.tensor(other.inputShape(batch: 2), o.x, ledger: ledger)
+        let ow = ConvCheck.tensor(other.weightShape, o.w, .weights, ledger: ledger)
+        let oy = Tensor(other.outputShape(batch: 2), .activations, label: "oy", ledger: ledger)
+        func sequence() -> [[Float]] {
+            var out: [[Float]] = []
+            for (w, interrupt) in [(w1, false), (w2, false), (w1, true), (w1, false)] {
+                let y = Tensor(g.outputShape(batch: 2), .activations, label: "y", ledger: ledger)
+                let dx = Tensor(g.inputShape(batch: 2), .activationGrads, label: "dx", ledger: ledger)
+                let dw = Tensor(g.weightShape, .gradients, label: "dw", ledger: ledger)
+                Conv2dKernel.forward(x: x, weight: w, bias: nil, into: y, workspace: ws)
+                Conv2dKernel.backwardWeights(dy: dy, x: x, weightGrad: dw, biasGrad: nil, workspace: ws)
+                Conv2dKernel.backwardData(dy: dy, weight: w, into: dx, workspace: ws)
+                if interrupt { Conv2dKernel.forward(x: ox, weight: ow, bias: nil, into: oy, workspace: view) }
+                out += [y.array, dx.array, dw.array]
+            }
+            return out
+        }
+        let fresh = sequence()
+        let reused = ws.reusingTransformedFilters { sequence() }
+        XCTAssertEqual(reused.count, fresh.count)
+        for (i, (a, b)) in zip(reused, fresh).enumerated() { XCTAssertEqual(a, b, "result \(i)") }
+        XCTAssertNotEqual(fresh[0], fresh[3], "the two weights give different outputs")
+    }
 }

@@ -66,6 +66,10 @@ public struct ConvMap: HiddenMap {
         }
     }
 
+    public func reusingTransformedFilters<T>(_ body: () throws -> T) rethrows -> T {
+        try workspace.reusingTransformedFilters(body)
+    }
+
     public static func square(over output: FeatureShape, layer: Int, ledger: Ledger, sharedWorkspace: ConvWorkspace?) -> ConvMap {
         let geometry = ConvGeometry(inChannels: output.channels, outChannels: output.channels, height: output.height, width: output.width)
         var map = ConvMap(geometry, layer: layer, ledger: ledger, sharedWorkspace: sharedWorkspace)

@@ -241,6 +241,15 @@ public final class LocalHeads<Map: HiddenMap> {
         var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
         let std = Tensor([batch, output.channels], .activations, layer: layer, label: "sim.std", ledger: ledger, zeroed: false)
         let s = Tensor(map.outputShape(batch: chunk), .activations, layer: layer, label: "sim.conv chunk", ledger: ledger, zeroed: false)
+        // The sim weight does not change until the block's update: its transformed filters
+        // (Winograd) are made once for all chunks.
+        map.reusingTransformedFilters {
+            simChunkLoops(h, weight: weight, map: map, s: s, std: std, chunks: chunks, target: &target, scale: scale, dh: dh, result: &result)
+        }
+    }
+
+    private func simChunkLoops(_ h: Tensor, weight: Parameter, map: Map, s: Tensor, std: Tensor, chunks: [Range<Int>],
+                               target: inout Tensor?, scale: Float, dh: Tensor, result: inout HeadResult) {
         for range in chunks {
             let sc = s.rows(0..<range.count)
             map.forward(x: h.rows(range), weight: weight.value, bias: nil, into: sc)

@@ -21,9 +21,9 @@ public enum Conv2dKernel {
     public static func forward(x: Tensor, weight: Tensor, bias: Tensor?, into y: Tensor, workspace: ConvWorkspace) {
         let g = workspace.geometry
         let batch = check(g, x: x, weight: weight, y: y, bias: bias)
-        if let scratch = workspace.winograd(.forward) {
+        if let (scratch, filters) = workspace.winograd(.forward) {
             WinogradConvolution.forward(g, batch: batch, x: x.pointer, weight: weight.pointer, bias: bias.map { UnsafePointer($0.pointer) },
-                                        y: y.pointer, workspace: scratch)
+                                        y: y.pointer, workspace: scratch, filters: filters)
             return
         }
         if let (conv, scratch) = workspace.dnnl(.forward, batch: batch, withBias: bias != nil) {
@@ -68,9 +68,9 @@ public enum Conv2dKernel {
                                     accumulate: Bool = false) {
         let g = workspace.geometry
         let batch = check(g, x: dx, weight: weight, y: dy, bias: nil)
-        if let scratch = workspace.winograd(.backwardData) {
+        if let (scratch, filters) = workspace.winograd(.backwardData) {
             WinogradConvolution.backwardData(g, batch: batch, dy: dy.pointer, weight: weight.pointer, dx: dx.pointer,
-                                             accumulate: accumulate, workspace: scratch)
+                                             accumulate: accumulate, workspace: scratch, filters: filters)
             return
         }
         if let (conv, scratch) = workspace.dnnl(.backwardData, batch: batch, withBias: false) {
@@ -104,9 +104,9 @@ public enum Conv2dKernel {
                                        workspace: ConvWorkspace, accumulate: Bool = false) {
         let g = workspace.geometry
         let batch = check(g, x: x, weight: weightGrad, y: dy, bias: biasGrad)
-        if let scratch = workspace.winograd(.backwardWeights) {
+        if let (scratch, filters) = workspace.winograd(.backwardWeights) {
             WinogradConvolution.backwardWeights(g, batch: batch, dy: dy.pointer, x: x.pointer, weightGrad: weightGrad?.pointer,
-                                                biasGrad: biasGrad?.pointer, accumulate: accumulate, workspace: scratch)
+                                                biasGrad: biasGrad?.pointer, accumulate: accumulate, workspace: scratch, filters: filters)
             return
         }
         if weightGrad != nil || biasGrad != nil,

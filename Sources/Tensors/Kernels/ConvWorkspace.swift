@@ -74,12 +74,14 @@ public final class ConvWorkspace {
         let storage = TrackedBuffer<Float>(count: bytes / MemoryLayout<Float>.stride, category: .workspace, layer: layer,
                                            label: "conv workspace", ledger: ledger)
         let cache = engine != .im2col ? DNNLConvolutionCache(layer: layer, ledger: ledger) : nil
-        self.init(storage: storage, geometry: geometry, imagesPerGemm: group, engine: engine, dnnlCache: cache)
+        self.init(storage: storage, geometry: geometry, imagesPerGemm: group, engine: engine, dnnlCache: cache,
+                  filters: WinogradFilters())
     }
 
     private init(storage: TrackedBuffer<Float>, geometry: ConvGeometry, imagesPerGemm group: Int, engine: ConvEngine,
-                 dnnlCache: DNNLConvolutionCache?) {
+                 dnnlCache: DNNLConvolutionCache?, filters: WinogradFilters) {
         self.storage = storage
+        self.filters = filters
         self.geometry = geometry
         self.engine = engine
         self.dnnlCache = dnnlCache
@@ -104,8 +106,24 @@ public final class ConvWorkspace {
                      "workspace of \(storage.byteCount) bytes cannot serve \(other) (\(needed) bytes)")
         return ConvWorkspace(storage: storage, geometry: other,
                              imagesPerGemm: engine.skipsIm2col(other) ? 1 : ConvWorkspace.defaultImagesPerGemm(other),
-                             engine: engine, dnnlCache: dnnlCache)
+                             engine: engine, dnnlCache: dnnlCache, filters: filters)
     }
+
+    /// Runs `body` with the promise that no weight tensor passed to this workspace's passes (or
+    /// its views') changes inside it: Winograd then transforms each filter once per pass kind
+    /// and reuses it (the sim head's chunk loops run 8 to 16 passes with one weight). Outside
+    /// such a scope every pass transforms its filter afresh.
+    public func reusingTransformedFilters<T>(_ body: () throws -> T) rethrows -> T {
+        filters.depth += 1
+        defer {
+            filters.depth -= 1
+            if filters.depth == 0 { filters.forget() }
+        }
+        return try body()
+    }
+
+    /// Winograd's transformed-filter bookkeeping, shared by a workspace and its views.
+    let filters: WinogradFilters
 
     /// The oneDNN primitive for a pass over `batch` images, when this workspace's engine computes
     /// its geometry with oneDNN (nil: use im2col).
@@ -116,9 +134,9 @@ public final class ConvWorkspace {
 
     /// This workspace's memory as Winograd's scratch, when its engine computes the pass of its
     /// geometry with Winograd (nil: another path).
-    func winograd(_ pass: ConvPass) -> UnsafeMutableRawPointer? {
+    func winograd(_ pass: ConvPass) -> (UnsafeMutableRawPointer, WinogradFilters)? {
         guard engine.usesWinograd(geometry, pass) else { return nil }
-        return UnsafeMutableRawPointer(storage.pointer)
+        return (UnsafeMutableRawPointer(storage.pointer), filters)
     }
 
     /// G for `geometry`: 1 if H' W' >= `groupingThreshold`, else ceil(`groupingTarget` / H' W').

@@ -19,7 +19,7 @@ import CKernels
 ///
 /// Workspace (floats), for blocks of n images (n H'W'/4 tiles at most, `tilesPerBlock`):
 ///
-///     16 OC C                                 U (or dU)
+///     3 x 16 OC C                             U (forward), U' (backward-data), dU
 ///   + max(2 x 16 max(C, OC) T, 9 OC C)        V and M (or V and Z), T = n ceil(H/2) ceil(W/2);
 ///                                             first the weights as 9 tap planes for U
 ///   + lw_wino_plane_floats(H, W)              one padded plane and row buffers
@@ -56,25 +56,31 @@ public enum WinogradConvolution {
     /// Bytes of scratch every pass of `g` needs (the type's comment).
     public static func workspaceBytes(_ g: ConvGeometry) -> Int {
         let wide = max(g.inChannels, g.outChannels)
-        let floats = 16 * g.outChannels * g.inChannels + max(2 * 16 * wide * tilesPerBlock(g), 9 * g.outChannels * g.inChannels)
+        let floats = 3 * 16 * g.outChannels * g.inChannels + max(2 * 16 * wide * tilesPerBlock(g), 9 * g.outChannels * g.inChannels)
             + lw_wino_plane_floats(Int32(g.height), Int32(g.width))
         return floats * MemoryLayout<Float>.stride
     }
 
-    /// The workspace's regions: U, V, M and the plane.
-    private static func regions(_ g: ConvGeometry, _ workspace: UnsafeMutablePointer<Float>)
-        -> (u: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, plane: UnsafeMutablePointer<Float>) {
-        let block = 16 * max(g.inChannels, g.outChannels) * tilesPerBlock(g)
-        let u = workspace, v = u + 16 * g.outChannels * g.inChannels, m = v + block
-        return (u, v, m, v + max(2 * block, 9 * g.outChannels * g.inChannels))
+    typealias Regions = (u: UnsafeMutablePointer<Float>, uBackward: UnsafeMutablePointer<Float>, du: UnsafeMutablePointer<Float>,
+                         v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, plane: UnsafeMutablePointer<Float>)
+
+    /// The workspace's regions: U, U', dU, V, M and the plane.
+    private static func regions(_ g: ConvGeometry, _ workspace: UnsafeMutablePointer<Float>) -> Regions {
+        let block = 16 * max(g.inChannels, g.outChannels) * tilesPerBlock(g), filter = 16 * g.outChannels * g.inChannels
+        let u = workspace, v = u + 3 * filter, m = v + block
+        return (u, u + filter, u + 2 * filter, v, m, v + max(2 * block, 9 * g.outChannels * g.inChannels))
     }
 
     // x (B, C, H, W), w (OC, C, 3, 3), b (OC) -> y (B, OC, H, W)
     /// y = conv(x, W) + b.
     public static func forward(_ g: ConvGeometry, batch: Int, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                               bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, workspace: UnsafeMutableRawPointer) {
+                               bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, workspace: UnsafeMutableRawPointer,
+                               filters: WinogradFilters? = nil) {
         let r = regions(g, workspace.assumingMemoryBound(to: Float.self))
-        lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 0, r.u, r.v)
+        filters?.enter(g)
+        if filters?.needsTransform(.forward, g, weight) ?? true {
+            lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 0, r.u, r.v)
+        }
         run(g, batch: batch, from: x, channels: g.inChannels, filter: r.u, to: y, outChannels: g.outChannels,
             bias: bias, accumulate: false, r)
     }
@@ -82,10 +88,14 @@ public enum WinogradConvolution {
     // dy (B, OC, H, W), w (OC, C, 3, 3) -> dx (B, C, H, W), overwritten or added to
     /// dx (+)= conv^T(dy, W): the forward kernel on dy with the rotated, transposed filter.
     public static func backwardData(_ g: ConvGeometry, batch: Int, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                    dx: UnsafeMutablePointer<Float>, accumulate: Bool, workspace: UnsafeMutableRawPointer) {
+                                    dx: UnsafeMutablePointer<Float>, accumulate: Bool, workspace: UnsafeMutableRawPointer,
+                                    filters: WinogradFilters? = nil) {
         let r = regions(g, workspace.assumingMemoryBound(to: Float.self))
-        lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 1, r.u, r.v)
-        run(g, batch: batch, from: dy, channels: g.outChannels, filter: r.u, to: dx, outChannels: g.inChannels,
+        filters?.enter(g)
+        if filters?.needsTransform(.backwardData, g, weight) ?? true {
+            lw_wino_filter(weight, Int32(g.outChannels), Int32(g.inChannels), 1, r.uBackward, r.v)
+        }
+        run(g, batch: batch, from: dy, channels: g.outChannels, filter: r.uBackward, to: dx, outChannels: g.inChannels,
             bias: nil, accumulate: accumulate, r)
     }
 
@@ -93,8 +103,7 @@ public enum WinogradConvolution {
     /// the filter `u` (16, outChannels, channels) already transformed.
     private static func run(_ g: ConvGeometry, batch: Int, from input: UnsafePointer<Float>, channels: Int,
                             filter u: UnsafeMutablePointer<Float>, to output: UnsafeMutablePointer<Float>, outChannels: Int,
-                            bias: UnsafePointer<Float>?, accumulate: Bool,
-                            _ r: (u: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, plane: UnsafeMutablePointer<Float>)) {
+                            bias: UnsafePointer<Float>?, accumulate: Bool, _ r: Regions) {
         let h = Int32(g.height), w = Int32(g.width), spatial = g.height * g.width
         let tiles = tilesPerImage(g), step = imagesPerBlock(g)
         for start in stride(from: 0, to: batch, by: step) {
@@ -114,13 +123,14 @@ public enum WinogradConvolution {
     /// dW (+)= G^T (sum over tiles of Z[xi] V[xi]^T) G, db (+)= sum of dy. Either may be nil.
     public static func backwardWeights(_ g: ConvGeometry, batch: Int, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                        weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
-                                       accumulate: Bool, workspace: UnsafeMutableRawPointer) {
+                                       accumulate: Bool, workspace: UnsafeMutableRawPointer, filters: WinogradFilters? = nil) {
         let r = regions(g, workspace.assumingMemoryBound(to: Float.self))
+        filters?.enter(g)
         let h = Int32(g.height), w = Int32(g.width), spatial = g.height * g.width
         let c = g.inChannels, oc = g.outChannels
         if let weightGrad {
             let tiles = tilesPerImage(g), step = imagesPerBlock(g)
-            if batch == 0 { r.u.update(repeating: 0, count: 16 * oc * c) }
+            if batch == 0 { r.du.update(repeating: 0, count: 16 * oc * c) }
             for start in stride(from: 0, to: batch, by: step) {
                 let n = min(step, batch - start), t = n * tiles
                 lw_wino_input(x + start * c * spatial, Int32(n), Int32(c), h, w, r.v, t, r.plane)
@@ -128,10 +138,10 @@ public enum WinogradConvolution {
                 for xi in 0..<16 {
                     BLAS.gemm(transA: false, transB: true, m: oc, n: c, k: t,
                               a: r.m + xi * oc * t, lda: t, b: r.v + xi * c * t, ldb: t,
-                              beta: start > 0 ? 1 : 0, c: r.u + xi * oc * c, ldc: c)
+                              beta: start > 0 ? 1 : 0, c: r.du + xi * oc * c, ldc: c)
                 }
             }
-            lw_wino_filter_grad(r.u, Int32(oc), Int32(c), accumulate ? 1 : 0, weightGrad)
+            lw_wino_filter_grad(r.du, Int32(oc), Int32(c), accumulate ? 1 : 0, weightGrad)
         }
         if let biasGrad {
             if !accumulate { biasGrad.update(repeating: 0, count: oc) }
@@ -144,5 +154,39 @@ public enum WinogradConvolution {
                 }
             }
         }
+    }
+}
+
+/// Which transformed filters a Winograd workspace holds, inside `ConvWorkspace.reusingTransformedFilters`
+/// (shared by a workspace and its views, which share its memory). Outside a scope nothing is
+/// remembered and every pass transforms its filter.
+public final class WinogradFilters {
+    var depth = 0
+    private var forward: (ConvGeometry, UnsafePointer<Float>)?
+    private var backward: (ConvGeometry, UnsafePointer<Float>)?
+    /// The geometry of the last pass: another geometry lays out the shared memory differently,
+    /// so its pass may overwrite the held filters.
+    private var lastGeometry: ConvGeometry?
+
+    /// Every Winograd pass announces its geometry before touching the memory.
+    func enter(_ g: ConvGeometry) {
+        if lastGeometry != g { forget() }
+        lastGeometry = g
+    }
+
+    /// Whether `pass` must transform `weight` for `g` now (and, inside a scope, records that its
+    /// region will hold that filter afterwards).
+    func needsTransform(_ pass: ConvPass, _ g: ConvGeometry, _ weight: UnsafePointer<Float>) -> Bool {
+        guard depth > 0 else { return true }
+        let held = pass == .forward ? forward : backward
+        if let held, held.0 == g, held.1 == weight { return false }
+        if pass == .forward { forward = (g, weight) } else { backward = (g, weight) }
+        return true
+    }
+
+    func forget() {
+        forward = nil
+        backward = nil
+        lastGeometry = nil
     }
 }
