@@ -16,6 +16,8 @@ public enum TrainingBenchmark {
         public var batchSize: Int = 128
         public var steps: Int = 40
         public var repeats: Int = 3
+        /// Untimed steps before the timed repeats (first touch of buffers, oneDNN primitives).
+        public var warmup: Int = 3
         public var threads: Int = ProcessorCount.online
         /// Also measure each local loss with chunked local steps of this many examples, in the
         /// same run as the whole-batch steps (rows named "predsim chunk 16").
@@ -85,7 +87,7 @@ public enum TrainingBenchmark {
                 _ = network.trainStep(images: images, labels: b.labels.pointer, lr: 1e-4, step: step)
                 step += 1
             }
-            for _ in 0..<3 { try oneStep() }  // warm-up: first-touch of buffers, BLAS threads
+            for _ in 0..<options.warmup { try oneStep() }  // warm-up: first-touch of buffers, BLAS threads
             var rates: [Double] = []
             var phaseTimes: [[String: Double]] = []
             var gemmRates: [Double] = []

@@ -22,6 +22,8 @@ struct BenchTrainCommand: ParsableCommand {
     var steps: Int = 40
     @Option(help: "Timed repeats (medians are reported).")
     var repeats: Int = 3
+    @Option(help: "Untimed warm-up steps before the timed repeats.")
+    var warmup: Int = 3
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
     @Option(help: "Also measure each local loss with chunked local steps of N examples (same run), to price the recomputation.")
@@ -41,6 +43,8 @@ struct BenchTrainCommand: ParsableCommand {
         options.batchSize = batchSize
         options.steps = steps
         options.repeats = repeats
+        if warmup < 1 { throw ValidationError("--warmup must be at least 1 (the first step makes oneDNN's primitives)") }
+        options.warmup = warmup
         options.threads = threads ?? ProcessorCount.online
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         options.chunk = chunk

@@ -15,6 +15,10 @@ import XCTest
 /// as in `RoundingBound`). S is a small multiple of the direct sum of |terms| (about 4-6x here);
 /// the broken variants below show the bound still catches a wrong convolution.
 final class WinogradConvolutionTests: XCTestCase {
+    // Every pass of every eligible shape runs Winograd here, whatever the measured policy picks.
+    override func setUp() { WinogradConvolution.policy = .everyEligiblePass }
+    override func tearDown() { WinogradConvolution.policy = .measured }
+
     static let bt: [[Double]] = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
     static let gm: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
     static let at: [[Double]] = [[1, 1, 1, 0], [0, 1, -1, -1]]
@@ -161,6 +165,11 @@ final class WinogradConvolutionTests: XCTestCase {
         }
         XCTAssertFalse(ConvEngine.winograd.usesWinograd(ConvGeometry(inChannels: 512, outChannels: 512, height: 3, width: 3), .forward))
         XCTAssertFalse(ConvEngine.winograd.usesWinograd(ConvGeometry(inChannels: 1, outChannels: 128, height: 28, width: 28), .forward))
+        // What the tool runs (the measured policy) at vgg8b's shapes.
+        WinogradConvolution.policy = .measured
+        let picked = shapes.map { g in ConvPass.allCases.filter { ConvEngine.winograd.usesWinograd(g, $0) } }
+        XCTAssertEqual(picked, [[.backwardWeights], [.backwardWeights], [.forward, .backwardWeights], [.backwardWeights],
+                                [.backwardWeights], [.backwardWeights], []])
     }
 
     /// Odd sizes (partial tiles at the bottom and right), channel counts that are no multiple of

@@ -32,7 +32,8 @@ public enum ConvEngine: String, CaseIterable, Sendable {
         ConvPass.allCases.allSatisfy { usesWinograd(g, $0) || usesDNNL(g, $0) }
     }
 
-    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `.dnnl` when
+    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `.winograd`
+    /// (oneDNN, with Winograd for the passes `WinogradConvolution.handles` measured faster) when
     /// OpenMP's threads are passive (`OMP_WAIT_POLICY=passive` in the environment at start-up),
     /// else `.im2col`.
     ///
@@ -46,7 +47,7 @@ public enum ConvEngine: String, CaseIterable, Sendable {
         if let name = getenv("LAYERWISE_CONV_ENGINE"), let engine = ConvEngine(rawValue: String(cString: name)) {
             return engine
         }
-        return openMPIsPassive ? .dnnl : .im2col
+        return openMPIsPassive ? .winograd : .im2col
     }
 
     /// Whether the process started with OMP_WAIT_POLICY=passive.

@@ -19,26 +19,57 @@ import CKernels
 ///
 /// Workspace (floats), for blocks of n images (n H'W'/4 tiles at most, `tilesPerBlock`):
 ///
-///     3 x 16 OC C                             U (forward), U' (backward-data), dU
+///     k x 16 OC C                             U (forward), U' (backward-data), dU: one for
+///                                             each pass `handles` gives Winograd
 ///   + max(2 x 16 max(C, OC) T, 9 OC C)        V and M (or V and Z), T = n ceil(H/2) ceil(W/2);
 ///                                             first the weights as 9 tap planes for U
 ///   + lw_wino_plane_floats(H, W)              one padded plane and row buffers
 ///
 /// independent of the batch; booked as the network's conv workspace (`ConvWorkspace.bytes`).
 public enum WinogradConvolution {
-    /// Tiles each of the 16 GEMMs aims for: whole images up to this many tiles per block.
-    /// ConvBenchmark (`layerwise bench conv --engines winograd`): 256 and 512 gave the same rates
-    /// within noise at vgg8b's shapes, so the smaller bound keeps the workspace down.
+    /// Tiles each of the 16 GEMMs aims for: whole images up to this many tiles per block. Not
+    /// tuned: a bound that keeps V and M (and the workspace) near oneDNN's chunk buffers.
     public static let tileTarget = 256
-    /// Smallest map computed with Winograd (H and W): below it the padded 2x2 tiles waste too much.
+    /// Smallest map any pass computes with Winograd (H and W): below it the padded 2x2 tiles
+    /// waste too much.
     public static let minimumSize = 7
-    /// Fewest channels (C and OC) computed with Winograd: the GEMMs of a thin layer are too small.
+    /// Fewest channels (C and OC) any pass computes with Winograd: thinner GEMMs are too small.
     public static let minimumChannels = 16
 
+    /// Which passes the `.winograd` engine gives to Winograd.
+    public enum Policy: Sendable {
+        /// The passes that measured faster than oneDNN's direct convolution here (see `handles`).
+        case measured
+        /// Every pass of every eligible geometry (3x3, pad 1, >= `minimumSize`, >= `minimumChannels`):
+        /// tests, so that small models exercise the kernels.
+        case everyEligiblePass
+    }
+
+    /// The policy in force (tests switch it; the tool never does).
+    nonisolated(unsafe) public static var policy = Policy.measured
+
     /// Whether the `.winograd` engine computes this pass of `g` with Winograd (else oneDNN).
+    ///
+    /// `.measured`: `layerwise bench conv --batch 16 --sim-heads --engines dnnl,winograd,...`
+    /// (2 threads, AVX2, a loaded machine: same-engine repeats varied by up to 25%), oneDNN time /
+    /// Winograd time over three runs: backward-weights at 14x14 and 28x28 with >= 128 channels
+    /// 1.05-1.77 (one run of 128->256 at 28x28 gave 0.51, the others 0.99 and 1.05); forward of
+    /// the 256->256 sim head at 28x28 1.17-1.39; every other forward and backward-data between
+    /// 0.39 and 1.43 with no consistent winner, 7x7 mostly slower (0.47-0.79). So: backward-weights
+    /// at >= 14x14 with >= 128 channels, and forward at >= 28x28 with >= 256 input channels.
     public static func handles(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
-        g.kernel == 3 && g.padding == 1 && g.height >= minimumSize && g.width >= minimumSize
+        let eligible = g.kernel == 3 && g.padding == 1 && g.height >= minimumSize && g.width >= minimumSize
             && g.inChannels >= minimumChannels && g.outChannels >= minimumChannels
+        guard eligible else { return false }
+        switch (policy, pass) {
+        case (.everyEligiblePass, _): return true
+        case (.measured, .backwardWeights):
+            return min(g.height, g.width) >= 14 && min(g.inChannels, g.outChannels) >= 128
+        case (.measured, .forward):
+            return min(g.height, g.width) >= 28 && g.inChannels >= 256 && g.outChannels >= 128
+        case (.measured, .backwardData):
+            return false
+        }
     }
 
     /// Whether any pass of `g` runs with Winograd.
@@ -56,7 +87,7 @@ public enum WinogradConvolution {
     /// Bytes of scratch every pass of `g` needs (the type's comment).
     public static func workspaceBytes(_ g: ConvGeometry) -> Int {
         let wide = max(g.inChannels, g.outChannels)
-        let floats = 3 * 16 * g.outChannels * g.inChannels + max(2 * 16 * wide * tilesPerBlock(g), 9 * g.outChannels * g.inChannels)
+        let floats = filterRegions(g) * 16 * g.outChannels * g.inChannels + max(2 * 16 * wide * tilesPerBlock(g), 9 * g.outChannels * g.inChannels)
             + lw_wino_plane_floats(Int32(g.height), Int32(g.width))
         return floats * MemoryLayout<Float>.stride
     }
@@ -64,11 +95,18 @@ public enum WinogradConvolution {
     typealias Regions = (u: UnsafeMutablePointer<Float>, uBackward: UnsafeMutablePointer<Float>, du: UnsafeMutablePointer<Float>,
                          v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, plane: UnsafeMutablePointer<Float>)
 
-    /// The workspace's regions: U, U', dU, V, M and the plane.
+    /// Filter-sized regions: one per pass computed with Winograd.
+    static func filterRegions(_ g: ConvGeometry) -> Int { ConvPass.allCases.filter { handles(g, $0) }.count }
+
+    /// The workspace's regions: U, U', dU (each only when its pass runs Winograd; the others
+    /// alias the next region and are never used), V, M and the plane.
     private static func regions(_ g: ConvGeometry, _ workspace: UnsafeMutablePointer<Float>) -> Regions {
         let block = 16 * max(g.inChannels, g.outChannels) * tilesPerBlock(g), filter = 16 * g.outChannels * g.inChannels
-        let u = workspace, v = u + 3 * filter, m = v + block
-        return (u, u + filter, u + 2 * filter, v, m, v + max(2 * block, 9 * g.outChannels * g.inChannels))
+        let u = workspace
+        let uBackward = u + (handles(g, .forward) ? filter : 0)
+        let du = uBackward + (handles(g, .backwardData) ? filter : 0)
+        let v = du + (handles(g, .backwardWeights) ? filter : 0), m = v + block
+        return (u, uBackward, du, v, m, v + max(2 * block, 9 * g.outChannels * g.inChannels))
     }
 
     // x (B, C, H, W), w (OC, C, 3, 3), b (OC) -> y (B, OC, H, W)
