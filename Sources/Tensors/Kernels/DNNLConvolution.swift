@@ -32,10 +32,15 @@ public enum ConvEngine: String, CaseIterable, Sendable {
         ConvPass.allCases.allSatisfy { usesWinograd(g, $0) || usesDNNL(g, $0) }
     }
 
-    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `.winograd`
-    /// (oneDNN, with Winograd for the passes `WinogradConvolution.handles` measured faster) when
+    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `.dnnl` when
     /// OpenMP's threads are passive (`OMP_WAIT_POLICY=passive` in the environment at start-up),
     /// else `.im2col`.
+    ///
+    /// `.winograd` is not the default: `layerwise bench train --model vgg8b --breakdown --steps 1
+    /// --warmup 1` with each engine back to back (batch 128, 2 threads, AVX2, loaded machine) took
+    /// 36.0 s (winograd) vs 37.3 s (dnnl) per predsim step and 12.6 vs 12.5 s per backprop step,
+    /// within the run-to-run noise, for 31 MiB more conv scratch (vgg8b predsim plan: 607.3 vs
+    /// 576.0 MiB).
     ///
     /// Why: oneDNN's OpenMP threads spin after each primitive and OpenBLAS's pthreads spin after
     /// each GEMM; on 2 shared cores they take turns starving each other. `layerwise bench train
@@ -47,7 +52,7 @@ public enum ConvEngine: String, CaseIterable, Sendable {
         if let name = getenv("LAYERWISE_CONV_ENGINE"), let engine = ConvEngine(rawValue: String(cString: name)) {
             return engine
         }
-        return openMPIsPassive ? .winograd : .im2col
+        return openMPIsPassive ? .dnnl : .im2col
     }
 
     /// Whether the process started with OMP_WAIT_POLICY=passive.
