@@ -38,6 +38,15 @@ public enum ConvBenchmark {
         ConvGeometry(inChannels: 512, outChannels: 512, height: 3, width: 3),
     ]
 
+    /// The sim heads' convolutions of vgg8b that are not also a block's shape: C -> C at the
+    /// block's resolution (128 and 256 at 28x28, 512 at 14x14; 256 at 14x14 and 512 at 7x7 and
+    /// 3x3 are in `vgg8bShapes`).
+    public static let vgg8bSimHeadShapes: [ConvGeometry] = [
+        ConvGeometry(inChannels: 128, outChannels: 128, height: 28, width: 28),
+        ConvGeometry(inChannels: 256, outChannels: 256, height: 28, width: 28),
+        ConvGeometry(inChannels: 512, outChannels: 512, height: 14, width: 14),
+    ]
+
     /// Median of `repeats` timed calls (after one warm-up call) of each pass at each shape, with
     /// the BLAS set to `threads` threads (restored afterwards). `imagesPerGemm` overrides the
     /// workspace's default grouping (for tuning).

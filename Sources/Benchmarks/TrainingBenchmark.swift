@@ -16,6 +16,8 @@ public enum TrainingBenchmark {
         public var batchSize: Int = 128
         public var steps: Int = 40
         public var repeats: Int = 3
+        /// Untimed steps before the timed repeats (first touch of buffers, oneDNN primitives).
+        public var warmup: Int = 3
         public var threads: Int = ProcessorCount.online
         /// Also measure each local loss with chunked local steps of this many examples, in the
         /// same run as the whole-batch steps (rows named "predsim chunk 16").
@@ -23,6 +25,8 @@ public enum TrainingBenchmark {
         /// Optimizer state formats to measure each loss with (rows named "predsim int8" for
         /// every format but fp32).
         public var stateFormats: [OptimizerStateFormat] = [.fp32]
+        /// Time the steps by block and section (`StepProfiler`): `ModeResult.breakdown`.
+        public var breakdown = false
         public init(data: String, spec: ModelSpec, losses: [LossKind]) {
             self.data = data
             self.spec = spec
@@ -43,6 +47,8 @@ public enum TrainingBenchmark {
         /// The BLAS's own sgemm rate at the MLP's big shapes, measured right after each timed
         /// repeat (median), so it sees the same load from other processes as the steps did.
         public var gemmGFLOPS: Double
+        /// With `Options.breakdown`: all timed repeats' steps by block and section.
+        public var breakdown: TrainingBreakdown?
         /// samples/s if every step's FLOPs ran at `gemmGFLOPS` and nothing else took time.
         public var gemmBoundSamplesPerSecond: Double { gemmGFLOPS * 1e3 / mflopPerSample }
     }
@@ -75,27 +81,32 @@ public enum TrainingBenchmark {
             var step = 0
             func oneStep() throws {
                 ledger.enter(.load)
-                var batch = try loader.nextBatch()
+                var batch = try StepProfiler.measure(.load, layer: StepProfiler.loader) { try loader.nextBatch() }
                 if batch == nil || batch!.count < options.batchSize {
                     epoch += 1
                     loader.startEpoch(epoch)
-                    batch = try loader.nextBatch()
+                    batch = try StepProfiler.measure(.load, layer: StepProfiler.loader) { try loader.nextBatch() }
                 }
                 let b = batch!
                 let images = Tensor(storage: b.images, shape: [b.count, b.channels, b.height, b.width])
                 _ = network.trainStep(images: images, labels: b.labels.pointer, lr: 1e-4, step: step)
                 step += 1
             }
-            for _ in 0..<3 { try oneStep() }  // warm-up: first-touch of buffers, BLAS threads
+            for _ in 0..<options.warmup { try oneStep() }  // warm-up: first-touch of buffers, BLAS threads
             var rates: [Double] = []
             var phaseTimes: [[String: Double]] = []
             var gemmRates: [Double] = []
             let probe = GEMMProbe()
+            StepProfiler.reset()
+            var profiledSeconds = 0.0
             for _ in 0..<options.repeats {
                 ledger.clearEvents()
+                StepProfiler.enable(options.breakdown)
                 let start = BenchmarkClock.now()
                 for _ in 0..<options.steps { try oneStep() }
                 let seconds = BenchmarkClock.now() - start
+                StepProfiler.enable(false)
+                profiledSeconds += seconds
                 rates.append(Double(options.steps * options.batchSize) / seconds)
                 phaseTimes.append(phaseSeconds(ledger.history().events, steps: options.steps))
                 gemmRates.append(probe.gflops())
@@ -106,7 +117,12 @@ public enum TrainingBenchmark {
             results.append(ModeResult(loss: name, samplesPerSecond: median, repeats: rates,
                                       secondsPerStepByPhase: phaseTimes[medianIndex], ledgerPeakBytes: ledger.peak().total,
                                       mflopPerSample: flop / 1e6, gflops: flop * median / 1e9,
-                                      gemmGFLOPS: BenchmarkClock.median(gemmRates)))
+                                      gemmGFLOPS: BenchmarkClock.median(gemmRates),
+                                      breakdown: options.breakdown
+                                          ? TrainingBreakdown(entries: StepProfiler.entries, steps: options.steps * options.repeats,
+                                                              seconds: profiledSeconds)
+                                          : nil))
+            StepProfiler.reset()
             log(String(format: "%@: %.0f samples/s", name, median))
         }
         return results

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <oneapi/dnnl/dnnl.h>
 
@@ -297,10 +298,27 @@ static dnnl_status_t lw_run(dnnl_primitive_t prim, int n, const dnnl_exec_arg_t 
     return dnnl_primitive_execute(prim, lw_stream, n, args);
 }
 
-/// Runs a reorder `from` -> `to` with the workspace's scratchpad.
+static int lw_profiling;
+static uint64_t lw_reorder_ns;
+
+void lw_dnnl_profile(int enable) { lw_profiling = enable; }
+uint64_t lw_dnnl_profile_reorder_ns(void) { return lw_reorder_ns; }
+
+static uint64_t lw_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/// Runs a reorder `from` -> `to` with the workspace's scratchpad. oneDNN's CPU stream runs
+/// primitives synchronously (OpenMP runtime), so the reorder is done when execute returns.
 static dnnl_status_t lw_move(dnnl_primitive_t reorder, dnnl_memory_t from, dnnl_memory_t to, dnnl_memory_t scratch) {
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, scratch}};
-    return lw_run(reorder, 3, args);
+    if (!lw_profiling) return lw_run(reorder, 3, args);
+    uint64_t start = lw_now_ns();
+    dnnl_status_t s = lw_run(reorder, 3, args);
+    lw_reorder_ns += lw_now_ns() - start;
+    return s;
 }
 
 /// Points the operand's memories at `user` and its buffer; returns the memory the convolution

@@ -17,6 +17,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <cpuid.h>
 #endif
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -732,6 +733,27 @@ int lw_kernels_supported(lw_kernel_path path) {
 #endif
     default: return 0;
     }
+}
+
+int lw_cpu_has_avx512_bf16(void) {
+#if defined(__x86_64__)
+    unsigned eax, ebx, ecx, edx;
+    if (!__builtin_cpu_supports("avx512f")) return 0;  // also false when the OS does not save zmm state
+    if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return 0;
+    return (eax >> 5) & 1;
+#else
+    return 0;
+#endif
+}
+
+int lw_cpu_has_amx_bf16(void) {
+#if defined(__x86_64__)
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    return (edx >> 22) & 1;
+#else
+    return 0;
+#endif
 }
 
 const char *lw_kernels_path_name(lw_kernel_path path) {

@@ -63,10 +63,12 @@ extension Network {
                                                                 firstBlock: range.lowerBound, outputTrained: false))
         }
         let w = spec.loss.weights(beta: spec.beta)
-        let r = output.train(x!, labels: labels, scale: w.output, wantInputGrad: false)
+        let r = StepProfiler.measure(.outputLayer, layer: StepProfiler.outputLayer) {
+            output.train(x!, labels: labels, scale: w.output, wantInputGrad: false)
+        }
         x = nil  // the last hand-off
         ledger.enter(.update, layer: output.index, label: "update")
-        output.optimizer!.step(lr: lr)
+        StepProfiler.measure(.update, layer: StepProfiler.outputLayer) { output.optimizer!.step(lr: lr) }
         for p in output.parameters { p.dropGrad() }
         ledger.enter(.idle)
         return StageStepResult(handOff: nil, stats: StepStats(outputLoss: r.loss, correct: r.correct, blocks: blockStats,

@@ -190,7 +190,9 @@ public final class Network {
             var grad: Tensor?
             var outputLoss: Float = 0, correct = 0
             do {
-                let r = output.train(x!, labels: labels, scale: 1, wantInputGrad: true)
+                let r = StepProfiler.measure(.outputLayer, layer: StepProfiler.outputLayer) {
+                    output.train(x!, labels: labels, scale: 1, wantInputGrad: true)
+                }
                 outputLoss = r.loss
                 correct = r.correct
                 grad = r.inputGrad
@@ -203,7 +205,7 @@ public final class Network {
                 grad = b.backwardBackprop(grad!, wantInputGrad: b.index > 0)
             }
             ledger.enter(.update, layer: nil, label: "update")
-            globalOptimizer!.step(lr: lr)
+            StepProfiler.measure(.update, layer: StepProfiler.outputLayer) { globalOptimizer!.step(lr: lr) }
             for p in allParameters { p.dropGrad() }
             ledger.enter(.idle)
             return StepStats(outputLoss: outputLoss, correct: correct, blocks: [])

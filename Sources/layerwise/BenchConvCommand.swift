@@ -7,7 +7,7 @@ import Tensors
 struct BenchConvCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conv",
-        abstract: "Conv forward/backward-data/backward-weights GFLOP/s at vgg8b's shapes, im2col vs oneDNN.")
+        abstract: "Conv forward/backward-data/backward-weights GFLOP/s at vgg8b's shapes, im2col vs oneDNN vs Winograd.")
 
     @Option(help: "Batch sizes, comma-separated.")
     var batch: String = "32,128"
@@ -18,8 +18,11 @@ struct BenchConvCommand: ParsableCommand {
     @Option(help: "Timed repeats per measurement; medians are reported.")
     var repeats: Int = 5
 
-    @Option(help: "Engines, comma-separated: im2col, dnnl.")
+    @Option(help: "Engines, comma-separated: im2col, dnnl, winograd.")
     var engines: String = "im2col,dnnl"
+
+    @Flag(help: "Also time the sim heads' C -> C shapes that no block has (128 and 256 at 28x28, 512 at 14x14).")
+    var simHeads = false
 
     func validate() throws {
         if threads < 1 || repeats < 1 { throw ValidationError("--threads and --repeats must be at least 1.") }
@@ -33,7 +36,10 @@ struct BenchConvCommand: ParsableCommand {
     func run() throws {
         print("oneDNN \(DNNLConvolution.version)")
         for b in batchSizes {
-            for result in ConvBenchmark.run(batch: b, threads: threads, repeats: repeats, engines: engineList) { print(result) }
+            let shapes = ConvBenchmark.vgg8bShapes + (simHeads ? ConvBenchmark.vgg8bSimHeadShapes : [])
+            for result in ConvBenchmark.run(shapes: shapes, batch: b, threads: threads, repeats: repeats, engines: engineList) {
+                print(result)
+            }
         }
     }
 }

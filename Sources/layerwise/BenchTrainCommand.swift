@@ -22,12 +22,16 @@ struct BenchTrainCommand: ParsableCommand {
     var steps: Int = 40
     @Option(help: "Timed repeats (medians are reported).")
     var repeats: Int = 3
+    @Option(help: "Untimed warm-up steps before the timed repeats.")
+    var warmup: Int = 3
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
     @Option(help: "Also measure each local loss with chunked local steps of N examples (same run), to price the recomputation.")
     var chunk: Int?
     @Option(help: ArgumentHelp("Comma-separated optimizer state formats to measure each loss with: fp32, bf16, int8.", valueName: "formats"))
     var optimizerStates: String = "fp32"
+    @Flag(help: "Also time each block by section (conv passes with their GFLOP/s, oneDNN reorders, sim head, pred head, BatchNorm, pooling, update, loader).")
+    var breakdown = false
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -41,6 +45,8 @@ struct BenchTrainCommand: ParsableCommand {
         options.batchSize = batchSize
         options.steps = steps
         options.repeats = repeats
+        if warmup < 1 { throw ValidationError("--warmup must be at least 1 (the first step makes oneDNN's primitives)") }
+        options.warmup = warmup
         options.threads = threads ?? ProcessorCount.online
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
         options.chunk = chunk
@@ -48,6 +54,7 @@ struct BenchTrainCommand: ParsableCommand {
             guard let f = OptimizerStateFormat(rawValue: String(name)) else { throw ValidationError("--optimizer-states: unknown format \(name) (fp32, bf16 or int8)") }
             return f
         }
+        options.breakdown = breakdown
         let results = try TrainingBenchmark.run(options)
         if json {
             let encoder = JSONEncoder()
@@ -68,6 +75,7 @@ struct BenchTrainCommand: ParsableCommand {
                 print(String(format: "             BLAS sgemm in this run %.1f GFLOP/s at the MLP's shapes: GEMM bound %.0f samples/s, achieved %.2f of it",
                              r.gemmGFLOPS, r.gemmBoundSamplesPerSecond, r.samplesPerSecond / max(r.gemmBoundSamplesPerSecond, 1e-9)))
             }
+            if let breakdown = r.breakdown { print(breakdown.text) }
         }
     }
 }

@@ -17,8 +17,14 @@ struct ModelOptions: ParsableArguments {
     var dimInDecoder: Int = 1024
     @Option(help: "Dropout after each block (default 0.025 for the mlp, 0.1 for VGG; whole channels in conv blocks).")
     var dropout: Float?
+    @Option(help: "Convolution arithmetic: fp32, or bf16 (needs AVX512_BF16 or AMX-BF16; refused where they are missing).")
+    var precision: String = "fp32"
 
     func validate() throws {
+        guard let kind = ComputePrecision(rawValue: precision) else {
+            throw ValidationError("--precision \(precision) is not one of: fp32, bf16")
+        }
+        if let refusal = kind.refusal() { throw ValidationError(refusal) }
         guard ModelSpec.Kind(rawValue: model) != nil else { throw ValidationError("--model \(model) is not one of: mlp, vgg8b, vgg11b") }
         guard numLayers > 0, numHidden > 0 else { throw ValidationError("--num-layers and --num-hidden must be positive") }
         guard featMult > 0 else { throw ValidationError("--feat-mult must be positive") }

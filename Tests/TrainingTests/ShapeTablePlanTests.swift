@@ -77,7 +77,7 @@ final class ShapeTablePlanTests: XCTestCase {
     }
 
     func testPlannerPredictsVGG8bPeaksUnderBothEngines() {
-        for engine in ConvEngine.allCases {
+        for engine in [ConvEngine.im2col, .dnnl] {
             for loss in LossKind.allCases {
                 let spec = Self.convSpec(.vgg8b, loss)
                 check(spec, chunk: nil, engine: engine)
@@ -88,7 +88,7 @@ final class ShapeTablePlanTests: XCTestCase {
 
     func testPlannerPredictsNarrowVGG8bAndVGG11bPeaks() {
         // 1/64 of the widths: two channels in the first block (its sim head flattens, no std).
-        for engine in ConvEngine.allCases {
+        for engine in [ConvEngine.im2col, .dnnl] {
             for loss in [LossKind.predsim, .simBpf, .backprop] {
                 check(Self.convSpec(.vgg8b, loss, featMult: 1.0 / 64), chunk: nil, engine: engine)
                 check(Self.convSpec(.vgg11b, loss, featMult: 1.0 / 32), chunk: nil, engine: engine)
@@ -98,6 +98,20 @@ final class ShapeTablePlanTests: XCTestCase {
             check(Self.convSpec(.vgg8b, .predsim, featMult: 1.0 / 16), batch: 20, chunk: nil, engine: engine)
             check(Self.convSpec(.vgg8b, .predsim, featMult: 1.0 / 16), batch: 20, chunk: 6, engine: engine)
         }
+    }
+
+    /// The Winograd engine's scratch (its U, V, M and plane, one allocation for every conv it
+    /// computes) and oneDNN's for the rest: vgg8b x0.125 on 16x16 runs Winograd at blocks 1-3 and
+    /// their sim heads (>= 16 channels, >= 7x7), oneDNN at the 1-channel first conv and the 4x4
+    /// and 2x2 ones; whole and chunked local steps, backprop.
+    func testPlannerPredictsVGG8bPeaksUnderTheWinogradEngine() {
+        WinogradConvolution.policy = .everyEligiblePass  // the measured policy picks nothing this narrow
+        defer { WinogradConvolution.policy = .measured }
+        let spec = Self.convSpec(.vgg8b, .predsim)
+        XCTAssertTrue(ShapeTable(spec: spec, engine: .winograd).convGeometries.contains { ConvEngine.winograd.usesWinograd($0, .forward) })
+        check(spec, chunk: nil, engine: .winograd)
+        check(spec, chunk: 3, engine: .winograd)
+        check(Self.convSpec(.vgg8b, .backprop), chunk: nil, engine: .winograd)
     }
 
     func testTableMatchesTheNetworkItBuilds() {

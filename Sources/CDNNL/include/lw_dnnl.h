@@ -10,6 +10,7 @@
 #define LW_DNNL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,6 +61,13 @@ int lw_conv_backward_weights(lw_conv *conv, const float *dy, const float *x, flo
                              float *db, int accumulate, void *workspace);
 
 void lw_conv_destroy(lw_conv *conv);
+
+/// Profiling (`layerwise bench train --breakdown`): while enabled, the wall time of every
+/// reorder between our layouts and oneDNN's is added to a process-wide counter (calls run one
+/// at a time; the counter is not atomic). Off: one branch per reorder.
+void lw_dnnl_profile(int enable);
+/// Nanoseconds spent in reorders while profiling was enabled.
+uint64_t lw_dnnl_profile_reorder_ns(void);
 
 /// oneDNN's version, "2.6.3".
 const char *lw_dnnl_version(void);

@@ -32,6 +32,12 @@ const char *lw_kernels_path_name(lw_kernel_path path);
 /// 1 when this CPU (and this build) can run `path`.
 int lw_kernels_supported(lw_kernel_path path);
 
+/// 1 when the CPU has AVX512_BF16 (CPUID leaf 7 subleaf 1, EAX bit 5) and the OS saves the
+/// AVX-512 state; 0 elsewhere (and on every non-x86 build).
+int lw_cpu_has_avx512_bf16(void);
+/// 1 when the CPU has AMX-BF16 (CPUID leaf 7 subleaf 0, EDX bit 22).
+int lw_cpu_has_amx_bf16(void);
+
 /// Uses `path` from now on; returns 0 (and changes nothing) when it is not supported.
 int lw_kernels_force(lw_kernel_path path);
 
@@ -103,6 +109,34 @@ void lw_leaky_relu_forward(float *x, size_t n, float slope);
 
 /// grad <- y > 0 ? grad : grad * slope, with y the forward's output.
 void lw_leaky_relu_backward(const float *y, float *grad, size_t n, float slope);
+
+// MARK: Winograd F(2x2, 3x3) for stride-1, pad-1 3x3 convolutions
+//
+// A transformed tensor holds 16 matrices, one per position xi = 4 r + e of the 4x4 tile: for
+// `channels` channels and T tiles, element (xi, c, t) sits at xi * ld * channels + c * ld + t
+// with ld >= T (T = images * lw_wino_tiles). Tile t = b * tiles + i * ceil(W/2) + j covers output
+// rows 2i, 2i+1 and columns 2j, 2j+1 of image b. The caller runs the 16 GEMMs between the
+// transforms. All paths (generic, AVX2) give the same bits.
+
+/// Tiles of one H x W map: ceil(H/2) ceil(W/2).
+size_t lw_wino_tiles(int height, int width);
+/// Floats of the one-plane scratch every transform needs.
+size_t lw_wino_plane_floats(int height, int width);
+/// V = B^T d B of every 4x4 input tile (zero padded) of x (images, channels, H, W).
+void lw_wino_input(const float *x, int images, int channels, int height, int width, float *v, size_t ld, float *plane);
+/// y (images, channels, H, W) = A^T m A per tile, plus bias[c] (may be NULL), or added to y when
+/// `accumulate` (bias ignored).
+void lw_wino_output(const float *m, size_t ld, int images, int channels, int height, int width, const float *bias,
+                    int accumulate, float *y, float *plane);
+/// Z = A g A^T of every 2x2 output-gradient tile of dy (images, channels, H, W) (the adjoint of
+/// lw_wino_output), for the weight gradient.
+void lw_wino_output_grad(const float *dy, int images, int channels, int height, int width, float *z, size_t ld,
+                         float *plane);
+/// U = G g G^T of w (OC, C, 3, 3), as u[xi][o][c]; with `for_backward_data`, of the transposed
+/// convolution's filter (w rotated 180 degrees), as u[xi][c][o]. `scratch`: 9 OC C floats.
+void lw_wino_filter(const float *w, int out_channels, int in_channels, int for_backward_data, float *u, float *scratch);
+/// dw (OC, C, 3, 3) (+)= G^T du G, du as u[xi][o][c].
+void lw_wino_filter_grad(const float *du, int out_channels, int in_channels, int accumulate, float *dw);
 
 #ifdef __cplusplus
 }

@@ -11,15 +11,20 @@ public struct ConvMap: HiddenMap {
     public static let isSpatial = true
     public let geometry: ConvGeometry
     public let workspace: ConvWorkspace
+    /// The block whose map or sim head this is, and which of the two (`StepProfiler` only).
+    public var layer: Int
+    public var isSimHead = false
 
-    public init(_ geometry: ConvGeometry, workspace: ConvWorkspace) {
+    public init(_ geometry: ConvGeometry, workspace: ConvWorkspace, layer: Int = 0) {
         self.geometry = geometry
         self.workspace = workspace
+        self.layer = layer
     }
 
     /// A map with a view of `sharedWorkspace`, or its own workspace booked as `workspace` of `layer`.
     public init(_ geometry: ConvGeometry, layer: Int, ledger: Ledger, sharedWorkspace: ConvWorkspace?) {
-        self.init(geometry, workspace: sharedWorkspace?.serving(geometry) ?? ConvWorkspace(geometry, layer: layer, ledger: ledger))
+        self.init(geometry, workspace: sharedWorkspace?.serving(geometry) ?? ConvWorkspace(geometry, layer: layer, ledger: ledger),
+                  layer: layer)
     }
 
     public var inChannels: Int { geometry.inChannels }
@@ -38,22 +43,37 @@ public struct ConvMap: HiddenMap {
 
     // x: (B, C, H, W) -> y: (B, OC, H, W)
     public func forward(x: Tensor, weight: Tensor, bias: Tensor?, into y: Tensor) {
-        Conv2dKernel.forward(x: x.reshaped(geometry.inputShape(batch: x.rowCount)), weight: weight, bias: bias, into: y, workspace: workspace)
+        StepProfiler.measureConv(isSimHead ? .simConvForward : .blockConvForward, layer: layer, flops: flops(batch: x.rowCount)) {
+            Conv2dKernel.forward(x: x.reshaped(geometry.inputShape(batch: x.rowCount)), weight: weight, bias: bias, into: y,
+                                 workspace: workspace)
+        }
     }
 
     // dy: (B, OC, H, W), x: (B, C, H, W) -> dW: (OC, C, 3, 3), db: (OC)
     public func backwardWeights(dy: Tensor, x: Tensor, weightGrad: Tensor?, biasGrad: Tensor?, accumulate: Bool) {
-        Conv2dKernel.backwardWeights(dy: dy, x: x.reshaped(geometry.inputShape(batch: x.rowCount)), weightGrad: weightGrad,
-                                     biasGrad: biasGrad, workspace: workspace, accumulate: accumulate)
+        StepProfiler.measureConv(isSimHead ? .simConvBackwardWeights : .blockConvBackwardWeights, layer: layer,
+                                 flops: flops(batch: x.rowCount)) {
+            Conv2dKernel.backwardWeights(dy: dy, x: x.reshaped(geometry.inputShape(batch: x.rowCount)), weightGrad: weightGrad,
+                                         biasGrad: biasGrad, workspace: workspace, accumulate: accumulate)
+        }
     }
 
     // dy: (B, OC, H, W), W: (OC, C, 3, 3) -> dx: (B, C, H, W)
     public func backwardData(dy: Tensor, weight: Tensor, into dx: Tensor, accumulate: Bool) {
-        Conv2dKernel.backwardData(dy: dy, weight: weight, into: dx, workspace: workspace, accumulate: accumulate)
+        StepProfiler.measureConv(isSimHead ? .simConvBackwardData : .blockConvBackwardData, layer: layer,
+                                 flops: flops(batch: dy.rowCount)) {
+            Conv2dKernel.backwardData(dy: dy, weight: weight, into: dx, workspace: workspace, accumulate: accumulate)
+        }
+    }
+
+    public func reusingTransformedFilters<T>(_ body: () throws -> T) rethrows -> T {
+        try workspace.reusingTransformedFilters(body)
     }
 
     public static func square(over output: FeatureShape, layer: Int, ledger: Ledger, sharedWorkspace: ConvWorkspace?) -> ConvMap {
         let geometry = ConvGeometry(inChannels: output.channels, outChannels: output.channels, height: output.height, width: output.width)
-        return ConvMap(geometry, layer: layer, ledger: ledger, sharedWorkspace: sharedWorkspace)
+        var map = ConvMap(geometry, layer: layer, ledger: ledger, sharedWorkspace: sharedWorkspace)
+        map.isSimHead = true
+        return map
     }
 }

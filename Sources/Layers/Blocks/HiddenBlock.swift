@@ -182,9 +182,11 @@ public final class HiddenBlock<Map: HiddenMap> {
         let invStd = Tensor([channels], .activations, layer: index, label: "bn.invstd", ledger: ledger, zeroed: false)
         do {
             let mean = Tensor([channels], .activations, layer: index, label: "bn.mean", ledger: ledger, zeroed: false)
-            BatchNormKernel.forwardTraining(z: z, channels: channels, gamma: bnWeight.value, beta: bnBias.value,
-                                            runningMean: runningMean, runningVar: runningVar,
-                                            mean: mean, invStd: invStd, out: h)
+            StepProfiler.measure(.batchNorm, layer: index) {
+                BatchNormKernel.forwardTraining(z: z, channels: channels, gamma: bnWeight.value, beta: bnBias.value,
+                                                runningMean: runningMean, runningVar: runningVar,
+                                                mean: mean, invStd: invStd, out: h)
+            }
         }
         return (z, h, invStd)
     }
@@ -200,13 +202,15 @@ public final class HiddenBlock<Map: HiddenMap> {
     /// the caller's input).
     // dh: (B, C, spatial...), x: (B, in...) -> dx: (B, in...)
     private func backward(dh: Tensor, state: inout Saved, wantInputGrad: Bool) -> Tensor? {
-        nonlinearity.backward(output: state.h!, grad: dh)
+        StepProfiler.measure(.activation, layer: index) { nonlinearity.backward(output: state.h!, grad: dh) }
         release(&state.h)
         let gammaGrad = bnWeight.makeGrad(), betaGrad = bnBias.makeGrad()
         do {
             let scratch = Tensor([2 * channels], .workspace, layer: index, label: "bn.scratch", ledger: ledger, zeroed: false)
-            BatchNormKernel.backward(grad: dh, xhat: state.xhat!, channels: channels, gamma: bnWeight.value, invStd: state.invStd!,
-                                     gammaGrad: gammaGrad, betaGrad: betaGrad, scratch: scratch)
+            StepProfiler.measure(.batchNorm, layer: index) {
+                BatchNormKernel.backward(grad: dh, xhat: state.xhat!, channels: channels, gamma: bnWeight.value, invStd: state.invStd!,
+                                         gammaGrad: gammaGrad, betaGrad: betaGrad, scratch: scratch)
+            }
         }
         release(&state.xhat)
         release(&state.invStd)
@@ -232,11 +236,13 @@ public final class HiddenBlock<Map: HiddenMap> {
     /// if the model pools after this block (with the argmax when a backward will need it).
     // h: (B, C, H, W) -> (B, C, H/2, W/2), or h itself
     private func handOff(from h: Tensor, dropoutSeed: UInt64, argmax: Bool) -> (Tensor, TrackedBuffer<UInt8>?) {
-        Dropout.apply(h, p: dropout, seed: dropoutSeed, channelSize: map.outSpatial)
+        StepProfiler.measure(.dropoutPool, layer: index) {
+            Dropout.apply(h, p: dropout, seed: dropoutSeed, channelSize: map.outSpatial)
+        }
         guard poolAfter else { return (h, nil) }
         let pooled = Tensor(MaxPoolKernel.outputShape(h.shape), .activations, layer: index, label: "handoff", ledger: ledger, zeroed: false)
         let indices = argmax ? MaxPoolKernel.makeArgmax(for: pooled, layer: index, ledger: ledger) : nil
-        MaxPoolKernel.forward(x: h, into: pooled, argmax: indices)
+        StepProfiler.measure(.dropoutPool, layer: index) { MaxPoolKernel.forward(x: h, into: pooled, argmax: indices) }
         return (pooled, indices)
     }
 
@@ -255,6 +261,11 @@ public final class HiddenBlock<Map: HiddenMap> {
     /// examples with recomputation (`trainLocalChunked`); nil (or the batch or more) is this path.
     public func trainLocal(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64,
                            chunk: Int? = nil) -> (handOff: Tensor, stats: BlockStepStats) {
+        StepProfiler.measure(.total, layer: index) { trainLocalTimed(x, labels: labels, lr: lr, dropoutSeed: dropoutSeed, chunk: chunk) }
+    }
+
+    private func trainLocalTimed(_ x: Tensor, labels: UnsafePointer<Int32>, lr: Float, dropoutSeed: UInt64,
+                                 chunk: Int?) -> (handOff: Tensor, stats: BlockStepStats) {
         if let chunk, chunk < x.rowCount {
             let r = trainLocalChunked(.tensor(x), labels: labels, lr: lr, dropoutSeed: dropoutSeed, chunk: chunk, recomputeHandOff: false)
             return (r.handOff!.tensor, r.stats)
@@ -269,7 +280,7 @@ public final class HiddenBlock<Map: HiddenMap> {
             state.xhat = forward.xhat
             state.invStd = forward.invStd
         }
-        nonlinearity.forward(h)
+        StepProfiler.measure(.activation, layer: index) { nonlinearity.forward(h) }
         state.h = h
 
         ledger.enter(.localLoss, layer: index, label: "localLoss")
@@ -283,7 +294,7 @@ public final class HiddenBlock<Map: HiddenMap> {
         release(&dh)
 
         ledger.enter(.update, layer: index, label: "update")
-        optimizer.step(lr: lr)
+        StepProfiler.measure(.update, layer: index) { optimizer.step(lr: lr) }
         for p in localParameters { p.dropGrad() }
         // h is not needed any more: it becomes the hand-off in place (or is pooled into it).
         let (out, _) = handOff(from: h, dropoutSeed: dropoutSeed, argmax: false)
@@ -295,11 +306,15 @@ public final class HiddenBlock<Map: HiddenMap> {
     /// Forward keeping what the backward needs (input, x-hat, h, BN statistics, the pooling's
     /// argmax); the hand-off is made from a copy of h, since the backward needs h itself.
     public func forwardBackprop(_ x: Tensor, dropoutSeed: UInt64) -> Tensor {
+        StepProfiler.measure(.total, layer: index) { forwardBackpropTimed(x, dropoutSeed: dropoutSeed) }
+    }
+
+    private func forwardBackpropTimed(_ x: Tensor, dropoutSeed: UInt64) -> Tensor {
         ledger.enter(.forward, layer: index, label: "forward")
         let (xhat, h, invStd) = mapAndNorm(x)
-        nonlinearity.forward(h)
+        StepProfiler.measure(.activation, layer: index) { nonlinearity.forward(h) }
         let dropped = Tensor(h.shape, .activations, layer: index, label: poolAfter ? "dropped" : "handoff", ledger: ledger, zeroed: false)
-        dropped.copy(from: h)
+        StepProfiler.measure(.dropoutPool, layer: index) { dropped.copy(from: h) }
         let (out, argmax) = handOff(from: dropped, dropoutSeed: dropoutSeed, argmax: true)
         saved = Saved(input: x, xhat: xhat, h: h, invStd: invStd, argmax: argmax, dropoutSeed: dropoutSeed)
         return out
@@ -309,6 +324,10 @@ public final class HiddenBlock<Map: HiddenMap> {
     /// gradients in the block's parameters and returns dL/dx (nil for the first block, whose
     /// input needs none). The block's saved tensors are freed on the way (see `backward`).
     public func backwardBackprop(_ dHandOff: Tensor, wantInputGrad: Bool) -> Tensor? {
+        StepProfiler.measure(.total, layer: index) { backwardBackpropTimed(dHandOff, wantInputGrad: wantInputGrad) }
+    }
+
+    private func backwardBackpropTimed(_ dHandOff: Tensor, wantInputGrad: Bool) -> Tensor? {
         guard var state = saved else { preconditionFailure("block \(index): backward without forward") }
         saved = nil
         ledger.enter(.backward, layer: index, label: "backward")
@@ -318,10 +337,10 @@ public final class HiddenBlock<Map: HiddenMap> {
         var dh = dy
         if let argmax = state.argmax {
             dh = Tensor(state.h!.shape, .activationGrads, layer: index, label: "dh", ledger: ledger, zeroed: false)
-            MaxPoolKernel.backward(dy: dy, argmax: argmax, into: dh)
+            StepProfiler.measure(.dropoutPool, layer: index) { MaxPoolKernel.backward(dy: dy, argmax: argmax, into: dh) }
             state.argmax = nil
         }
-        Dropout.apply(dh, p: dropout, seed: state.dropoutSeed, channelSize: map.outSpatial)
+        StepProfiler.measure(.dropoutPool, layer: index) { Dropout.apply(dh, p: dropout, seed: state.dropoutSeed, channelSize: map.outSpatial) }
         return backward(dh: dh, state: &state, wantInputGrad: wantInputGrad)
     }
 

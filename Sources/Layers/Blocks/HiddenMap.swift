@@ -55,6 +55,14 @@ public protocol HiddenMap {
     /// (F -> F) or a 3x3 conv C -> C, pad 1 (DESIGN.md section 2). Its scratch is a view of
     /// `sharedWorkspace` when given (blocks and heads run one at a time).
     static func square(over output: FeatureShape, layer: Int, ledger: Ledger, sharedWorkspace: ConvWorkspace?) -> Self
+
+    /// Runs `body`, in which the caller promises not to change the weights it passes: a conv map's
+    /// Winograd passes then transform each filter once (`ConvWorkspace.reusingTransformedFilters`).
+    func reusingTransformedFilters<T>(_ body: () throws -> T) rethrows -> T
+}
+
+extension HiddenMap {
+    public func reusingTransformedFilters<T>(_ body: () throws -> T) rethrows -> T { try body() }
 }
 
 /// One example's block output: C channels of H x W values (a linear block's: F x 1 x 1).

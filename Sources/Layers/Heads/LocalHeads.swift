@@ -128,11 +128,13 @@ public final class LocalHeads<Map: HiddenMap> {
         var pred = HeadResult(), sim = HeadResult()
         if readsDecoderFeatures {
             // The pooled h that pred, pred-bpf and sim-bpf read: (B, C, h', w'), or h itself.
-            let pooled = pool(h)
-            let dPooled = pooling.pools ? Tensor(pooled.shape, .activationGrads, layer: layer, label: "pred.pooled.grad", ledger: ledger) : dh
-            decoderHeads(pooled, into: dPooled, labels: labels, weights: w, pred: &pred, sim: &sim)
-            if pooling.pools {
-                AvgPoolKernel.backward(dy: dPooled, into: dh, geometry: pooling.geometry, accumulate: true)
+            StepProfiler.measure(.predHead, layer: layer) {
+                let pooled = pool(h)
+                let dPooled = pooling.pools ? Tensor(pooled.shape, .activationGrads, layer: layer, label: "pred.pooled.grad", ledger: ledger) : dh
+                decoderHeads(pooled, into: dPooled, labels: labels, weights: w, pred: &pred, sim: &sim)
+                if pooling.pools {
+                    AvgPoolKernel.backward(dy: dPooled, into: dh, geometry: pooling.geometry, accumulate: true)
+                }
             }
         }
         if let simWeight, let simMap {
@@ -239,19 +241,30 @@ public final class LocalHeads<Map: HiddenMap> {
         var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
         let std = Tensor([batch, output.channels], .activations, layer: layer, label: "sim.std", ledger: ledger, zeroed: false)
         let s = Tensor(map.outputShape(batch: chunk), .activations, layer: layer, label: "sim.conv chunk", ledger: ledger, zeroed: false)
+        // The sim weight does not change until the block's update: its transformed filters
+        // (Winograd) are made once for all chunks.
+        map.reusingTransformedFilters {
+            simChunkLoops(h, weight: weight, map: map, s: s, std: std, chunks: chunks, target: &target, scale: scale, dh: dh, result: &result)
+        }
+    }
+
+    private func simChunkLoops(_ h: Tensor, weight: Parameter, map: Map, s: Tensor, std: Tensor, chunks: [Range<Int>],
+                               target: inout Tensor?, scale: Float, dh: Tensor, result: inout HeadResult) {
         for range in chunks {
             let sc = s.rows(0..<range.count)
             map.forward(x: h.rows(range), weight: weight.value, bias: nil, into: sc)
-            SpatialStdKernel.forward(x: sc, into: std.rows(range))
+            StepProfiler.measure(.simStd, layer: layer) { SpatialStdKernel.forward(x: sc, into: std.rows(range)) }
         }
         var features: Tensor? = std  // the loss drops its reference; std stays for the backward
-        let (loss, dstd) = SimilarityLoss.lossAndGrad(features: &features, target: &target, scale: scale, layer: layer, ledger: ledger)
+        let (loss, dstd) = StepProfiler.measure(.simLoss, layer: layer) {
+            SimilarityLoss.lossAndGrad(features: &features, target: &target, scale: scale, layer: layer, ledger: ledger)
+        }
         result.loss = loss
         let weightGrad = weight.makeGrad()
         for range in chunks {
             let sc = s.rows(0..<range.count), hc = h.rows(range)
             map.forward(x: hc, weight: weight.value, bias: nil, into: sc)  // recompute
-            SpatialStdKernel.backward(ds: dstd.rows(range), x: sc, s: std.rows(range), into: sc)
+            StepProfiler.measure(.simStd, layer: layer) { SpatialStdKernel.backward(ds: dstd.rows(range), x: sc, s: std.rows(range), into: sc) }
             map.backwardWeights(dy: sc, x: hc, weightGrad: weightGrad, biasGrad: nil, accumulate: range.lowerBound > 0)
             map.backwardData(dy: sc, weight: weight.value, into: dh.rows(range), accumulate: true)
         }

@@ -62,11 +62,9 @@ extension ShapeTable {
     /// The name of layer `index`'s input: the batch, or the previous block's hand-off.
     func inputName(_ index: Int) -> String { index == 0 ? "input" : "\(index - 1).handoff" }
 
-    private func usesDNNL(_ g: ConvGeometry) -> Bool { engine == .dnnl && DNNLConvolution.handles(g) }
-
-    /// Records a conv call for the oneDNN workspace (the im2col engine's scratch is fixed).
+    /// Records a conv call for the oneDNN workspace (im2col's and Winograd's scratch is fixed).
     func conv(_ p: inout StepProgram, _ pass: ConvPass, _ g: ConvGeometry, _ n: Int, bias: Bool) {
-        if usesDNNL(g), n > 0 { p.conv(pass, g, batch: n, bias: bias) }
+        if engine.usesDNNL(g, pass), n > 0 { p.conv(pass, g, batch: n, bias: bias) }
     }
 
     private func simGeometry(_ l: Layer) -> ConvGeometry {

@@ -125,13 +125,13 @@ public struct ShapeTable: Sendable {
     /// for convs oneDNN computes): `ConvWorkspace(first, alsoServing: rest)` books exactly this.
     public var im2colWorkspaceBytes: Int {
         guard let first = convGeometries.first else { return 0 }
-        let own = engine == .dnnl && DNNLConvolution.handles(first) ? 0 : ConvWorkspace.bytes(first, engine: .im2col)
+        let own = engine.skipsIm2col(first) ? ConvWorkspace.bytes(first, engine: engine) : ConvWorkspace.bytes(first, engine: .im2col)
         return max(own, ConvWorkspace.bytes(covering: Array(convGeometries.dropFirst()) + simGeometries, engine: engine))
     }
 
     /// Images a conv's kernels compute as one unit under this engine (`ConvMap.examplesPerGemm`).
     func imagesPerGemm(_ g: ConvGeometry) -> Int {
-        engine == .dnnl && DNNLConvolution.handles(g) ? 1 : ConvWorkspace.defaultImagesPerGemm(g)
+        engine.skipsIm2col(g) ? 1 : ConvWorkspace.defaultImagesPerGemm(g)
     }
 
     /// Trainable parameters without heads (the paper's #params).

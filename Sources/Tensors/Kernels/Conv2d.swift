@@ -21,6 +21,11 @@ public enum Conv2dKernel {
     public static func forward(x: Tensor, weight: Tensor, bias: Tensor?, into y: Tensor, workspace: ConvWorkspace) {
         let g = workspace.geometry
         let batch = check(g, x: x, weight: weight, y: y, bias: bias)
+        if let (scratch, filters) = workspace.winograd(.forward) {
+            WinogradConvolution.forward(g, batch: batch, x: x.pointer, weight: weight.pointer, bias: bias.map { UnsafePointer($0.pointer) },
+                                        y: y.pointer, workspace: scratch, filters: filters)
+            return
+        }
         if let (conv, scratch) = workspace.dnnl(.forward, batch: batch, withBias: bias != nil) {
             conv.forward(x: x.pointer, weight: weight.pointer, bias: bias.map { UnsafePointer($0.pointer) }, y: y.pointer, workspace: scratch)
             return
@@ -63,6 +68,11 @@ public enum Conv2dKernel {
                                     accumulate: Bool = false) {
         let g = workspace.geometry
         let batch = check(g, x: dx, weight: weight, y: dy, bias: nil)
+        if let (scratch, filters) = workspace.winograd(.backwardData) {
+            WinogradConvolution.backwardData(g, batch: batch, dy: dy.pointer, weight: weight.pointer, dx: dx.pointer,
+                                             accumulate: accumulate, workspace: scratch, filters: filters)
+            return
+        }
         if let (conv, scratch) = workspace.dnnl(.backwardData, batch: batch, withBias: false) {
             conv.backwardData(dy: dy.pointer, weight: weight.pointer, dx: dx.pointer, accumulate: accumulate, workspace: scratch)
             return
@@ -94,6 +104,11 @@ public enum Conv2dKernel {
                                        workspace: ConvWorkspace, accumulate: Bool = false) {
         let g = workspace.geometry
         let batch = check(g, x: x, weight: weightGrad, y: dy, bias: biasGrad)
+        if let (scratch, filters) = workspace.winograd(.backwardWeights) {
+            WinogradConvolution.backwardWeights(g, batch: batch, dy: dy.pointer, x: x.pointer, weightGrad: weightGrad?.pointer,
+                                                biasGrad: biasGrad?.pointer, accumulate: accumulate, workspace: scratch, filters: filters)
+            return
+        }
         if weightGrad != nil || biasGrad != nil,
            let (conv, scratch) = workspace.dnnl(.backwardWeights, batch: batch, withBias: biasGrad != nil) {
             conv.backwardWeights(dy: dy.pointer, x: x.pointer, weightGrad: weightGrad?.pointer, biasGrad: biasGrad?.pointer,

@@ -65,25 +65,28 @@ public final class ConvWorkspace {
     ///   - ledger: where its bytes are booked.
     public convenience init(_ geometry: ConvGeometry, imagesPerGemm: Int? = nil, alsoServing others: [ConvGeometry] = [],
                             engine: ConvEngine = .default, layer: Int? = nil, ledger: Ledger = .shared) {
-        let usesDNNL = engine == .dnnl && DNNLConvolution.handles(geometry)
-        let group = usesDNNL ? 1 : imagesPerGemm ?? ConvWorkspace.defaultImagesPerGemm(geometry)
+        let noColumns = engine.skipsIm2col(geometry)
+        let group = noColumns ? 1 : imagesPerGemm ?? ConvWorkspace.defaultImagesPerGemm(geometry)
         precondition(group >= 1, "images per GEMM must be positive, got \(group)")
-        let bytes = max(usesDNNL ? 0 : ConvWorkspace.bytes(geometry, imagesPerGemm: group, engine: .im2col),
+        let bytes = max(noColumns ? ConvWorkspace.bytes(geometry, engine: engine)
+                                  : ConvWorkspace.bytes(geometry, imagesPerGemm: group, engine: .im2col),
                         ConvWorkspace.bytes(covering: others, engine: engine))
         let storage = TrackedBuffer<Float>(count: bytes / MemoryLayout<Float>.stride, category: .workspace, layer: layer,
                                            label: "conv workspace", ledger: ledger)
-        let cache = engine == .dnnl ? DNNLConvolutionCache(layer: layer, ledger: ledger) : nil
-        self.init(storage: storage, geometry: geometry, imagesPerGemm: group, engine: engine, dnnlCache: cache)
+        let cache = engine != .im2col ? DNNLConvolutionCache(layer: layer, ledger: ledger) : nil
+        self.init(storage: storage, geometry: geometry, imagesPerGemm: group, engine: engine, dnnlCache: cache,
+                  filters: WinogradFilters())
     }
 
     private init(storage: TrackedBuffer<Float>, geometry: ConvGeometry, imagesPerGemm group: Int, engine: ConvEngine,
-                 dnnlCache: DNNLConvolutionCache?) {
+                 dnnlCache: DNNLConvolutionCache?, filters: WinogradFilters) {
         self.storage = storage
+        self.filters = filters
         self.geometry = geometry
         self.engine = engine
         self.dnnlCache = dnnlCache
         imagesPerGemm = group
-        if engine == .dnnl && DNNLConvolution.handles(geometry) {
+        if engine.skipsIm2col(geometry) {
             columns = Tensor(storage: storage, offset: 0, shape: [0])
             staging = nil
             return
@@ -101,16 +104,39 @@ public final class ConvWorkspace {
         let needed = ConvWorkspace.bytes(other, engine: engine)
         precondition(needed <= storage.byteCount,
                      "workspace of \(storage.byteCount) bytes cannot serve \(other) (\(needed) bytes)")
-        let usesDNNL = engine == .dnnl && DNNLConvolution.handles(other)
-        return ConvWorkspace(storage: storage, geometry: other, imagesPerGemm: usesDNNL ? 1 : ConvWorkspace.defaultImagesPerGemm(other),
-                             engine: engine, dnnlCache: dnnlCache)
+        return ConvWorkspace(storage: storage, geometry: other,
+                             imagesPerGemm: engine.skipsIm2col(other) ? 1 : ConvWorkspace.defaultImagesPerGemm(other),
+                             engine: engine, dnnlCache: dnnlCache, filters: filters)
     }
+
+    /// Runs `body` with the promise that no weight tensor passed to this workspace's passes (or
+    /// its views') changes inside it: Winograd then transforms each filter once per pass kind
+    /// and reuses it (the sim head's chunk loops run 8 to 16 passes with one weight). Outside
+    /// such a scope every pass transforms its filter afresh.
+    public func reusingTransformedFilters<T>(_ body: () throws -> T) rethrows -> T {
+        filters.depth += 1
+        defer {
+            filters.depth -= 1
+            if filters.depth == 0 { filters.forget() }
+        }
+        return try body()
+    }
+
+    /// Winograd's transformed-filter bookkeeping, shared by a workspace and its views.
+    let filters: WinogradFilters
 
     /// The oneDNN primitive for a pass over `batch` images, when this workspace's engine computes
     /// its geometry with oneDNN (nil: use im2col).
     func dnnl(_ pass: ConvPass, batch: Int, withBias: Bool) -> (DNNLConvolution, UnsafeMutableRawPointer)? {
-        guard let dnnlCache, batch > 0, DNNLConvolution.handles(geometry) else { return nil }
+        guard let dnnlCache, batch > 0, engine.usesDNNL(geometry, pass) else { return nil }
         return dnnlCache.convolution(pass, geometry, batch: batch, withBias: withBias)
+    }
+
+    /// This workspace's memory as Winograd's scratch, when its engine computes the pass of its
+    /// geometry with Winograd (nil: another path).
+    func winograd(_ pass: ConvPass) -> (UnsafeMutableRawPointer, WinogradFilters)? {
+        guard engine.usesWinograd(geometry, pass) else { return nil }
+        return (UnsafeMutableRawPointer(storage.pointer), filters)
     }
 
     /// G for `geometry`: 1 if H' W' >= `groupingThreshold`, else ceil(`groupingTarget` / H' W').
@@ -122,8 +148,10 @@ public final class ConvWorkspace {
     /// Bytes a workspace for `geometry` books, independent of the batch size:
     /// 4 (C k k) G H' W', plus 4 OC G H' W' when G > 1; 0 when `engine` is `.dnnl` and oneDNN
     /// computes the geometry (its memory is `DNNLConvolutionCache`'s, booked on first use).
+    /// With `.winograd`, a geometry it computes needs `WinogradConvolution.workspaceBytes`.
     public static func bytes(_ geometry: ConvGeometry, imagesPerGemm: Int? = nil, engine: ConvEngine = .default) -> Int {
-        if engine == .dnnl && DNNLConvolution.handles(geometry) { return 0 }
+        if engine == .winograd && WinogradConvolution.handlesAnyPass(geometry) { return WinogradConvolution.workspaceBytes(geometry) }
+        if engine.skipsIm2col(geometry) { return 0 }
         let group = imagesPerGemm ?? defaultImagesPerGemm(geometry)
         let rows = geometry.patchSize + (group > 1 ? geometry.outChannels : 0)
         return MemoryLayout<Float>.stride * rows * group * geometry.outSpatial

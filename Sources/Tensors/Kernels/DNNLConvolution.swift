@@ -13,10 +13,34 @@ public enum ConvEngine: String, CaseIterable, Sendable {
     case im2col
     /// oneDNN's direct convolution through `CDNNL` (`DNNLConvolution`).
     case dnnl
+    /// Winograd F(2x2, 3x3) with BLAS GEMMs (`WinogradConvolution`) for the passes it handles,
+    /// oneDNN for the rest.
+    case winograd
+
+    /// Whether this engine computes `pass` of `g` with Winograd.
+    public func usesWinograd(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
+        self == .winograd && WinogradConvolution.handles(g, pass)
+    }
+
+    /// Whether this engine computes `pass` of `g` with oneDNN.
+    public func usesDNNL(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
+        self != .im2col && !usesWinograd(g, pass) && DNNLConvolution.handles(g)
+    }
+
+    /// Whether no pass of `g` runs im2col (then the workspace needs no im2col columns and G = 1).
+    public func skipsIm2col(_ g: ConvGeometry) -> Bool {
+        ConvPass.allCases.allSatisfy { usesWinograd(g, $0) || usesDNNL(g, $0) }
+    }
 
     /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `.dnnl` when
     /// OpenMP's threads are passive (`OMP_WAIT_POLICY=passive` in the environment at start-up),
     /// else `.im2col`.
+    ///
+    /// `.winograd` is not the default: `layerwise bench train --model vgg8b --breakdown --steps 1
+    /// --warmup 1` with each engine back to back (batch 128, 2 threads, AVX2, loaded machine) took
+    /// 36.0 s (winograd) vs 37.3 s (dnnl) per predsim step and 12.6 vs 12.5 s per backprop step,
+    /// within the run-to-run noise, for 31 MiB more conv scratch (vgg8b predsim plan: 607.3 vs
+    /// 576.0 MiB).
     ///
     /// Why: oneDNN's OpenMP threads spin after each primitive and OpenBLAS's pthreads spin after
     /// each GEMM; on 2 shared cores they take turns starving each other. `layerwise bench train
