@@ -60,12 +60,17 @@ build_c_target() {
     local name=$1 out=$FUZZ_BUILD/modules src=Sources/$1 stamp
     mkdir -p "$out/$name"
     stamp=$(cat "$src"/*.c "$src"/include/*.h | sha256sum | cut -c1-16)
-    if [ -f "$out/$name.stamp" ] && [ "$(cat "$out/$name.stamp")" = "$stamp" ] && [ -f "$out/$name.o" ]; then return; fi
+    if [ -f "$out/$name.stamp" ] && [ "$(cat "$out/$name.stamp")" = "$stamp" ] && ls "$out/$name"-*.o >/dev/null 2>&1; then return; fi
     echo "fuzz: building C target $name" >&2
-    local header
-    header=$(cd "$src/include" && ls ./*.h | head -1)
-    printf 'module %s {\n    header "%s"\n    export *\n}\n' "$name" "$PWD/$src/include/${header#./}" > "$out/$name/module.modulemap"
-    ${CLANG:-clang} -O2 -fsanitize=address,fuzzer-no-link -I "$src/include" -c "$src"/*.c -o "$out/$name.o"
+    # Every header in the module, every source file into its own object ($name-<file>.o).
+    { printf 'module %s {\n' "$name"
+      for h in "$src"/include/*.h; do printf '    header "%s"\n' "$PWD/$h"; done
+      printf '    export *\n}\n'; } > "$out/$name/module.modulemap"
+    rm -f "$out/$name.o" "$out/$name"-*.o
+    local c
+    for c in "$src"/*.c; do
+        ${CLANG:-clang} -O2 -fsanitize=address,fuzzer-no-link -I "$src/include" -c "$c" -o "$out/$name-$(basename "$c" .c).o"
+    done
     echo "$stamp" > "$out/$name.stamp"
 }
 
