@@ -20,8 +20,8 @@ case "$model/$loss" in
   *) echo "model mlp or vgg8b" >&2; exit 2 ;;
 esac
 ours() {
-  "$bin" bench train --data "$data" --model "$model" --losses "$loss" --steps "$steps" --repeats 1 --threads "$threads" \
-    | awk -v l="$loss" '$1 == l && $3 == "samples/s" { print $2 }'
+  "$bin" bench train --data "$data" --model "$model" --losses "$loss" --steps "$steps" --repeats 1 --threads "$threads" --json \
+    | python3 -c 'import json, sys; print("%.3f" % json.load(sys.stdin)[0]["samplesPerSecond"])'
 }
 theirs() {
   OMP_NUM_THREADS=$threads "$py" tools/pytorch-reference-bench.py "$ref" "$work" --steps "$steps" --warmup 3 --threads "$threads" \
