@@ -1,3 +1,4 @@
+import DatasetTestSupport
 import XCTest
 @testable import Shards
 

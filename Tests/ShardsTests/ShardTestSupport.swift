@@ -84,19 +84,6 @@ func assertShardError<T>(_ body: @autoclosure () throws -> T, mentioning: String
     }
 }
 
-/// Runs an executable and returns (status, stdout).
-func runProcess(_ executable: String, _ arguments: [String]) throws -> (Int32, [UInt8]) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, Array(data))
-}
 
 /// Converts with test-friendly defaults: small blocks, no shuffle unless asked.
 func convert(_ input: RecordInput, to directory: String, split: String = "train", blockBytes: Int = 1024, threads: Int = 1,

@@ -338,16 +338,3 @@ final class HandOffCacheTests: XCTestCase {
         }
     }
 }
-
-private func runProcess(_ executable: String, _ arguments: [String]) throws -> (Int32, [UInt8]) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, Array(data))
-}

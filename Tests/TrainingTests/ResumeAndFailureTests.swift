@@ -39,13 +39,6 @@ final class ResumeAndFailureTests: XCTestCase {
         return c
     }
 
-    func weights(_ trainer: Trainer) -> [String: [Float]] {
-        var out: [String: [Float]] = [:]
-        for (name, t) in Checkpoint.namedTensors(trainer.network) { out[name] = t.array }
-        for (name, m) in Checkpoint.namedMoments(trainer.network) { out[name] = m.values() }
-        return out
-    }
-
     /// With 8-bit and bf16 optimizer state (Adam, and SGD for int8) a killed run resumes to the
     /// bits of the uninterrupted one: codes, scales and the stochastic rounding's counters all
     /// come back from the checkpoint.
@@ -59,7 +52,7 @@ final class ResumeAndFailureTests: XCTestCase {
             }
             let reference = try Trainer(config: leanConfig("ref-\(format)-\(kind)"), ledger: Ledger(), showProgress: false, log: { _ in })
             try reference.run()
-            let expected = weights(reference)
+            let expected = reference.checkpointArrays(moments: true)
             let run = "killed-\(format)-\(kind)"
             let first = try Trainer(config: leanConfig(run), ledger: Ledger(), showProgress: false, log: { _ in })
             first.killAtGlobalStep = 16
@@ -67,7 +60,7 @@ final class ResumeAndFailureTests: XCTestCase {
             let resumed = try Trainer(config: leanConfig(run), resume: true, ledger: Ledger(), showProgress: false, log: { _ in })
             XCTAssertEqual(resumed.state.globalStep, 14)
             try resumed.run()
-            let got = weights(resumed)
+            let got = resumed.checkpointArrays(moments: true)
             XCTAssertEqual(got.keys.sorted(), expected.keys.sorted())
             for (name, values) in expected {
                 XCTAssertEqual(got[name], values, "\(format) \(kind): \(name) differs after a kill at step 16")
@@ -139,7 +132,7 @@ final class ResumeAndFailureTests: XCTestCase {
         for loss in [LossKind.predsim, .backprop] {
             let reference = try Trainer(config: config("ref-\(loss)", loss: loss), ledger: Ledger(), showProgress: false, log: { _ in })
             try reference.run()
-            let expected = weights(reference)
+            let expected = reference.checkpointArrays(moments: true)
             // kill step -> the step of the last checkpoint written before it
             for (kill, checkpointed) in [(5, 3), (11, 11), (16, 14)] {
                 let run = "killed-\(loss)-\(kill)"
@@ -151,7 +144,7 @@ final class ResumeAndFailureTests: XCTestCase {
                 // with the same weights, since every random draw is seeded).
                 XCTAssertEqual(resumed.state.globalStep, checkpointed)
                 try resumed.run()
-                let got = weights(resumed)
+                let got = resumed.checkpointArrays(moments: true)
                 XCTAssertEqual(got.keys.sorted(), expected.keys.sorted())
                 for (name, values) in expected {
                     XCTAssertEqual(got[name], values, "\(loss): \(name) differs after a kill at step \(kill)")
