@@ -89,60 +89,52 @@ static inline void quant_tables_init(void) { pthread_once(&tables_once, quant_ta
 float lw_quant_signed_value(unsigned char code) { quant_tables_init(); return signed_values[code]; }
 float lw_quant_unsigned_value(unsigned char code) { quant_tables_init(); return unsigned_values[code]; }
 
-// Largest magnitude (exact, so the order of the comparisons does not matter) and its inverse.
-static inline float block_scale(const float *x, size_t n, float *inverse) {
+// Largest magnitude (exact, so the order of the comparisons does not matter).
+static inline float block_max(const float *x, size_t n) {
     float amax = 0.0f;
     for (size_t i = 0; i < n; i++) { float a = fabsf(x[i]); amax = a > amax ? a : amax; }
-    *inverse = amax > 0.0f ? 1.0f / amax : 0.0f;
     return amax;
 }
 
-// The code of t = L^2 u (u in [0, 1], L = 127 or 255): the number of levels j >= 1 with
-// (j - 1/2)^2 <= t, that is sqrt(t) rounded to nearest (ties up). Any first guess within one
-// level of it is corrected to it exactly: (q +- 1/2)^2 is exact in float for q <= 256 and the
-// comparisons are exact, so every path gives the same code whether it starts from sqrtf (here)
-// or from the CPU's approximate reciprocal square root (the AVX2 loops: no square root at all).
-static inline int code_of_square(float t) {
-    float q = rintf(sqrtf(t));
-    float up = q + 0.5f;
-    if (up * up <= t) q += 1.0f;
-    float down = q - 0.5f;
-    if (down * down > t) q -= 1.0f;
-    return q > 0.0f ? (int)q : 0;
+// The factor that maps a block's values onto the squared code range: L^2 / s for the block's
+// scale s (L = 127 or 255). A block whose scale is below 2^-100 (no moment Adam or SGD can feel)
+// gets 0, so its codes are 0 and L^2 / s never overflows.
+static inline float code_factor(float scale, float levels_squared) {
+    return scale >= 0x1p-100f ? levels_squared / scale : 0.0f;
+}
+
+// The code of t = |x| L^2 / s: sqrt(t) rounded to nearest even, with t first clamped to L^2
+// (rounding can put the largest value a hair above it; a NaN becomes L^2). sqrt and the
+// rounding to an integer are correctly rounded on every instruction set (the AVX2 loops use
+// vsqrtps and vcvtps2dq, which rounds to nearest even as rintf), so every path gives the same code.
+static inline int code_of_square(float t, float levels_squared) {
+    t = t < levels_squared ? t : levels_squared;
+    return (int)rintf(sqrtf(t));
 }
 
 // x (one block) -> codes: c = rint(127 sqrt(|x| / scale)) with x's sign (`code_of_square`).
 static float quantize_signed_block(const float *x, unsigned char *codes, size_t n) {
-    float inv;
-    float scale = block_scale(x, n, &inv);
+    float scale = block_max(x, n), k = code_factor(scale, 16129.0f);
     for (size_t i = 0; i < n; i++) {
-        float u = fabsf(x[i]) * inv;
-        u = u < 1.0f ? u : 1.0f;
-        int q = code_of_square(u * 16129.0f);
+        int q = code_of_square(fabsf(x[i]) * k, 16129.0f);
         codes[i] = (unsigned char)(signed char)(x[i] < 0.0f ? -q : q);
     }
     return scale;
 }
 
 // Square roots of one block (r = sqrt(x), x >= 0) -> codes: c = rint(255 sqrt(r / sqrt(scale)))
-// (`code_of_square`),
-// that is 255 (x / scale)^(1/4) with scale the block's largest x. Adam has r already (its update
-// divides by it), so its codes cost one square root a value; sqrt(scale) is the largest r
-// exactly (a correctly rounded square root is monotonic).
+// (`code_of_square`), that is 255 (x / scale)^(1/4) with scale the block's largest x. Adam has r
+// already (its update divides by it), so its codes cost one square root a value; sqrt(scale) is
+// the largest r exactly (a correctly rounded square root is monotonic).
 static void quantize_unsigned_roots(const float *r, unsigned char *codes, size_t n, float scale) {
-    float root = sqrtf(scale);
-    float inv = root > 0.0f ? 1.0f / root : 0.0f;
-    for (size_t i = 0; i < n; i++) {
-        float u = r[i] * inv;
-        u = u < 1.0f ? u : 1.0f;
-        codes[i] = (unsigned char)code_of_square(u * 65025.0f);
-    }
+    float k = code_factor(sqrtf(scale), 65025.0f);
+    for (size_t i = 0; i < n; i++) codes[i] = (unsigned char)code_of_square(r[i] * k, 65025.0f);
 }
 
 // x >= 0 (one block) -> codes as quantize_unsigned_roots.
 static float quantize_unsigned_block(const float *x, unsigned char *codes, size_t n) {
-    float inv, r[LW_QUANT_BLOCK];
-    float scale = block_scale(x, n, &inv);
+    float r[LW_QUANT_BLOCK];
+    float scale = block_max(x, n);
     for (size_t i = 0; i < n; i++) r[i] = sqrtf(x[i]);
     quantize_unsigned_roots(r, codes, n, scale);
     return scale;
@@ -325,18 +317,21 @@ static void relu_backward_avx2(const float *y, float *grad, size_t n, float slop
 }
 
 
-// code_of_square on 8 lanes, from t rsqrt(t) (approximate: on any x86 CPU within 1.5 x 2^-12
-// relatively, so within one level of the code up to t = 255.5^2) and the exact correction.
+// code_of_square on 8 lanes: the same clamp (vminps returns its second operand for a NaN, as
+// the scalar comparison does), a correctly rounded square root and vcvtps2dq (nearest even).
 __attribute__((target("avx2")))
-static inline __m256i code_of_square_avx2(__m256 t) {
-    const __m256 HALF = _mm256_set1_ps(0.5f), ONE = _mm256_set1_ps(1.0f), ZERO = _mm256_setzero_ps();
-    __m256 guess = _mm256_mul_ps(t, _mm256_rsqrt_ps(_mm256_max_ps(t, _mm256_set1_ps(FLT_MIN))));
-    __m256 q = _mm256_round_ps(guess, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 up = _mm256_add_ps(q, HALF);
-    q = _mm256_add_ps(q, _mm256_and_ps(_mm256_cmp_ps(_mm256_mul_ps(up, up), t, _CMP_LE_OQ), ONE));
-    __m256 down = _mm256_sub_ps(q, HALF);
-    q = _mm256_sub_ps(q, _mm256_and_ps(_mm256_cmp_ps(_mm256_mul_ps(down, down), t, _CMP_GT_OQ), ONE));
-    return _mm256_cvttps_epi32(_mm256_max_ps(q, ZERO));
+static inline __m256i code_of_square_avx2(__m256 t, __m256 levels_squared) {
+    return _mm256_cvtps_epi32(_mm256_sqrt_ps(_mm256_min_ps(t, levels_squared)));
+}
+
+// Sixteen 32-bit codes (each within a byte's range: -127...127 signed, 0...255 unsigned) -> 16
+// bytes at out, in order.
+__attribute__((target("avx2")))
+static inline void store_codes_avx2(__m256i lo, __m256i hi, unsigned char *out, int is_signed) {
+    __m256i w16 = _mm256_packs_epi32(lo, hi);  // 0-3 8-11 | 4-7 12-15
+    __m256i b = is_signed ? _mm256_packs_epi16(w16, w16) : _mm256_packus_epi16(w16, w16);
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
+    _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(b));
 }
 
 // AVX2 8-bit Adam (also the AVX-512 path's): the same operations as adam_int8_one and the
@@ -356,7 +351,7 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
     const __m256 B1 = _mm256_set1_ps(b1), C1 = _mm256_set1_ps(c1), B2 = _mm256_set1_ps(b2), C2 = _mm256_set1_ps(c2);
     const __m256 S = _mm256_set1_ps(step), I = _mm256_set1_ps(isb), E = _mm256_set1_ps(eps), WD = _mm256_set1_ps(wd);
-    const __m256 ONE = _mm256_set1_ps(1.0f), ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
+    const __m256 ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
     const __m256 L127 = _mm256_set1_ps(16129.0f), L255 = _mm256_set1_ps(65025.0f);
     const __m256 SU = _mm256_set1_ps(LW_SIGNED_UNIT), UU = _mm256_set1_ps(LW_UNSIGNED_UNIT);
     float mt[LW_QUANT_BLOCK], rt[LW_QUANT_BLOCK];
@@ -396,37 +391,21 @@ static void adam_int8_avx2(float *w, const float *g, unsigned char *mc, float *m
             float a = fabsf(mt[i]); am = a > am ? a : am;
             av = v > av ? v : av;
         }
-        const float root = sqrtf(av);
-        const float im = am > 0.0f ? 1.0f / am : 0.0f, iv = root > 0.0f ? 1.0f / root : 0.0f;
-        const __m256 IM = _mm256_set1_ps(im), IV = _mm256_set1_ps(iv);
+        const float km = code_factor(am, 16129.0f), kv = code_factor(sqrtf(av), 65025.0f);
+        const __m256 KM = _mm256_set1_ps(km), KV = _mm256_set1_ps(kv);
         unsigned char *mq = mc + start, *vq = vc + start;
-        for (i = 0; i + 8 <= len; i += 8) {
-            __m256 x = _mm256_loadu_ps(mt + i);
-            __m256 u = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(x, ABS), IM), ONE);
-            __m256i q = code_of_square_avx2(_mm256_mul_ps(u, L127));
-            __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, ZERO, _CMP_LT_OQ));
-            q = _mm256_blendv_epi8(q, _mm256_sub_epi32(_mm256_setzero_si256(), q), negative);
-            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
-            int lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)), hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
-            memcpy(mq + i, &lo, 4);
-            memcpy(mq + i + 4, &hi, 4);
-            __m256 y = _mm256_loadu_ps(rt + i);
-            __m256 uv = _mm256_min_ps(_mm256_mul_ps(y, IV), ONE);
-            __m256i qv = code_of_square_avx2(_mm256_mul_ps(uv, L255));
-            __m256i bv = _mm256_packus_epi16(_mm256_packs_epi32(qv, qv), _mm256_setzero_si256());
-            lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(bv));
-            hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(bv, 1));
-            memcpy(vq + i, &lo, 4);
-            memcpy(vq + i + 4, &hi, 4);
+        for (i = 0; i + 16 <= len; i += 16) {
+            __m256 x0 = _mm256_loadu_ps(mt + i), x1 = _mm256_loadu_ps(mt + i + 8);
+            __m256i q0 = code_of_square_avx2(_mm256_mul_ps(_mm256_and_ps(x0, ABS), KM), L127);
+            __m256i q1 = code_of_square_avx2(_mm256_mul_ps(_mm256_and_ps(x1, ABS), KM), L127);
+            store_codes_avx2(_mm256_sign_epi32(q0, _mm256_castps_si256(x0)), _mm256_sign_epi32(q1, _mm256_castps_si256(x1)), mq + i, 1);
+            store_codes_avx2(code_of_square_avx2(_mm256_mul_ps(_mm256_loadu_ps(rt + i), KV), L255),
+                             code_of_square_avx2(_mm256_mul_ps(_mm256_loadu_ps(rt + i + 8), KV), L255), vq + i, 0);
         }
         for (; i < len; i++) {
-            float u = fabsf(mt[i]) * im;
-            u = u < 1.0f ? u : 1.0f;
-            int q = code_of_square(u * 16129.0f);
+            int q = code_of_square(fabsf(mt[i]) * km, 16129.0f);
             mq[i] = (unsigned char)(signed char)(mt[i] < 0.0f ? -q : q);
-            float uv = rt[i] * iv;
-            uv = uv < 1.0f ? uv : 1.0f;
-            vq[i] = (unsigned char)code_of_square(uv * 65025.0f);
+            vq[i] = (unsigned char)code_of_square(rt[i] * kv, 65025.0f);
         }
         ms[block] = am;
         vs[block] = av;
@@ -482,7 +461,7 @@ __attribute__((target("avx2")))
 static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float *scales, size_t n,
                           float lr, float mu, float wd, int first) {
     const __m256 LR = _mm256_set1_ps(lr), MU = _mm256_set1_ps(mu), WD = _mm256_set1_ps(wd);
-    const __m256 ONE = _mm256_set1_ps(1.0f), ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
+    const __m256 ABS = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), ZERO = _mm256_setzero_ps();
     const __m256 L127 = _mm256_set1_ps(16129.0f), SU = _mm256_set1_ps(LW_SIGNED_UNIT);
     float bt[LW_QUANT_BLOCK];
     for (size_t start = 0, block = 0; start < n; start += LW_QUANT_BLOCK, block++) {
@@ -515,24 +494,17 @@ static void sgd_int8_avx2(float *w, const float *g, unsigned char *codes, float 
             bt[i] = bi;
             float a = fabsf(bi); am = a > am ? a : am;
         }
-        const float inv = am > 0.0f ? 1.0f / am : 0.0f;
-        const __m256 IM = _mm256_set1_ps(inv);
+        const float k = code_factor(am, 16129.0f);
+        const __m256 K = _mm256_set1_ps(k);
         unsigned char *q8 = codes + start;
-        for (i = 0; i + 8 <= len; i += 8) {
-            __m256 x = _mm256_loadu_ps(bt + i);
-            __m256 u = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(x, ABS), IM), ONE);
-            __m256i q = code_of_square_avx2(_mm256_mul_ps(u, L127));
-            __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(x, ZERO, _CMP_LT_OQ));
-            q = _mm256_blendv_epi8(q, _mm256_sub_epi32(_mm256_setzero_si256(), q), negative);
-            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
-            int lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)), hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
-            memcpy(q8 + i, &lo, 4);
-            memcpy(q8 + i + 4, &hi, 4);
+        for (i = 0; i + 16 <= len; i += 16) {
+            __m256 x0 = _mm256_loadu_ps(bt + i), x1 = _mm256_loadu_ps(bt + i + 8);
+            __m256i q0 = code_of_square_avx2(_mm256_mul_ps(_mm256_and_ps(x0, ABS), K), L127);
+            __m256i q1 = code_of_square_avx2(_mm256_mul_ps(_mm256_and_ps(x1, ABS), K), L127);
+            store_codes_avx2(_mm256_sign_epi32(q0, _mm256_castps_si256(x0)), _mm256_sign_epi32(q1, _mm256_castps_si256(x1)), q8 + i, 1);
         }
         for (; i < len; i++) {
-            float u = fabsf(bt[i]) * inv;
-            u = u < 1.0f ? u : 1.0f;
-            int q = code_of_square(u * 16129.0f);
+            int q = code_of_square(fabsf(bt[i]) * k, 16129.0f);
             q8[i] = (unsigned char)(signed char)(bt[i] < 0.0f ? -q : q);
         }
         scales[block] = am;

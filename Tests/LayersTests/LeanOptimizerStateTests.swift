@@ -73,6 +73,27 @@ final class LeanOptimizerStateTests: XCTestCase {
         }
     }
 
+    /// A signed block whose scale is below 2^-100 (a momentum that decayed for hundreds of steps)
+    /// codes to zeros instead of overflowing 127^2 / scale: 127^2 / 1e-36 is infinite in float,
+    /// and a zero of the block would become inf x 0 = NaN. A block just above the threshold codes
+    /// normally. The unsigned code divides by the square root of the scale, which no float v can
+    /// push below the threshold: a tiny v block still codes (its largest value exactly).
+    func testTinyBlocksCodeToZeroAndBlocksJustAboveStillCode() {
+        let tiny: [Float] = [1e-36, -5e-37, 0, 2e-37], above: [Float] = [1e-29, -2.5e-30, 0, 1e-31]
+        let (y, s) = roundTrip(tiny, signed: true)
+        XCTAssertEqual(s, 1e-36, "the scale is kept (it is the block's largest magnitude)")
+        XCTAssertEqual(y, [0, 0, 0, 0])
+        for signed in [true, false] {
+            for x in [above, tiny].map({ signed ? $0 : $0.map(abs) }) where signed == false || x == above {
+                let (ya, sa) = roundTrip(x, signed: signed)
+                XCTAssertEqual(sa, x[0])
+                XCTAssertEqual(ya[0], x[0], "the largest value is exact (signed \(signed), scale \(sa))")
+                XCTAssertEqual(ya[2], 0, "zero stays zero")
+                XCTAssertEqual(Double(ya[1] / x[1]), 1, accuracy: 0.05, "signed \(signed), scale \(sa)")
+            }
+        }
+    }
+
     private func parameter(_ values: [Float], name: String = "p") -> Parameter {
         let p = Parameter(name: name, shape: [values.count], category: .weights, layer: 0, label: "p", ledger: .shared)
         p.value.copy(from: values)

@@ -68,7 +68,8 @@ float lw_quant_signed_value(unsigned char code);
 float lw_quant_unsigned_value(unsigned char code);
 
 /// Quantises n values (one block or less) with scale = their largest magnitude (0 for an
-/// all-zero block); codes round to nearest in the root domain. Returns the scale.
+/// all-zero block, or one below 2^-100, whose codes are all 0); codes round to nearest (even) in
+/// the root domain. Returns the scale.
 float lw_quantize_signed(const float *x, unsigned char *codes, size_t n);
 float lw_quantize_unsigned(const float *x, unsigned char *codes, size_t n);
 /// x[i] = scale * value(codes[i]).
