@@ -25,6 +25,9 @@ public enum TrainingBenchmark {
         /// Optimizer state formats to measure each loss with (rows named "predsim int8" for
         /// every format but fp32).
         public var stateFormats: [OptimizerStateFormat] = [.fp32]
+        /// Each local loss with the conv sim heads recomputing their output, keeping it, or both
+        /// (rows named "predsim keep").
+        public var simOutputs: [SimOutput] = [.recompute]
         /// Time the steps by block and section (`StepProfiler`): `ModeResult.breakdown`.
         public var breakdown = false
         public init(data: String, spec: ModelSpec, losses: [LossKind]) {
@@ -58,12 +61,19 @@ public enum TrainingBenchmark {
         let dataset = try ShardDataset(directory: options.data)
         let source = try dataset.split("train")
         var results: [ModeResult] = []
-        let runs = options.losses.flatMap { loss -> [(LossKind, Int?, OptimizerStateFormat)] in
+        let runs = options.losses.flatMap { loss -> [(LossKind, Int?, OptimizerStateFormat, SimOutput)] in
             let chunks: [Int?] = options.chunk.map { loss.isLocal ? [nil, $0] : [nil] } ?? [nil]
-            return chunks.flatMap { chunk in options.stateFormats.map { (loss, chunk, $0) } }
+            return chunks.flatMap { chunk in
+                options.stateFormats.flatMap { format in
+                    // keep changes only whole-batch steps of a loss with a learned sim head
+                    let sims = chunk == nil && loss.usesSim && !loss.isBackpropFree ? options.simOutputs : [.recompute]
+                    return sims.map { (loss, chunk, format, $0) }
+                }
+            }
         }
-        for (loss, chunk, format) in runs {
+        for (loss, chunk, format, simOutput) in runs {
             let name = loss.rawValue + (chunk.map { " chunk \($0)" } ?? "") + (format == .fp32 ? "" : " \(format)")
+                + (simOutput == .keep ? " keep" : "")
             var optimizer = OptimizerSettings()
             optimizer.stateFormat = format
             var spec = try Trainer.resolvedSpec(options.spec, schema: source.schema)
@@ -73,6 +83,7 @@ public enum TrainingBenchmark {
             let ledger = Ledger(eventCapacity: 1 << 20)
             let network = Network(spec: spec, seed: 1, optimizer: optimizer, ledger: ledger)
             network.chunkSize = chunk
+            network.keepsSimOutput = simOutput == .keep
             let config = LoaderConfig(batchSize: options.batchSize, seed: 1, augment: .fashionMNIST,
                                       mean: Normalization.fashionMNIST.mean, std: Normalization.fashionMNIST.std)
             let loader = try BatchLoader(source: source, config: config, ledger: ledger)

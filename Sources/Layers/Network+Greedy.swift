@@ -30,10 +30,12 @@ extension Network {
         if k < convBlocks.count {
             let b = convBlocks[k]
             b.installHeads(rng: &rng)
+            b.heads?.keepsSimOutput = keepsSimOutput
             b.optimizer = Optimizer(b.localParameters, settings: optimizerSettings, ledger: ledger)
         } else {
             let b = blocks[k - convBlocks.count]
             b.installHeads(rng: &rng)
+            b.heads?.keepsSimOutput = keepsSimOutput
             b.optimizer = Optimizer(b.localParameters, settings: optimizerSettings, ledger: ledger)
         }
         if k == roundCount - 1 {

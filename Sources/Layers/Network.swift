@@ -54,6 +54,15 @@ public final class Network {
     /// chunk plus the block's input and hand-off. nil: whole batches. Backprop mode ignores it.
     /// Not part of the model: a run may change it between steps.
     public var chunkSize: Int?
+    /// Local mode, whole batches: the conv sim heads keep their output for the backward instead
+    /// of recomputing it (`LocalHeads.keepsSimOutput`, `--sim-output keep`): fewer FLOPs, more
+    /// activation memory. Not part of the model: the same numbers either way.
+    public var keepsSimOutput = false {
+        didSet {
+            for b in convBlocks { b.heads?.keepsSimOutput = keepsSimOutput }
+            for b in blocks { b.heads?.keepsSimOutput = keepsSimOutput }
+        }
+    }
     /// Simultaneous (the paper's) or greedy, block by block (see `beginRound`).
     public let schedule: TrainingSchedule
     /// Greedy schedule: the block that trains now (nil before `beginRound`, and always under

@@ -144,7 +144,8 @@ public final class Trainer {
             // Every stage computes the same placement from the shape table: consecutive blocks
             // placed so that the largest stage's predicted peak is the smallest; under a budget,
             // with the chunk size that makes every stage fit.
-            let table = ShapeTable(spec: spec)
+            var table = ShapeTable(spec: spec)
+            table.keepsSimOutput = config.simOutput == .keep
             let staged = try config.memoryBudget.map {
                 try StagePlanner.choose(table, stages: link.stageCount, batchSize: config.batchSize, chunk: config.chunk,
                                         optimizer: config.optimizer, inFlight: link.inFlight, budget: $0, overhead: .train)
@@ -159,7 +160,7 @@ public final class Trainer {
             let cache = config.cacheHandOffs == nil ? nil
                 : HandOffCacheOption(records: checked.train.recordCount, precision: config.cachePrecision ?? .fp32)
             let choice = try MemoryBudget.chooseGreedy(spec, batchSize: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
-                                                       budget: config.memoryBudget, diskBudget: config.diskBudget, cache: cache, overhead: .train)
+                                                       keepsSimOutput: config.simOutput == .keep, budget: config.memoryBudget, diskBudget: config.diskBudget, cache: cache, overhead: .train)
             config.roundChunks = choice.roundChunks  // into config.json: a resumed run reuses the plan
             config.cachedRounds = cache == nil ? nil : choice.cachedRounds
             choice.description.forEach(log)
@@ -167,8 +168,10 @@ public final class Trainer {
             // Before anything big is allocated: the planner needs only the shapes. It picks the
             // chunk size (whole batches if they fit), or checks the one given.
             let choice = try MemoryBudget.choose(spec, batchSize: config.batchSize, chunk: config.chunk, optimizer: config.optimizer,
-                                                 allowLeanState: config.allowLeanState ?? false, budget: budget, overhead: .train)
+                                                 allowLeanState: config.allowLeanState ?? false, simOutput: config.simOutput,
+                                                 budget: budget, overhead: .train)
             config.chunk = choice.plan.chunk  // into config.json: a resumed run reuses the plan
+            config.simOutput = choice.keepsSimOutput ? .keep : (config.simOutput == .keep ? nil : config.simOutput)
             config.optimizer = choice.optimizer
             choice.description.forEach(log)
         }
@@ -177,6 +180,7 @@ public final class Trainer {
         network = Network(spec: spec, seed: config.seed, optimizer: config.optimizer, ledger: ledger,
                           schedule: config.schedule ?? .simultaneous, holding: link.map { held!.blocks[$0.stage] })
         network.chunkSize = config.chunk
+        network.keepsSimOutput = config.simOutput == .keep
         loader = link.map { $0.stage > 0 } == true ? nil : try BatchLoader(source: trainSource, config: Trainer.loaderConfig(config, training: true, layout: checked.layout), ledger: ledger)
         runFolder = try RunFolder(path: config.run)
         if let saved {

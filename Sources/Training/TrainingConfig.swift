@@ -69,6 +69,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// rounding), activation memory of one chunk plus the block's input and hand-off.
     /// nil: whole batches. Backprop mode ignores it. Absent from older config.json files.
     public var chunk: Int?
+    /// Local mode, whole batches: whether the conv sim heads keep their output for the
+    /// backward or recompute it (`--sim-output`; nil: recompute, unless the `memoryBudget`
+    /// planner chose to keep it, which it writes here). The same numbers either way. Absent
+    /// from older config.json files.
+    public var simOutput: SimOutput?
     /// When the blocks train: nil or `.simultaneous` (the paper's: every block on every batch)
     /// or `.greedy` (block by block, one round each; see `roundLengths(blocks:)`). Absent from
     /// older config.json files.
@@ -155,6 +160,7 @@ extension TrainingConfig {
         c.memoryBudget = nil
         c.allowLeanState = nil
         c.chunk = nil  // the same numbers either way: a run may resume with another chunk size
+        c.simOutput = nil  // the same bits either way
         c.roundChunks = nil
         // An fp32 cache gives the bits the prefix computes: a run may resume with or without
         // one, or in another folder. bf16 changes the numbers, so it stays in the key.

@@ -30,6 +30,8 @@ struct BenchTrainCommand: ParsableCommand {
     var chunk: Int?
     @Option(help: ArgumentHelp("Comma-separated optimizer state formats to measure each loss with: fp32, bf16, int8.", valueName: "formats"))
     var optimizerStates: String = "fp32"
+    @Option(help: ArgumentHelp("Comma-separated: recompute, keep (the conv sim heads' output, see train --sim-output); each local loss with a learned sim head is measured with each.", valueName: "choices"))
+    var simOutput: String = "recompute"
     @Flag(help: "Also time each block by section (conv passes with their GFLOP/s, oneDNN reorders, sim head, pred head, BatchNorm, pooling, update, loader).")
     var breakdown = false
     @Flag(help: "Print JSON.")
@@ -53,6 +55,10 @@ struct BenchTrainCommand: ParsableCommand {
         options.stateFormats = try optimizerStates.split(separator: ",").map { name in
             guard let f = OptimizerStateFormat(rawValue: String(name)) else { throw ValidationError("--optimizer-states: unknown format \(name) (fp32, bf16 or int8)") }
             return f
+        }
+        options.simOutputs = try simOutput.split(separator: ",").map { name in
+            guard let s = SimOutput(rawValue: String(name)) else { throw ValidationError("--sim-output: unknown choice \(name) (keep or recompute)") }
+            return s
         }
         options.breakdown = breakdown
         let results = try TrainingBenchmark.run(options)

@@ -49,4 +49,5 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension OptimizerStateFormat: ExpressibleByArgument {}
+extension SimOutput: ExpressibleByArgument {}
 extension HandOffCacheInfo.Precision: ExpressibleByArgument {}

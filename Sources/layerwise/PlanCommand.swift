@@ -28,6 +28,9 @@ struct PlanCommand: ParsableCommand {
     var batchSize: Int = 128
     @Option(help: ArgumentHelp("Local mode: chunked local steps of N examples.", valueName: "N"))
     var chunk: Int?
+    @Option(help: ArgumentHelp("Local mode, whole batches: keep (the conv sim heads hold their output for the backward: one sim-head conv forward less a step, more activation memory) or recompute (the default: each chunk of the output is computed again). The same numbers either way; --chunk always recomputes. With --memory-budget and no choice, the planner keeps it when that fits.",
+                               valueName: "keep|recompute"))
+    var simOutput: SimOutput?
     @Option(help: ArgumentHelp("Local mode's schedule: simultaneous (the paper's) or greedy (block by block: one round per hidden block; the plan shows each round's peak and the largest).",
                                valueName: "schedule"))
     var schedule: String = "simultaneous"
@@ -76,6 +79,7 @@ struct PlanCommand: ParsableCommand {
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
+        if simOutput == .keep, let chunk { throw ValidationError("--sim-output keep holds each sim head's output whole; --chunk \(chunk) recomputes it chunk by chunk: give one of them") }
         guard parsedInputShape != nil else { throw ValidationError("--input-shape \(inputShape) is not HxWxC, e.g. 28x28x1 or 32x32x3") }
         guard classes >= 2 else { throw ValidationError("--classes must be at least 2") }
         if allowLeanState && memoryBudget == nil { throw ValidationError("--allow-lean-state lets the --memory-budget planner choose the optimizer state; give --memory-budget (or choose with --optimizer-state)") }
@@ -124,7 +128,8 @@ struct PlanCommand: ParsableCommand {
         var optimizer = OptimizerSettings()
         optimizer.kind = OptimizerKind(rawValue: optim)!
         optimizer.stateFormat = optimizerState
-        let table = ShapeTable(spec: spec)
+        var table = ShapeTable(spec: spec)
+        table.keepsSimOutput = simOutput == .keep
         if let stages { return try planStages(table, stages: stages == "auto" ? nil : Int(stages)!, optimizer: optimizer) }
         var chunk = self.chunk
         let greedy = schedule == TrainingSchedule.greedy.rawValue
@@ -138,7 +143,8 @@ struct PlanCommand: ParsableCommand {
             let cache = cacheHandoffs.map { _ in HandOffCacheOption(records: trainRecords, precision: cachePrecision) }
             let budget = memoryBudget.flatMap { MemoryBudget.resolve($0) }
             if let budget, budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
-            let choice = try MemoryBudget.chooseGreedy(spec, batchSize: batchSize, chunk: chunk, optimizer: optimizer, budget: budget?.bytes,
+            let choice = try MemoryBudget.chooseGreedy(spec, batchSize: batchSize, chunk: chunk, optimizer: optimizer,
+                                                       keepsSimOutput: table.keepsSimOutput, budget: budget?.bytes,
                                                        diskBudget: diskBudget.flatMap { ByteCount.parse($0) }, cache: cache,
                                                        overhead: command == "train" ? .train : .profile)
             if budget != nil || diskBudget != nil { choice.description.forEach { print($0) } }
@@ -149,15 +155,17 @@ struct PlanCommand: ParsableCommand {
         } else if let budget = memoryBudget.flatMap({ MemoryBudget.resolve($0) }) {
             if budget.source != "given" { print("memory budget: \(ByteFormat.human(budget.bytes)), \(budget.source)") }
             let choice = try MemoryBudget.choose(spec, batchSize: batchSize, chunk: chunk, optimizer: optimizer, allowLeanState: allowLeanState,
-                                                 budget: budget.bytes, overhead: command == "train" ? .train : .profile)
+                                                 simOutput: simOutput, budget: budget.bytes, overhead: command == "train" ? .train : .profile)
             chunk = choice.plan.chunk
             optimizer = choice.optimizer
+            table.keepsSimOutput = choice.keepsSimOutput
             choice.description.forEach { print($0) }
         }
         let plan = rounds.max { $0.peak < $1.peak } ?? MemoryPlanner.plan(table, batchSize: batchSize, chunk: chunk, optimizer: optimizer)
         let c = spec.inputShape
         print("\(spec.description); input \(c[1])x\(c[2])x\(c[0]), \(spec.classes) classes; batch \(batchSize)"
-              + (plan.chunk.map { ", local steps in chunks of \($0)" } ?? "") + "; conv engine \(table.engine.rawValue), \(BLAS.threads) threads")
+              + (plan.chunk.map { ", local steps in chunks of \($0)" } ?? "")
+              + (table.keepsSimOutput && plan.chunk == nil && table.hasKeepableSimOutput ? ", sim outputs kept" : "") + "; conv engine \(table.engine.rawValue), \(BLAS.threads) threads")
         print(PlanCommand.render(table, plan))
         for r in rounds where r.round != plan.round { print(MemoryBudget.describe(r)) }
         if greedy { print("the greedy run's peak is its largest round:") }

@@ -41,6 +41,9 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Local mode: compute each block's local step in chunks of N examples with recomputation (same numbers, activation memory of one chunk plus the block's input and hand-off).",
                                valueName: "N"))
     var chunk: Int?
+    @Option(help: ArgumentHelp("Local mode, whole batches: keep (the conv sim heads hold their output for the backward: one sim-head conv forward less a step, more activation memory) or recompute (the default: each chunk of the output is computed again). The same numbers either way; --chunk always recomputes. With --memory-budget and no choice, the planner keeps it when that fits (local mode).",
+                               valueName: "keep|recompute"))
+    var simOutput: SimOutput?
     @Option(help: ArgumentHelp("Local mode's schedule: simultaneous (the paper's) or greedy (block by block; the profile measures one round, see --round).",
                                valueName: "schedule"))
     var schedule: String = "simultaneous"
@@ -65,6 +68,7 @@ struct ProfileCommand: ParsableCommand {
         guard OptimizerKind(rawValue: optim) != nil else { throw ValidationError("--optim must be adam or sgd") }
         guard batchSize > 0, steps > 0 else { throw ValidationError("--batch-size and --steps must be positive") }
         if let chunk, chunk <= 0 { throw ValidationError("--chunk must be positive") }
+        if simOutput == .keep, let chunk { throw ValidationError("--sim-output keep holds each sim head's output whole; --chunk \(chunk) recomputes it chunk by chunk: give one of them") }
         if allowLeanState && memoryBudget == nil { throw ValidationError("--allow-lean-state lets the --memory-budget planner choose the optimizer state; give --memory-budget (or choose with --optimizer-state)") }
         if let memoryBudget, MemoryBudget.resolve(memoryBudget) == nil {
             throw ValidationError("--memory-budget \(memoryBudget) is not a size like 256MiB, 1.5GiB or 300MB, or auto (the cgroup limit, else \(Int(MemoryBudget.availableFraction * 100))% of MemAvailable)")
@@ -90,6 +94,7 @@ struct ProfileCommand: ParsableCommand {
         r.seed = seed
         r.threads = threads
         r.chunk = chunk
+        r.simOutput = simOutput
         r.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil
         r.round = round.flatMap { Int($0) }.map { $0 - 1 }
         r.allRounds = round == "all"

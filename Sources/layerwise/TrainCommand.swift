@@ -79,6 +79,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Local mode: compute each block's local step in chunks of N examples with recomputation (same numbers, activation memory of one chunk plus the block's input and hand-off; costs time).",
                                valueName: "N"))
     var chunk: Int?
+    @Option(help: ArgumentHelp("Local mode, whole batches: keep (the conv sim heads hold their output for the backward: one sim-head conv forward less a step, more activation memory) or recompute (the default: each chunk of the output is computed again). The same numbers either way; --chunk always recomputes. With --memory-budget and no choice, the planner keeps it when that fits.",
+                               valueName: "keep|recompute"))
+    var simOutput: SimOutput?
     @Option(help: ArgumentHelp("simultaneous (the paper's: every block trains on every batch) or greedy (block by block: in round k only block k trains, with its heads and optimizer; the blocks before it are frozen and run forward only; the output layer trains in the last round).",
                                valueName: "schedule"))
     var schedule: String = "simultaneous"
@@ -117,6 +120,7 @@ struct TrainCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        if simOutput == .keep, let chunk { throw ValidationError("--sim-output keep holds each sim head's output whole; --chunk \(chunk) recomputes it chunk by chunk: give one of them") }
         guard LossKind(rawValue: loss) != nil else {
             throw ValidationError("--loss \(loss) is not one of \(LossKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -194,6 +198,7 @@ struct TrainCommand: ParsableCommand {
         }
         c.memoryReport = memoryReport
         c.chunk = chunk
+        c.simOutput = simOutput
         c.schedule = schedule == TrainingSchedule.greedy.rawValue ? .greedy : nil  // nil: the paper's, as older runs recorded it
         c.epochsPerBlock = epochsPerBlock
         c.cacheHandOffs = cacheHandoffs

@@ -91,6 +91,55 @@ final class PlanCLITests: XCTestCase {
         XCTAssertTrue(flagAlone.all.contains("--allow-lean-state lets the --memory-budget planner"), flagAlone.all)
     }
 
+    /// `--sim-output keep`: plan predicts more memory than recomputing; profile under a budget
+    /// that fits it chooses to keep and measures that prediction to the byte; two trainings of a
+    /// narrow vgg8b, recomputing and keeping, end with the same checkpoint bytes, and the kept
+    /// run's config.json says so; --chunk with keep is refused by name.
+    func testKeptSimOutputIsPlannedMeasuredExactlyAndTrainsTheSameBytes() throws {
+        let layerwise = try CommandLineTool.layerwise()
+        // batch 32: a sim head's working set is the step's largest
+        let model = Array(Self.model.dropLast(2)) + ["--batch-size", "32"]
+        func predicted(_ args: [String]) throws -> Int {
+            let out = try CommandLineTool.run(layerwise, ["plan"] + model + args)
+            XCTAssertEqual(out.status, 0, out.all)
+            return try XCTUnwrap(Self.predictedBytes(out.stdout, mode: "local (predsim)"), out.stdout)
+        }
+        let kept = try predicted(["--sim-output", "keep"]), recomputed = try predicted([])
+        XCTAssertGreaterThan(kept, recomputed)
+        let folder = try makeTemporaryFolder(self)
+        let profile = try CommandLineTool.run(layerwise, ["profile"] + model + ["--memory-budget", String(kept + (72 << 20)) + "B",
+                                                                                      "--steps", "2", "--out", folder.appendingPathComponent("profile").path],
+                                              timeout: 300)
+        XCTAssertEqual(profile.status, 0, profile.all)
+        XCTAssertTrue(profile.stdout.contains("(--sim-output keep)"), profile.stdout)
+        let number = Self.grouped(kept)
+        XCTAssertTrue(profile.stdout.contains("planner, local (predsim): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
+                      "\(number):\n\(profile.stdout)")
+
+        // 16x16 images: vgg8b halves the image four times
+        let idx = try IDXPair(count: 160, side: 16, classes: 5).write(to: folder)
+        let data = folder.appendingPathComponent("data").path
+        for split in ["train", "test"] {
+            let converted = try CommandLineTool.run(layerwise, ["shards", "convert", "idx", "--images", idx.images.path,
+                                                                "--labels", idx.labels.path, "--split", split, "--out", data])
+            XCTAssertEqual(converted.status, 0, converted.all)
+        }
+        func train(_ run: String, _ extra: [String]) throws -> Data {
+            let out = try CommandLineTool.run(layerwise, ["train", "--data", data, "--run", folder.appendingPathComponent(run).path,
+                                                          "--model", "vgg8b", "--feat-mult", "0.0625", "--num-hidden", "32", "--dim-in-decoder", "128",
+                                                          "--batch-size", "20", "--epochs", "2", "--test-limit", "40",
+                                                          "--threads", "1", "--quiet"] + extra, timeout: 300)
+            XCTAssertEqual(out.status, 0, out.all)
+            return try Data(contentsOf: folder.appendingPathComponent(run).appendingPathComponent("checkpoint.safetensors"))
+        }
+        XCTAssertEqual(try train("recompute", []), try train("keep", ["--sim-output", "keep"]), "keeping s changes no bit")
+        let config = try String(contentsOf: folder.appendingPathComponent("keep/config.json"), encoding: .utf8)
+        XCTAssertTrue(config.contains("\"simOutput\" : \"keep\""), config)
+        let refused = try CommandLineTool.run(layerwise, ["plan"] + Self.model + ["--sim-output", "keep", "--chunk", "4"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.all.contains("--sim-output keep holds each sim head's output whole; --chunk 4"), refused.all)
+    }
+
     /// `profile --schedule greedy --round all` walks every round: the measured peak is the
     /// planner's largest round to the byte, and the trace and the HTML timeline mark where each
     /// round begins.

@@ -69,4 +69,46 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(roomy.optimizer.stateFormat, .fp32)
         XCTAssertFalse(roomy.description.contains { $0.contains("--allow-lean-state") })
     }
+
+    /// `--sim-output`: vgg8b's predsim sim heads keep their output when the kept plan fits
+    /// (fewest FLOPs), recompute it one byte below that, and chunk below the recomputing plan;
+    /// a choice given is kept (recompute never keeps; keep that does not fit falls to chunks,
+    /// which recompute); a model without a conv sim head (the mlp) never keeps.
+    func testSimOutputIsKeptWhenItFitsAndRecomputedBelow() throws {
+        var spec = ModelSpec()
+        spec.kind = .vgg8b
+        spec.featMult = 0.25
+        spec.inputShape = [1, 28, 28]
+        let overhead = ProcessOverhead(bytes: 0, what: "of nothing")
+        func peak(keep: Bool, chunk: Int? = nil) -> Int {
+            var t = ShapeTable(spec: spec)
+            t.keepsSimOutput = keep
+            return MemoryPlanner.plan(t, batchSize: 64, chunk: chunk, optimizer: OptimizerSettings()).peak
+        }
+        let kept = peak(keep: true), recomputed = peak(keep: false)
+        XCTAssertGreaterThan(kept, recomputed)
+        XCTAssertEqual(peak(keep: true, chunk: 16), peak(keep: false, chunk: 16), "chunked steps recompute either way")
+        func choose(_ budget: Int, _ simOutput: SimOutput? = nil) throws -> BudgetPlan {
+            try MemoryBudget.choose(spec, batchSize: 64, optimizer: OptimizerSettings(), simOutput: simOutput, budget: budget, overhead: overhead)
+        }
+        let roomy = try choose(kept)
+        XCTAssertTrue(roomy.keepsSimOutput)
+        XCTAssertNil(roomy.plan.chunk)
+        XCTAssertEqual(roomy.plan.peak, kept)
+        XCTAssertLessThan(roomy.slowdown, 1, "keeping saves FLOPs")
+        XCTAssertTrue(roomy.description.contains { $0.contains("--sim-output keep") }, "\(roomy.description)")
+        let tighter = try choose(kept - 1)
+        XCTAssertFalse(tighter.keepsSimOutput)
+        XCTAssertNil(tighter.plan.chunk)
+        XCTAssertEqual(tighter.plan.peak, recomputed)
+        let chunked = try choose(recomputed - 1)
+        XCTAssertNotNil(chunked.plan.chunk)
+        XCTAssertFalse(chunked.keepsSimOutput)
+        XCTAssertFalse(try choose(kept, .recompute).keepsSimOutput)
+        let asked = try choose(kept - 1, .keep)
+        XCTAssertFalse(asked.keepsSimOutput)
+        XCTAssertNotNil(asked.plan.chunk, "keep asked for but not fitting: chunks, which recompute")
+        XCTAssertFalse(try MemoryBudget.choose(ModelSpec(), batchSize: 64, optimizer: OptimizerSettings(), simOutput: .keep,
+                                               budget: 1 << 40, overhead: overhead).keepsSimOutput, "the mlp has no conv sim head")
+    }
 }

@@ -31,24 +31,47 @@ final class ShapeTablePlanTests: XCTestCase {
 
     /// Two steps on a fresh ledger (the first makes oneDNN's primitives); the ledger's peak.
     static func measure(_ spec: ModelSpec, chunk: Int?, engine: ConvEngine, batch: Int = batch,
-                        optimizer: OptimizerSettings = OptimizerSettings()) -> LedgerSnapshot {
+                        optimizer: OptimizerSettings = OptimizerSettings(), keepSim: Bool = false) -> LedgerSnapshot {
         let ledger = Ledger(eventCapacity: 1 << 10)
         let network = Network(spec: spec, seed: 5, optimizer: optimizer, ledger: ledger, engine: engine)
         network.chunkSize = chunk
+        network.keepsSimOutput = keepSim
         let images = Tensor([batch] + spec.inputShape, .input, label: "batch", ledger: ledger, zeroed: false)
         var rng = Xoshiro256(seed: 9)
         for i in 0..<images.count { images.pointer[i] = rng.uniform(-1, 1) }
         return ProofModel.peak(network, images)
     }
 
+    @discardableResult
     func check(_ spec: ModelSpec, batch: Int = batch, chunk: Int?, engine: ConvEngine, optimizer: OptimizerSettings = OptimizerSettings(),
-               file: StaticString = #filePath, line: UInt = #line) {
-        let plan = MemoryPlanner.plan(spec, batchSize: batch, chunk: chunk, optimizer: optimizer, engine: engine)
-        let measured = Self.measure(spec, chunk: chunk, engine: engine, batch: batch, optimizer: optimizer)
-        let what = "\(spec.kind.rawValue) x\(spec.featMult) \(spec.loss.rawValue) batch \(batch) chunk \(chunk.map(String.init) ?? "none") \(engine.rawValue) \(optimizer.kind.rawValue) \(optimizer.stateFormat.rawValue)"
+               keepSim: Bool = false, file: StaticString = #filePath, line: UInt = #line) -> MemoryPlan {
+        var table = ShapeTable(spec: spec, engine: engine)
+        table.keepsSimOutput = keepSim
+        let plan = MemoryPlanner.plan(table, batchSize: batch, chunk: chunk, optimizer: optimizer)
+        let measured = Self.measure(spec, chunk: chunk, engine: engine, batch: batch, optimizer: optimizer, keepSim: keepSim)
+        let what = "\(spec.kind.rawValue) x\(spec.featMult) \(spec.loss.rawValue) batch \(batch) chunk \(chunk.map(String.init) ?? "none") \(engine.rawValue) \(optimizer.kind.rawValue) \(optimizer.stateFormat.rawValue)\(keepSim ? " sim output kept" : "")"
         XCTAssertEqual(plan.peak, measured.total, "\(what): predicted peak vs ledger", file: file, line: line)
         for c in Category.allCases {
             XCTAssertEqual(plan.peakBreakdown[c], measured.bytes(c), "\(what): \(c) at the peak", file: file, line: line)
+        }
+        return plan
+    }
+
+    /// Sim heads that keep their output (`--sim-output keep`): predicted byte for byte under
+    /// every engine, whole batches (a batch of 20: the std's chunks of 16 and 4 write into one
+    /// kept s) and chunked steps (which recompute anyway: the same peak as without it); a kept
+    /// s raises the peak of a net whose largest working set is a sim head's.
+    func testPlannerPredictsPeaksWithKeptSimOutput() {
+        for engine in [ConvEngine.im2col, .dnnl] {
+            for loss in [LossKind.predsim, .sim] {
+                let spec = Self.convSpec(.vgg8b, loss, featMult: 1.0 / 16)
+                let kept = check(spec, batch: 20, chunk: nil, engine: engine, keepSim: true)
+                let recomputed = check(spec, batch: 20, chunk: nil, engine: engine)
+                XCTAssertGreaterThan(kept.peak, recomputed.peak, "\(loss) \(engine)")
+                let chunkedKept = check(spec, batch: 20, chunk: 6, engine: engine, keepSim: true)
+                XCTAssertEqual(chunkedKept.peak, check(spec, batch: 20, chunk: 6, engine: engine).peak)
+            }
+            check(Self.convSpec(.vgg8b, .predBpf), chunk: nil, engine: engine, keepSim: true)  // no learned sim head
         }
     }
 

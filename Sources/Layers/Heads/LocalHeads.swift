@@ -42,6 +42,11 @@ public final class LocalHeads<Map: HiddenMap> {
     public let projection: Tensor?
     /// The sim head's learned map (nil without a learned sim head).
     public let simMap: Map?
+    /// Whether the sim head keeps its conv output s (B, C, H, W) for the backward instead of
+    /// recomputing it chunk by chunk (`simChunked`): one sim-head conv forward less per step,
+    /// s held whole (98 MiB at vgg8b's block 1, batch 128). The same bits either way. Set
+    /// through `Network.keepsSimOutput`; chunked local steps (`ChunkedHeads`) always recompute.
+    public var keepsSimOutput = false
     let ledger: Ledger
 
     /// Draws from `rng` in a fixed order (pred bias, sim weight, P, then B; the pred-bpf decoder
@@ -230,7 +235,9 @@ public final class LocalHeads<Map: HiddenMap> {
     /// conv's images per GEMM, so every GEMM is the full batch's, in the same order: the loss,
     /// the weight gradient and dh are the same bits as with a whole-batch s
     /// (`ConvSimHeadChunkTests`). Costs one more sim-head conv forward per step; saves a
-    /// (B, C, H, W) activation and its gradient: 2 x 98 MiB at vgg8b's block 1, batch 128.
+    /// (B, C, H, W) activation: 98 MiB at vgg8b's block 1, batch 128 (its gradient overwrites
+    /// it in place either way). With `keepsSimOutput`, s is made whole, chunk by chunk with the
+    /// same GEMMs, and kept for the backward: the same bits without the second forward.
     // h: (B, C, H, W) -> std: (B, C); dh: (B, C, H, W) += conv^T(dL/ds)
     private func simChunked(_ h: Tensor, weight: Parameter, map: Map, labels: UnsafePointer<Int32>,
                             scale: Float, dh: Tensor, result: inout HeadResult) {
@@ -240,7 +247,9 @@ public final class LocalHeads<Map: HiddenMap> {
         let chunks = stride(from: 0, to: batch, by: chunk).map { $0..<min($0 + chunk, batch) }
         var target: Tensor? = SimilarityLoss.target(labels: labels, batch: batch, classes: classes, projection: nil, layer: layer, ledger: ledger)
         let std = Tensor([batch, output.channels], .activations, layer: layer, label: "sim.std", ledger: ledger, zeroed: false)
-        let s = Tensor(map.outputShape(batch: chunk), .activations, layer: layer, label: "sim.conv chunk", ledger: ledger, zeroed: false)
+        let s = keepsSimOutput
+            ? Tensor(map.outputShape(batch: batch), .activations, layer: layer, label: "sim.conv", ledger: ledger, zeroed: false)
+            : Tensor(map.outputShape(batch: chunk), .activations, layer: layer, label: "sim.conv chunk", ledger: ledger, zeroed: false)
         // The sim weight does not change until the block's update: its transformed filters
         // (Winograd) are made once for all chunks.
         map.reusingTransformedFilters {
@@ -250,8 +259,9 @@ public final class LocalHeads<Map: HiddenMap> {
 
     private func simChunkLoops(_ h: Tensor, weight: Parameter, map: Map, s: Tensor, std: Tensor, chunks: [Range<Int>],
                                target: inout Tensor?, scale: Float, dh: Tensor, result: inout HeadResult) {
+        let kept = keepsSimOutput
         for range in chunks {
-            let sc = s.rows(0..<range.count)
+            let sc = kept ? s.rows(range) : s.rows(0..<range.count)
             map.forward(x: h.rows(range), weight: weight.value, bias: nil, into: sc)
             StepProfiler.measure(.simStd, layer: layer) { SpatialStdKernel.forward(x: sc, into: std.rows(range)) }
         }
@@ -262,8 +272,8 @@ public final class LocalHeads<Map: HiddenMap> {
         result.loss = loss
         let weightGrad = weight.makeGrad()
         for range in chunks {
-            let sc = s.rows(0..<range.count), hc = h.rows(range)
-            map.forward(x: hc, weight: weight.value, bias: nil, into: sc)  // recompute
+            let sc = kept ? s.rows(range) : s.rows(0..<range.count), hc = h.rows(range)
+            if !kept { map.forward(x: hc, weight: weight.value, bias: nil, into: sc) }  // recompute
             StepProfiler.measure(.simStd, layer: layer) { SpatialStdKernel.backward(ds: dstd.rows(range), x: sc, s: std.rows(range), into: sc) }
             map.backwardWeights(dy: sc, x: hc, weightGrad: weightGrad, biasGrad: nil, accumulate: range.lowerBound > 0)
             map.backwardData(dy: sc, weight: weight.value, into: dh.rows(range), accumulate: true)

@@ -155,11 +155,11 @@ extension ShapeTable {
         let sg: ConvGeometry? = l.kind == .conv ? simGeometry(l) : nil
         similarityTarget(&p, l, batch: b, projected: false)
         if simUsesStd(l), let sg {
-            // simChunked: s a chunk of images at a time, reduced to its std
+            // simChunked: s a chunk of images at a time, reduced to its std (s whole when kept)
             let group = imagesPerGemm(sg)
             let chunk = min(b, max(group, 16 / group * group))
             p.allocate(k + "sim.std", .activations, layer: l.index, floats: b * l.channels)
-            p.allocate(k + "sim.s", .activations, layer: l.index, floats: chunk * l.outputCount)
+            p.allocate(k + "sim.s", .activations, layer: l.index, floats: (keepsSimOutput ? b : chunk) * l.outputCount)
             for n in chunkSizes(b, chunk) {
                 conv(&p, .forward, sg, n, bias: false)
                 conv(&p, .backwardWeights, sg, n, bias: false)

@@ -61,6 +61,16 @@ public struct ShapeTable: Sendable {
     /// Which code runs the convolutions (their scratch depends on it).
     public let engine: ConvEngine
     public let layers: [Layer]
+    /// Whole-batch local steps: the conv sim heads keep their output s for the backward
+    /// (`Network.keepsSimOutput`, `--sim-output keep`) instead of recomputing it: the plans book
+    /// s whole and `stepFLOPs` counts one sim forward less. Chunked steps always recompute.
+    public var keepsSimOutput = false
+
+    /// Whether `keepsSimOutput` changes anything: a learned sim head on a feature map reduced to
+    /// its spatial std (vgg's predsim and sim; not the mlp, not the bpf losses).
+    public var hasKeepableSimOutput: Bool {
+        spec.loss.usesSim && !spec.loss.isBackpropFree && layers.contains { $0.kind == .conv && $0.output[0] > 3 && $0.output[1] > 1 }
+    }
 
     public init(spec: ModelSpec, engine: ConvEngine = .default) {
         self.spec = spec
@@ -174,8 +184,8 @@ extension ShapeTable {
             let square = l.kind == .conv ? 2 * Double(l.channels * l.channels * 9 * l.output[1] * l.output[2])
                                          : 2 * Double(l.channels * l.channels)
             let std = l.kind == .conv && l.output[0] > 3 && l.output[1] > 1
-            // whole: std 2 forwards + 2 backwards, flat 1 + 2; chunked: std 3 + 3, flat 1 + 3
-            let passes: Double = chunked ? (std ? 6 : 4) : (std ? 4 : 3)
+            // whole: std 2 forwards (1 when s is kept) + 2 backwards, flat 1 + 2; chunked: std 3 + 3, flat 1 + 3
+            let passes: Double = chunked ? (std ? 6 : 4) : (std ? (keepsSimOutput ? 3 : 4) : 3)
             return b * square * passes
         }()
         guard chunked else { return 2 * map + sim }

@@ -104,9 +104,11 @@ extension MemoryBudget {
     /// every setting fits and the fastest is taken. Throws `TrainingError.overMemoryBudget`
     /// naming the first round that nothing fits, with its smallest peak.
     public static func chooseGreedy(_ spec: ModelSpec, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings,
+                                    keepsSimOutput: Bool = false,
                                     engine: ConvEngine = .default, budget: Int?, diskBudget: Int?, cache: HandOffCacheOption?,
                                     overhead: ProcessOverhead) throws -> GreedyBudgetPlan {
-        let table = ShapeTable(spec: spec, engine: engine)
+        var table = ShapeTable(spec: spec, engine: engine)
+        table.keepsSimOutput = keepsSimOutput
         var chunks: [Int?] = [chunk]
         if chunk == nil {
             var c = batchSize

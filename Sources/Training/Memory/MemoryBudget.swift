@@ -41,31 +41,40 @@ public enum MemoryBudget {
     /// whole batches with bf16 moments come before chunks with fp32 ones. Without it the state
     /// format is never changed.
     ///
+    /// Whole batches come first with conv sim heads that keep their output (`SimOutput.keep`:
+    /// one sim-head conv forward less a step), then recomputing it, unless `simOutput` fixes it;
+    /// chunked steps always recompute.
+    ///
     /// Throws `TrainingError.overMemoryBudget` when nothing fits, with the smallest achievable
     /// peak and what dominates it.
     public static func choose(_ spec: ModelSpec, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings,
-                              allowLeanState: Bool = false,
+                              allowLeanState: Bool = false, simOutput: SimOutput? = nil,
                               engine: ConvEngine = .default, budget: Int, overhead: ProcessOverhead) throws -> BudgetPlan {
         let table = ShapeTable(spec: spec, engine: engine)
-        var candidates: [Int?] = [chunk]
+        let keeps: [Bool] = !table.hasKeepableSimOutput ? [false] : simOutput.map { [$0 == .keep] } ?? [true, false]
+        let wholeBatches = chunk.map { $0 >= batchSize } ?? true
+        var candidates: [(chunk: Int?, keep: Bool)] = wholeBatches ? keeps.map { (chunk, $0) } : [(chunk, false)]
         if chunk == nil && spec.loss.isLocal {
             var c = batchSize
             while c > 1 {
                 c = (c + 1) / 2
-                candidates.append(c)
+                candidates.append((c, false))
             }
         }
         let whole = table.stepFLOPs(batch: batchSize)
         let formats = allowLeanState ? optimizer.stateFormat.thisAndLeaner : [optimizer.stateFormat]
         var smallest: BudgetPlan?
         for candidate in candidates {
+            var t = table
+            t.keepsSimOutput = candidate.keep
             for format in formats {
                 var settings = optimizer
                 settings.stateFormat = format
-                let plan = MemoryPlanner.plan(table, batchSize: batchSize, chunk: candidate, optimizer: settings)
-                let choice = BudgetPlan(plan: plan, budget: budget, overhead: overhead,
-                                        slowdown: table.stepFLOPs(batch: batchSize, chunk: candidate) / whole,
+                let plan = MemoryPlanner.plan(t, batchSize: batchSize, chunk: candidate.chunk, optimizer: settings)
+                var choice = BudgetPlan(plan: plan, budget: budget, overhead: overhead,
+                                        slowdown: t.stepFLOPs(batch: batchSize, chunk: candidate.chunk) / whole,
                                         optimizer: settings, requestedStateFormat: optimizer.stateFormat)
+                choice.keepsSimOutput = candidate.keep
                 if choice.total <= budget { return choice }
                 if smallest.map({ choice.plan.peak < $0.plan.peak }) ?? true { smallest = choice }
             }
@@ -133,6 +142,8 @@ public struct BudgetPlan: Sendable {
     public var optimizer: OptimizerSettings
     /// The state format the user asked for.
     public var requestedStateFormat: OptimizerStateFormat
+    /// Whether the conv sim heads keep their output (`SimOutput.keep`) in this plan.
+    public var keepsSimOutput = false
     /// Predicted ledger peak plus the process overhead.
     public var total: Int { plan.peak + overhead.bytes }
 
@@ -144,6 +155,9 @@ public struct BudgetPlan: Sendable {
                      + Category.allCases.filter { plan.peakBreakdown[$0] > 0 }
                         .map { "\($0) \(ByteFormat.human(plan.peakBreakdown[$0]))" }.joined(separator: " + "))
         lines.append("  + \(ByteFormat.human(overhead.bytes)) \(overhead.what) = \(ByteFormat.human(total)) of \(ByteFormat.human(budget))")
+        if keepsSimOutput {
+            lines.append(String(format: "  sim heads keep their conv output for the backward (--sim-output keep): %.2fx the FLOPs of recomputing it", slowdown))
+        }
         if optimizer.stateFormat != requestedStateFormat {
             lines.append("  optimizer state \(optimizer.stateFormat) (--allow-lean-state): \(requestedStateFormat) moments do not fit with fewer FLOPs")
         }

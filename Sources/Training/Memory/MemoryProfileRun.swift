@@ -23,7 +23,7 @@ public struct MemoryProfileRun {
     public var plans: [MemoryPlan] {
         MemoryProfileRun.modes.map {
             let spec = request.spec(mode: $0)
-            return MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: request.batchSize, chunk: request.chunk, optimizer: request.optimizer(mode: $0),
+            return MemoryPlanner.plan(request.table(spec), batchSize: request.batchSize, chunk: request.chunk, optimizer: request.optimizer(mode: $0),
                                       round: $0 == "local" ? request.greedyRound(spec) : nil)
         }
     }
@@ -35,8 +35,10 @@ public struct MemoryProfileRun {
     /// (`MemoryBudget.choose`); backprop keeps the format asked for.
     public mutating func applyBudget(_ budget: Int, allowLeanState: Bool = false) throws -> BudgetPlan {
         let choice = try MemoryBudget.choose(request.spec(mode: "local"), batchSize: request.batchSize, chunk: request.chunk,
-                                             optimizer: request.optimizer, allowLeanState: allowLeanState, budget: budget, overhead: .profile)
+                                             optimizer: request.optimizer, allowLeanState: allowLeanState, simOutput: request.simOutput,
+                                             budget: budget, overhead: .profile)
         request.chunk = choice.plan.chunk
+        request.simOutput = choice.keepsSimOutput ? .keep : request.simOutput
         request.localStateFormat = choice.optimizer.stateFormat
         return choice
     }
@@ -45,7 +47,7 @@ public struct MemoryProfileRun {
     /// the round measured: the one `--round` names, else the round with the largest peak.
     public mutating func applyGreedyBudget(_ budget: Int) throws -> GreedyBudgetPlan {
         let choice = try MemoryBudget.chooseGreedy(request.spec(mode: "local"), batchSize: request.batchSize, chunk: request.chunk,
-                                                   optimizer: request.optimizer, budget: budget, diskBudget: nil, cache: nil,
+                                                   optimizer: request.optimizer, keepsSimOutput: request.simOutput == .keep, budget: budget, diskBudget: nil, cache: nil,
                                                    overhead: .profile)
         let round = request.round ?? choice.largest.round
         request.round = round

@@ -47,6 +47,7 @@ public enum ModeProfiler {
         let network = Network(spec: spec, seed: request.seed, optimizer: request.optimizer(mode: mode), ledger: ledger,
                               schedule: round == nil ? .simultaneous : .greedy)
         network.chunkSize = request.chunk
+        network.keepsSimOutput = request.simOutput == .keep
         // The rounds before the measured one are frozen as they would be after training (their
         // weights' values do not change what is booked). `allRounds` walks every round instead,
         // `steps` steps each, so the timeline shows each round and the peak is the largest's.
@@ -79,7 +80,7 @@ public enum ModeProfiler {
         let history = ledger.history()
         let windows = StepWindows.measure(events: history.events, final: ledger.current())
         let rows = plannedRows(spec, batch: batch, chunk: spec.loss.isLocal ? request.chunk : nil, optimizer: request.optimizer(mode: mode),
-                               round: round, windows: windows)
+                               round: round, keepsSimOutput: request.simOutput == .keep, windows: windows)
         var process = ProcessFigures(ProcessMemory.read(), startRSS: startRSS)
         process.resident = ResidentSplit.read()
         process.ledgerLiveAtCapture = ledger.current().total
@@ -90,8 +91,10 @@ public enum ModeProfiler {
 
     /// Rows with the planner's figures (W_k) next to the measured ones.
     static func plannedRows(_ spec: ModelSpec, batch: Int, chunk: Int?, optimizer: OptimizerSettings, round: Int? = nil,
-                            stage: Range<Int>? = nil, inFlight: Int = 1, windows: [Int: LayerWindow]) -> [LayerRow] {
-        let plan = MemoryPlanner.plan(ShapeTable(spec: spec), batchSize: batch, chunk: chunk, optimizer: optimizer, round: round,
+                            stage: Range<Int>? = nil, inFlight: Int = 1, keepsSimOutput: Bool = false, windows: [Int: LayerWindow]) -> [LayerRow] {
+        var table = ShapeTable(spec: spec)
+        table.keepsSimOutput = keepsSimOutput
+        let plan = MemoryPlanner.plan(table, batchSize: batch, chunk: chunk, optimizer: optimizer, round: round,
                                       stage: stage, inFlight: inFlight)
         return plan.layers.map { layer -> LayerRow in
             let window = windows[layer.index]

@@ -16,6 +16,8 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
     public var threads: Int?
     /// Local mode's chunked local steps (`--chunk`); nil: whole batches. Backprop ignores it.
     public var chunk: Int?
+    /// Local mode's conv sim heads keep their output (`--sim-output keep`; nil: recompute).
+    public var simOutput: SimOutput?
     /// Local mode's schedule (nil: simultaneous). A greedy profile measures one round.
     public var schedule: TrainingSchedule?
     /// Greedy schedule: the round (0-based) to measure; nil: the round with the largest
@@ -41,7 +43,14 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
     public func greedyRound(_ spec: ModelSpec) -> Int? {
         guard schedule == .greedy else { return nil }
         if let round, !allRounds { return round }
-        return MemoryPlanner.greedyPeakPlan(ShapeTable(spec: spec), batchSize: batchSize, chunk: chunk, optimizer: optimizer(mode: "local")).round
+        return MemoryPlanner.greedyPeakPlan(table(spec), batchSize: batchSize, chunk: chunk, optimizer: optimizer(mode: "local")).round
+    }
+
+    /// The shape table the planner reads for `spec`, with the sim heads' choice.
+    public func table(_ spec: ModelSpec) -> ShapeTable {
+        var t = ShapeTable(spec: spec)
+        t.keepsSimOutput = simOutput == .keep
+        return t
     }
 
     /// The spec for a mode: "local" keeps the loss, "backprop" replaces it.
@@ -57,6 +66,7 @@ public struct ProfileRequest: Codable, Sendable, Equatable {
     /// "mlp 3x1024, local loss predsim" or "vgg8b x0.5 + 1024, dim_in_decoder 1024, local loss predsim", for the report's run line.
     public var modelDescription: String {
         var chunked = chunk.map { ", local steps in chunks of \($0)" } ?? ""
+        if chunk == nil && simOutput == .keep && table(model).hasKeepableSimOutput { chunked += ", sim outputs kept" }
         if let round = greedyRound(spec(mode: "local")) {
             chunked += allRounds
                 ? ", greedy schedule: all \(model.hiddenBlockCount) rounds, \(steps) steps each (the largest: round \(round + 1))"
