@@ -6,12 +6,15 @@
 #   REF=/path/to/local-loss/train.py PY=/path/to/venv/bin/python BIN=.build-rel/release/layerwise \
 #     tools/bench-vs-pytorch.sh vgg8b predsim
 # PY needs torch and torchvision (the CPU wheel and `pip install --no-deps torchvision`).
+# OURS_ARGS adds flags to our side (e.g. OURS_ARGS="--sim-output keep"; the reference, PyTorch's
+# autograd, keeps every activation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-vgg8b} loss=${2:-predsim}
 ref=${REF:?set REF to local-loss/train.py} py=${PY:-python3} bin=${BIN:-.build-rel/release/layerwise}
 rounds=${ROUNDS:-5} steps=${STEPS:-20} threads=${THREADS:-2} data=${DATA:-data/fashion-mnist}
 work=${WORK:-$(mktemp -d)}
+read -r -a ours_args <<< "${OURS_ARGS:-}"
 case "$model/$loss" in
   mlp/backprop)  ref_args=(--model mlp --num-layers 3 --dropout 0.025 --backprop) ;;
   mlp/*)         ref_args=(--model mlp --num-layers 3 --dropout 0.025 --nonlin leakyrelu --loss-sup "$loss") ;;
@@ -20,7 +23,7 @@ case "$model/$loss" in
   *) echo "model mlp or vgg8b" >&2; exit 2 ;;
 esac
 ours() {
-  "$bin" bench train --data "$data" --model "$model" --losses "$loss" --steps "$steps" --repeats 1 --threads "$threads" --json \
+  "$bin" bench train --data "$data" --model "$model" --losses "$loss" --steps "$steps" --repeats 1 --threads "$threads" --json ${ours_args[@]+"${ours_args[@]}"} \
     | python3 -c 'import json, sys; print("%.3f" % json.load(sys.stdin)[0]["samplesPerSecond"])'
 }
 theirs() {
@@ -34,4 +37,4 @@ for r in $(seq "$rounds"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 mo=$(median "${o[@]}") mt=$(median "${t[@]}")
-echo "$model $loss, batch 128, $threads threads, $steps steps, $rounds rounds: layerwise median $mo, reference median $mt samples/s, ratio $(awk -v a="$mo" -v b="$mt" 'BEGIN { printf "%.2f", a / b }')x"
+echo "$model $loss${OURS_ARGS:+ ($OURS_ARGS)}, batch 128, $threads threads, $steps steps, $rounds rounds: layerwise median $mo, reference median $mt samples/s, ratio $(awk -v a="$mo" -v b="$mt" 'BEGIN { printf "%.2f", a / b }')x"
