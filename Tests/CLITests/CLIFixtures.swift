@@ -90,8 +90,9 @@ func parseRecordLines(_ text: String, imageBytes: Int) -> [(label: Int, image: [
 
 /// A 12x12, 5-class IDX pair of 3,000 images converted by the CLI into train and test splits of a
 /// dataset in `folder`/data; returns the dataset's path.
-func convertedIDXDataset(_ layerwise: URL, in folder: URL, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let idx = try IDXPair(count: 3000, side: 12, classes: 5).write(to: folder)
+func convertedIDXDataset(_ layerwise: URL, in folder: URL, pair: IDXPair = IDXPair(count: 3000, side: 12, classes: 5),
+                         file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    let idx = try pair.write(to: folder)
     let data = folder.appendingPathComponent("data").path
     for split in ["train", "test"] {
         let converted = try CommandLineTool.run(layerwise, ["shards", "convert", "idx", "--images", idx.images.path,

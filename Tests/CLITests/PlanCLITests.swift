@@ -26,6 +26,13 @@ final class PlanCLITests: XCTestCase {
         return digits + out
     }
 
+    /// Asserts that `profile`'s output reports `mode`'s predicted peak of `bytes` measured to the byte.
+    static func assertMeasuredExactly(_ profile: String, mode: String, bytes: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let number = grouped(bytes)
+        XCTAssertTrue(profile.contains("planner, \(mode): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
+                      "\(mode) \(number):\n\(profile)", file: file, line: line)
+    }
+
     func testPlanPrintsTheTableAndProfileMeasuresItsPredictionExactly() throws {
         let layerwise = try CommandLineTool.layerwise()
         let plan = try CommandLineTool.run(layerwise, ["plan"] + Self.model + ["--input-shape", "16x16x1", "--classes", "4", "--chunk", "5"])
@@ -46,9 +53,7 @@ final class PlanCLITests: XCTestCase {
         XCTAssertEqual(profile.status, 0, profile.all)
         for mode in ["local (predsim, chunks of 5)", "backprop"] {
             let predicted = try XCTUnwrap(Self.predictedBytes(planned.stdout, mode: mode), planned.stdout)
-            let number = Self.grouped(predicted)
-            XCTAssertTrue(profile.stdout.contains("planner, \(mode): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
-                          "\(mode) \(number):\n\(profile.stdout)")
+            Self.assertMeasuredExactly(profile.stdout, mode: mode, bytes: predicted)
         }
     }
 
@@ -83,9 +88,7 @@ final class PlanCLITests: XCTestCase {
                                                                                  "--steps", "2", "--out", scratch.path], timeout: 300)
         XCTAssertEqual(profile.status, 0, profile.all)
         XCTAssertTrue(profile.stdout.contains("optimizer state bf16 (--allow-lean-state)"), profile.stdout)
-        let number = Self.grouped(bf16)
-        XCTAssertTrue(profile.stdout.contains("planner, local (predsim): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
-                      "\(number):\n\(profile.stdout)")
+        Self.assertMeasuredExactly(profile.stdout, mode: "local (predsim)", bytes: bf16)
         let flagAlone = try CommandLineTool.run(layerwise, ["plan"] + model + ["--allow-lean-state"])
         XCTAssertNotEqual(flagAlone.status, 0)
         XCTAssertTrue(flagAlone.all.contains("--allow-lean-state lets the --memory-budget planner"), flagAlone.all)
@@ -112,18 +115,10 @@ final class PlanCLITests: XCTestCase {
                                               timeout: 300)
         XCTAssertEqual(profile.status, 0, profile.all)
         XCTAssertTrue(profile.stdout.contains("(--sim-output keep)"), profile.stdout)
-        let number = Self.grouped(kept)
-        XCTAssertTrue(profile.stdout.contains("planner, local (predsim): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
-                      "\(number):\n\(profile.stdout)")
+        Self.assertMeasuredExactly(profile.stdout, mode: "local (predsim)", bytes: kept)
 
         // 16x16 images: vgg8b halves the image four times
-        let idx = try IDXPair(count: 160, side: 16, classes: 5).write(to: folder)
-        let data = folder.appendingPathComponent("data").path
-        for split in ["train", "test"] {
-            let converted = try CommandLineTool.run(layerwise, ["shards", "convert", "idx", "--images", idx.images.path,
-                                                                "--labels", idx.labels.path, "--split", split, "--out", data])
-            XCTAssertEqual(converted.status, 0, converted.all)
-        }
+        let data = try convertedIDXDataset(layerwise, in: folder, pair: IDXPair(count: 160, side: 16, classes: 5))
         func train(_ run: String, _ extra: [String]) throws -> Data {
             let out = try CommandLineTool.run(layerwise, ["train", "--data", data, "--run", folder.appendingPathComponent(run).path,
                                                           "--model", "vgg8b", "--feat-mult", "0.0625", "--num-hidden", "32", "--dim-in-decoder", "128",
@@ -157,9 +152,7 @@ final class PlanCLITests: XCTestCase {
                                               timeout: 300)
         XCTAssertEqual(profile.status, 0, profile.all)
         XCTAssertTrue(profile.stdout.contains("greedy schedule: all 3 rounds, 2 steps each"), profile.stdout)
-        let number = Self.grouped(predicted)
-        XCTAssertTrue(profile.stdout.contains("planner, \(mode): predicted \(number) bytes, measured \(number) bytes without the loader (exact)"),
-                      "\(mode) \(number):\n\(profile.stdout)")
+        Self.assertMeasuredExactly(profile.stdout, mode: mode, bytes: predicted)
         let trace = try String(contentsOf: scratch.appendingPathComponent("trace.json"), encoding: .utf8)
         let html = try String(contentsOf: scratch.appendingPathComponent("memory.html"), encoding: .utf8)
         for round in 1...3 {

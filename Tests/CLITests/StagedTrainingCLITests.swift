@@ -60,13 +60,7 @@ final class StagedTrainingCLITests: XCTestCase {
         let layerwise = try CommandLineTool.layerwise()
         try requireMPI(layerwise)
         let folder = try makeTemporaryFolder(self)
-        let idx = try IDXPair(count: 200, side: 16, classes: 4).write(to: folder)
-        let data = folder.appendingPathComponent("data").path
-        for split in ["train", "test"] {
-            let converted = try CommandLineTool.run(layerwise, ["shards", "convert", "idx", "--images", idx.images.path,
-                                                                "--labels", idx.labels.path, "--split", split, "--out", data])
-            XCTAssertEqual(converted.status, 0, converted.all)
-        }
+        let data = try convertedIDXDataset(layerwise, in: folder, pair: IDXPair(count: 200, side: 16, classes: 4))
         let arguments = ["train", "--data", data, "--model", "vgg8b", "--feat-mult", "0.0625", "--num-hidden", "32", "--epochs", "1",
                          "--batch-size", "16", "--train-limit", "64", "--test-limit", "32", "--threads", "1", "--quiet"]
         let reference = try CommandLineTool.run(layerwise, arguments + ["--run", folder.appendingPathComponent("one").path])
