@@ -64,6 +64,8 @@ typedef struct {
 
 struct lw_conv {
     lw_conv_pass pass;
+    lw_conv_algorithm algorithm;
+    lw_conv_data_type data_type;
     int batch, chunk, threads, with_bias;
     int in_channels, out_channels, in_image, out_image, weights_count;
     lw_part parts[2];
@@ -136,6 +138,41 @@ static void lw_operand_destroy(lw_operand *o) {
     if (o->inner_mem) dnnl_memory_destroy(o->inner_mem);
 }
 
+/// The primitive descriptor of `c->pass` for these operand descriptors and algorithm (NULL
+/// with a status when oneDNN has no implementation of it).
+static dnnl_status_t lw_conv_pd(lw_conv *c, dnnl_alg_kind_t algorithm, const dnnl_memory_desc_t *src,
+                                const dnnl_memory_desc_t *w, const dnnl_memory_desc_t *dw, const dnnl_memory_desc_t *b,
+                                const dnnl_memory_desc_t *dst, const dnnl_memory_desc_t *diff_src,
+                                const dnnl_memory_desc_t *diff_dst, const dnnl_dims_t strides, const dnnl_dims_t pad,
+                                dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd) {
+    dnnl_convolution_desc_t desc;
+    dnnl_primitive_desc_t hint = NULL;
+    dnnl_status_t s;
+    // Backward passes need a forward primitive descriptor of the same algorithm as a hint.
+    if (c->pass != LW_CONV_FORWARD) {
+        s = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, algorithm, src, w, c->with_bias ? b : NULL,
+                                               diff_dst, strides, pad, pad);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&hint, &desc, NULL, lw_engine, NULL);
+        if (s != dnnl_success) return s;
+    }
+    switch (c->pass) {
+    case LW_CONV_FORWARD:
+        s = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, algorithm, src, w, c->with_bias ? b : NULL,
+                                               dst, strides, pad, pad);
+        break;
+    case LW_CONV_BACKWARD_DATA:
+        s = dnnl_convolution_backward_data_desc_init(&desc, algorithm, diff_src, w, diff_dst, strides, pad, pad);
+        break;
+    default:
+        s = dnnl_convolution_backward_weights_desc_init(&desc, algorithm, src, dw, c->with_bias ? b : NULL, diff_dst,
+                                                        strides, pad, pad);
+        break;
+    }
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &desc, attr, lw_engine, hint);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    return s;
+}
+
 static dnnl_status_t lw_part_init(lw_conv *c, lw_part *p, int images, int height, int width, int kernel, int padding,
                                   lw_conv_layout layout, size_t *cursor, size_t *scratch, char *implementation) {
     const int oh = height + 2 * padding - kernel + 1, ow = width + 2 * padding - kernel + 1;
@@ -144,10 +181,9 @@ static dnnl_status_t lw_part_init(lw_conv *c, lw_part *p, int images, int height
     dnnl_dims_t w_dims = {c->out_channels, c->in_channels, kernel, kernel};
     dnnl_dims_t b_dims = {c->out_channels};
     dnnl_dims_t strides = {1, 1}, pad = {padding, padding};
-    dnnl_memory_desc_t src_user, dst_user, w_user, b_md, src_any, dst_any, w_any;
-    dnnl_convolution_desc_t desc;
+    dnnl_memory_desc_t src_user, dst_user, w_user, b_md, src_any, dst_any, w_any, dw_any, diff_src_any, diff_dst_any;
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL, hint = NULL;
+    dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t s;
     p->images = images;
     if ((s = dnnl_memory_desc_init_by_tag(&src_user, 4, src_dims, dnnl_f32, dnnl_nchw)) != dnnl_success) return s;
@@ -155,38 +191,32 @@ static dnnl_status_t lw_part_init(lw_conv *c, lw_part *p, int images, int height
     if ((s = dnnl_memory_desc_init_by_tag(&w_user, 4, w_dims, dnnl_f32, dnnl_oihw)) != dnnl_success) return s;
     if ((s = dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x)) != dnnl_success) return s;
     // A single input channel (the first layer): keep x plain nchw, the layout oneDNN's jit
-    // kernels take for small C; blocking it would pad 1 channel to 16.
-    int blocked = layout == LW_CONV_LAYOUT_BLOCKED;
-    dnnl_format_tag_t src_tag = blocked && c->in_channels >= 4 ? dnnl_format_tag_any : dnnl_nchw;
+    // kernels take for small C; blocking it would pad 1 channel to 16. Such a conv also stays
+    // fp32 under bf16 (its cost is a rounding error of the network's).
+    int blocked = layout == LW_CONV_LAYOUT_BLOCKED, wide = c->in_channels >= 4;
+    dnnl_format_tag_t src_tag = blocked && wide ? dnnl_format_tag_any : dnnl_nchw;
     dnnl_format_tag_t dst_tag = blocked ? dnnl_format_tag_any : dnnl_nchw;
-    if ((s = dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, src_tag)) != dnnl_success) return s;
+    // bf16: the operands the convolution reads (x, w, dy) are bf16; what it writes (y, dx, dw,
+    // db) stays fp32, accumulated in fp32. The reorders into the workspace do the rounding.
+    dnnl_data_type_t in_type = c->data_type == LW_CONV_BF16 && wide ? dnnl_bf16 : dnnl_f32;
+    if ((s = dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, in_type, src_tag)) != dnnl_success) return s;
     if ((s = dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dst_tag)) != dnnl_success) return s;
-    if ((s = dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&diff_dst_any, 4, dst_dims, in_type, dst_tag)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&diff_src_any, 4, src_dims, dnnl_f32, src_tag)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, in_type, dnnl_format_tag_any)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&dw_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
 
-    // Backward passes need a forward primitive descriptor as a hint.
-    if (c->pass != LW_CONV_FORWARD) {
-        s = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct, &src_any, &w_any,
-                                               c->with_bias ? &b_md : NULL, &dst_any, strides, pad, pad);
-        if (s == dnnl_success) s = dnnl_primitive_desc_create(&hint, &desc, NULL, lw_engine, NULL);
-        if (s != dnnl_success) return s;
-    }
-    switch (c->pass) {
-    case LW_CONV_FORWARD:
-        s = dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct, &src_any, &w_any,
-                                               c->with_bias ? &b_md : NULL, &dst_any, strides, pad, pad);
-        break;
-    case LW_CONV_BACKWARD_DATA:
-        s = dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &src_any, &w_any, &dst_any,
-                                                     strides, pad, pad);
-        break;
-    case LW_CONV_BACKWARD_WEIGHTS:
-        s = dnnl_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &src_any, &w_any,
-                                                        c->with_bias ? &b_md : NULL, &dst_any, strides, pad, pad);
-        break;
-    }
-    if (s == dnnl_success) s = dnnl_primitive_attr_create(&attr);
+    s = dnnl_primitive_attr_create(&attr);
     if (s == dnnl_success) s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &desc, attr, lw_engine, hint);
+    if (s != dnnl_success) goto done;
+    // Winograd where oneDNN has it for this pass and shape (AVX-512 CPUs), else direct.
+    s = dnnl_unimplemented;
+    if (c->algorithm == LW_CONV_WINOGRAD)
+        s = lw_conv_pd(c, dnnl_convolution_winograd, &src_any, &w_any, &dw_any, &b_md, &dst_any, &diff_src_any,
+                       &diff_dst_any, strides, pad, attr, &pd);
+    if (s != dnnl_success)
+        s = lw_conv_pd(c, dnnl_convolution_direct, &src_any, &w_any, &dw_any, &b_md, &dst_any, &diff_src_any,
+                       &diff_dst_any, strides, pad, attr, &pd);
     if (s != dnnl_success) goto done;
     {
         const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -222,20 +252,21 @@ static dnnl_status_t lw_part_init(lw_conv *c, lw_part *p, int images, int height
     if (s == dnnl_success) s = dnnl_primitive_create(&p->conv, pd);
 done:
     if (pd) dnnl_primitive_desc_destroy(pd);
-    if (hint) dnnl_primitive_desc_destroy(hint);
     if (attr) dnnl_primitive_attr_destroy(attr);
     return s;
 }
 
 lw_conv *lw_conv_create(lw_conv_pass pass, int batch, int in_channels, int out_channels, int height, int width,
-                        int kernel, int padding, int with_bias, lw_conv_layout layout, int max_chunk, int threads,
-                        char *error, size_t error_capacity) {
+                        int kernel, int padding, int with_bias, lw_conv_layout layout, lw_conv_algorithm algorithm,
+                        lw_conv_data_type data_type, int max_chunk, int threads, char *error, size_t error_capacity) {
     pthread_once(&lw_once, lw_init);
     if (lw_engine_status != dnnl_success) { lw_error(error, error_capacity, "engine or stream creation", lw_engine_status); return NULL; }
     if (batch < 1 || max_chunk < 1) { lw_error(error, error_capacity, "batch and chunk must be positive", dnnl_invalid_arguments); return NULL; }
     lw_conv *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->pass = pass;
+    c->algorithm = algorithm;
+    c->data_type = data_type;
     c->batch = batch;
     c->chunk = batch < max_chunk ? batch : max_chunk;
     c->threads = threads;

@@ -30,6 +30,9 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var featMult: Float = 1
     /// VGG: the pred head average-pools h until C h' w' <= this.
     public var dimInDecoder: Int = 1024
+    /// The convolutions' number format (`--precision`): bf16 runs them on `ConvEngine.dnnlBF16`
+    /// (bf16 operands, fp32 accumulation, fp32 weights and updates); evaluation stays fp32.
+    public var precision: ComputePrecision = .fp32
 
     /// The paper's Fashion-MNIST MLP: 3 x 1024, predsim, beta 0.99, LeakyReLU, dropout 0.025.
     public init() {}
@@ -76,10 +79,10 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var hiddenBlockCount: Int { convBlocks.count + linearBlockCount }
 
     enum CodingKeys: String, CodingKey {
-        case kind, inputShape, classes, numLayers, numHidden, loss, beta, dropout, nonlinearity, featMult, dimInDecoder
+        case kind, inputShape, classes, numLayers, numHidden, loss, beta, dropout, nonlinearity, featMult, dimInDecoder, precision
     }
 
-    /// Fields added after the first checkpoints (featMult, dimInDecoder) take their defaults
+    /// Fields added after the first checkpoints (featMult, dimInDecoder, precision) take their defaults
     /// when absent, so older run folders still load.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -94,6 +97,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         nonlinearity = try c.decode(Nonlinearity.self, forKey: .nonlinearity)
         featMult = try c.decodeIfPresent(Float.self, forKey: .featMult) ?? 1
         dimInDecoder = try c.decodeIfPresent(Int.self, forKey: .dimInDecoder) ?? 1024
+        precision = try c.decodeIfPresent(ComputePrecision.self, forKey: .precision) ?? .fp32
     }
 
     /// Values per input example: C x H x W.
@@ -132,6 +136,6 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var description: String {
         (kind == .mlp ? "mlp \(numLayers)x\(numHidden)" : "\(kind.rawValue)" + (featMult == 1 ? "" : " x\(featMult)") + " + \(numHidden)")
             + ", loss \(loss.rawValue)" + (loss.mixes ? " (beta \(beta))" : "")
-            + ", \(nonlinearity.rawValue), dropout \(dropout)"
+            + ", \(nonlinearity.rawValue), dropout \(dropout)" + (precision == .fp32 ? "" : ", \(precision.rawValue) convolutions")
     }
 }

@@ -1,12 +1,11 @@
 import CKernels
 import Foundation
 
-/// The number format convolutions compute in (`--precision`). Only fp32 is implemented: bf16
-/// (bf16 operands, fp32 accumulation, fp32 master weights) needs a CPU with AVX512_BF16 or
-/// AMX-BF16 to be worth running, and is refused everywhere with a message saying why: the
-/// missing CPU feature where the CPU lacks it, oneDNN's ISA cap where `ONEDNN_MAX_CPU_ISA` hides
-/// it, else that this build has no bf16 convolutions.
-public enum ComputePrecision: String, CaseIterable, Sendable {
+/// The number format convolutions compute in (`--precision`). bf16 (bf16 operands, fp32
+/// accumulation into fp32 outputs, fp32 master weights: `ConvEngine.dnnlBF16`) needs a CPU with
+/// AVX512_BF16 or AMX-BF16 and oneDNN allowed to use it; elsewhere it is refused with a message
+/// saying why: the missing CPU feature, or oneDNN's ISA cap where `ONEDNN_MAX_CPU_ISA` hides it.
+public enum ComputePrecision: String, CaseIterable, Codable, Sendable {
     case fp32, bf16
 
     /// What the CPU offers for bf16 arithmetic (injectable for tests).
@@ -33,13 +32,15 @@ public enum ComputePrecision: String, CaseIterable, Sendable {
         static let bf16ISAs: Set<String> = ["avx512_core_bf16", "avx512_core_amx", "all"]
 
         /// Whether the cap (if any) leaves oneDNN its bf16 kernels.
-        var capAllowsBF16: Bool {
+        public var capAllowsBF16: Bool {
             guard let cap = oneDNNMaxISA else { return true }
             return ComputePrecision.CPUFeatures.bf16ISAs.contains(cap.lowercased())
         }
     }
 
     /// Why this precision cannot run here, as a sentence naming the flag (nil: it can).
+    /// oneDNN's bf16 convolutions need `avx512_core_bf16` (AVX512_BF16) at least; with AMX they
+    /// also use its tiles.
     public func refusal(features: CPUFeatures = .current) -> String? {
         switch self {
         case .fp32:
@@ -53,8 +54,7 @@ public enum ComputePrecision: String, CaseIterable, Sendable {
                 return "--precision bf16: ONEDNN_MAX_CPU_ISA=\(features.oneDNNMaxISA!) keeps oneDNN below AVX512_CORE_BF16,"
                     + " so it has no bf16 convolutions here (unset it, or use --precision fp32)"
             }
-            return "--precision bf16: this CPU has AVX512_BF16 or AMX-BF16, but this build has no bf16 convolutions yet"
-                + " (use --precision fp32)"
+            return nil
         }
     }
 }

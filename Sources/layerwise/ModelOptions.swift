@@ -17,7 +17,7 @@ struct ModelOptions: ParsableArguments {
     var dimInDecoder: Int = 1024
     @Option(help: "Dropout after each block (default 0.025 for the mlp, 0.1 for VGG; whole channels in conv blocks).")
     var dropout: Float?
-    @Option(help: "Convolution arithmetic: fp32, or bf16 (needs AVX512_BF16 or AMX-BF16; refused where they are missing).")
+    @Option(help: "Convolution arithmetic: fp32, or bf16 on maps of 14x14 and larger (bf16 operands, fp32 accumulation and weights; needs AVX512_BF16 or AMX-BF16, refused where they are missing).")
     var precision: String = "fp32"
 
     func validate() throws {
@@ -44,6 +44,7 @@ struct ModelOptions: ParsableArguments {
         spec.featMult = featMult
         spec.dimInDecoder = dimInDecoder
         spec.dropout = dropout ?? (spec.kind == .mlp ? 0.025 : 0.1)
+        spec.precision = ComputePrecision(rawValue: precision)!
         return spec
     }
 }

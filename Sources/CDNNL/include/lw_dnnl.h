@@ -30,6 +30,23 @@ typedef enum {
     LW_CONV_LAYOUT_PLAIN = 1,
 } lw_conv_layout;
 
+typedef enum {
+    /// oneDNN's direct convolution.
+    LW_CONV_DIRECT = 0,
+    /// oneDNN's Winograd F(4x4, 3x3) where it has one for the pass and shape (its AVX-512
+    /// kernels), direct where it does not.
+    LW_CONV_WINOGRAD = 1,
+} lw_conv_algorithm;
+
+typedef enum {
+    /// Everything fp32.
+    LW_CONV_F32 = 0,
+    /// The operands the convolution reads (x, w, dy) rounded to bf16 in the reorders into the
+    /// workspace; what it writes (y, dx, dw, db) fp32, accumulated in fp32. Convolutions with
+    /// fewer than 4 input channels stay fp32.
+    LW_CONV_BF16 = 1,
+} lw_conv_data_type;
+
 typedef struct lw_conv lw_conv;
 
 /// Makes the primitives of one pass. Returns NULL on failure with a message in `error`.
@@ -37,8 +54,8 @@ typedef struct lw_conv lw_conv;
 /// again before every execution. `with_bias`: forward adds bias, backward-weights computes db.
 lw_conv *lw_conv_create(lw_conv_pass pass, int batch, int in_channels, int out_channels,
                         int height, int width, int kernel, int padding, int with_bias,
-                        lw_conv_layout layout, int max_chunk, int threads,
-                        char *error, size_t error_capacity);
+                        lw_conv_layout layout, lw_conv_algorithm algorithm, lw_conv_data_type data_type,
+                        int max_chunk, int threads, char *error, size_t error_capacity);
 
 /// Bytes of the caller-owned workspace every call of this handle needs (oneDNN's scratchpad,
 /// reorder buffers for one chunk, weights in oneDNN's layout), 64-byte aligned regions.

@@ -88,7 +88,7 @@ extension ShapeTable {
         let sims = spec.loss.usesSim && !spec.loss.isBackpropFree
             ? convs.map { l in ConvGeometry(inChannels: l.geometry!.outChannels, outChannels: l.geometry!.outChannels,
                                             height: l.geometry!.height, width: l.geometry!.width) } : []
-        let own = engine == .dnnl && DNNLConvolution.handles(first) ? 0 : ConvWorkspace.bytes(first, engine: .im2col)
+        let own = engine.skipsIm2col(first) ? ConvWorkspace.bytes(first, engine: engine) : ConvWorkspace.bytes(first, engine: .im2col)
         return max(own, ConvWorkspace.bytes(covering: Array(rest) + sims, engine: engine))
     }
 }

@@ -51,7 +51,7 @@ extension ShapeTable {
     public static func dnnlWorkspaceBytes(_ calls: Set<StepProgram.ConvCall>) -> Int {
         var largest = 0
         for c in calls {
-            guard let conv = try? DNNLConvolution(c.pass, geometry: c.geometry, batch: c.batch, withBias: c.withBias) else {
+            guard let conv = try? DNNLConvolution(c.pass, geometry: c.geometry, batch: c.batch, withBias: c.withBias, engine: c.engine) else {
                 preconditionFailure("oneDNN cannot make \(c.pass.rawValue) of \(c.geometry) at batch \(c.batch)")
             }
             largest = max(largest, conv.workspaceBytes)
@@ -64,7 +64,7 @@ extension ShapeTable {
 
     /// Records a conv call for the oneDNN workspace (im2col's and Winograd's scratch is fixed).
     func conv(_ p: inout StepProgram, _ pass: ConvPass, _ g: ConvGeometry, _ n: Int, bias: Bool) {
-        if engine.usesDNNL(g, pass), n > 0 { p.conv(pass, g, batch: n, bias: bias) }
+        if engine.usesDNNL(g, pass), n > 0 { p.conv(pass, g, batch: n, bias: bias, engine: engine) }
     }
 
     private func simGeometry(_ l: Layer) -> ConvGeometry {

@@ -72,9 +72,11 @@ public struct ShapeTable: Sendable {
         spec.loss.usesSim && !spec.loss.isBackpropFree && layers.contains { $0.kind == .conv && $0.output[0] > 3 && $0.output[1] > 1 }
     }
 
+    /// The table of `spec` with its convolutions on `engine`, or on `ConvEngine.dnnlBF16` when
+    /// the spec asks for bf16.
     public init(spec: ModelSpec, engine: ConvEngine = .default) {
         self.spec = spec
-        self.engine = engine
+        self.engine = spec.precision == .bf16 ? .dnnlBF16 : engine
         let loss = spec.loss
         var layers: [Layer] = []
         for (i, b) in spec.convBlocks.enumerated() {

@@ -31,6 +31,7 @@ public struct StepProgram: Sendable {
         public var geometry: ConvGeometry
         public var batch: Int
         public var withBias: Bool
+        public var engine: ConvEngine
     }
 
     init(batch: Int, chunk: Int?) {
@@ -64,8 +65,8 @@ public struct StepProgram: Sendable {
 
     mutating func mark(_ event: PlannedEvent) { events.append(event) }
 
-    mutating func conv(_ pass: ConvPass, _ geometry: ConvGeometry, batch: Int, bias: Bool) {
-        convCalls.insert(ConvCall(pass: pass, geometry: geometry, batch: batch, withBias: bias))
+    mutating func conv(_ pass: ConvPass, _ geometry: ConvGeometry, batch: Int, bias: Bool, engine: ConvEngine) {
+        convCalls.insert(ConvCall(pass: pass, geometry: geometry, batch: batch, withBias: bias, engine: engine))
     }
 
     mutating func prepend(_ persistent: [PlannedEvent]) {

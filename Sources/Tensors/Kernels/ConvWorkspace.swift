@@ -129,7 +129,7 @@ public final class ConvWorkspace {
     /// its geometry with oneDNN (nil: use im2col).
     func dnnl(_ pass: ConvPass, batch: Int, withBias: Bool) -> (DNNLConvolution, UnsafeMutableRawPointer)? {
         guard let dnnlCache, batch > 0, engine.usesDNNL(geometry, pass) else { return nil }
-        return dnnlCache.convolution(pass, geometry, batch: batch, withBias: withBias)
+        return dnnlCache.convolution(pass, geometry, batch: batch, withBias: withBias, engine: engine)
     }
 
     /// This workspace's memory as Winograd's scratch, when its engine computes the pass of its

@@ -16,6 +16,46 @@ public enum ConvEngine: String, CaseIterable, Sendable {
     /// Winograd F(2x2, 3x3) with BLAS GEMMs (`WinogradConvolution`) for the passes it handles,
     /// oneDNN for the rest.
     case winograd
+    /// oneDNN, with its Winograd F(4x4, 3x3) for maps of at least `largeMapPositions` output
+    /// positions where it has one (its AVX-512 kernels), direct elsewhere: the `dnnl` engine's
+    /// arithmetic with a third to a half of the multiplications on the large maps.
+    case dnnlWinograd = "dnnl-winograd"
+    /// oneDNN in bf16 (`--precision bf16`): on maps of at least `largeMapPositions` positions the
+    /// operands each pass reads (x, w, dy) are rounded to bf16 and the products accumulated in
+    /// fp32 into fp32 outputs (y, dx, dw, db); smaller maps and 1-channel inputs stay fp32
+    /// direct. Needs AVX512_BF16 or AMX-BF16 (`ComputePrecision.refusal`).
+    case dnnlBF16 = "dnnl-bf16"
+
+    /// Output positions from which `dnnlWinograd` uses Winograd and `dnnlBF16` bf16: 14x14.
+    /// `layerwise bench conv` at vgg8b's shapes (2 threads, AVX-512 with AMX, chunk-sized
+    /// batches): Winograd ran 1.3-3.5x direct on 28x28 and 14x14 maps but 0.8-1.2x on 7x7 and
+    /// 3x3 in the forward and backward-data, for up to 170 MB of scratch; bf16 ran 1.2-16x fp32 on
+    /// 28x28 and 14x14 (but backward-weights 0.9x on two 14x14 shapes) and 0.3-0.9x below.
+    public static let largeMapPositions = 196
+
+    /// oneDNN's algorithm and number format for `pass` of `g` under this engine.
+    public func dnnlSettings(_ g: ConvGeometry, _ pass: ConvPass) -> (algorithm: DNNLConvolution.Algorithm, precision: ComputePrecision) {
+        let large = g.outSpatial >= ConvEngine.largeMapPositions
+        switch self {
+        case .dnnlWinograd: return (large ? .winograd : .direct, .fp32)
+        case .dnnlBF16: return (.direct, large ? .bf16 : .fp32)
+        case .im2col, .dnnl, .winograd: return (.direct, .fp32)
+        }
+    }
+
+    /// Whether this engine runs on this machine (`dnnlBF16` needs bf16 instructions).
+    public var isAvailable: Bool {
+        self != .dnnlBF16 || ComputePrecision.bf16.refusal() == nil
+    }
+
+    /// The engines that run here.
+    public static var available: [ConvEngine] { allCases.filter(\.isAvailable) }
+
+    /// The engine of `precision` when the default engine is `base`: bf16 runs on `dnnlBF16`,
+    /// fp32 on `base`.
+    public static func forPrecision(_ precision: ComputePrecision, default base: ConvEngine = .default) -> ConvEngine {
+        precision == .bf16 ? .dnnlBF16 : base
+    }
 
     /// Whether this engine computes `pass` of `g` with Winograd.
     public func usesWinograd(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
@@ -52,7 +92,7 @@ public enum ConvEngine: String, CaseIterable, Sendable {
         if let name = getenv("LAYERWISE_CONV_ENGINE"), let engine = ConvEngine(rawValue: String(cString: name)) {
             return engine
         }
-        return openMPIsPassive ? .dnnl : .im2col
+        return openMPIsPassive ? .dnnlWinograd : .im2col
     }
 
     /// Whether the process started with OMP_WAIT_POLICY=passive.
@@ -83,7 +123,18 @@ public final class DNNLConvolution {
     public let geometry: ConvGeometry
     public let batch: Int
     public let withBias: Bool
+    /// The algorithm asked for (Winograd falls back to direct where oneDNN has none:
+    /// `implementation` says which ran) and the number format.
+    public let algorithm: Algorithm
+    public let precision: ComputePrecision
     private let handle: OpaquePointer
+
+    /// oneDNN's convolution algorithms.
+    public enum Algorithm: String, Sendable {
+        case direct
+        /// Winograd F(4x4, 3x3) where oneDNN has it for the pass and shape, else direct.
+        case winograd
+    }
 
     /// Activation bytes (x and y of one chunk) a chunk aims to stay under: 16 MiB. At vgg8b's
     /// 128->256 28x28 that is 13 images; at 512->512 3x3, whole batches of 128.
@@ -106,12 +157,25 @@ public final class DNNLConvolution {
         return max(1, min(batch, chunkBytes / perImage))
     }
 
+    /// The primitives of `pass` with `engine`'s algorithm and number format for `g`
+    /// (`ConvEngine.dnnlSettings`).
+    public convenience init(_ pass: ConvPass, geometry g: ConvGeometry, batch: Int, withBias: Bool, engine: ConvEngine,
+                            chunk: Int? = nil, threads: Int = DNNLConvolution.threads) throws {
+        let settings = engine.dnnlSettings(g, pass)
+        try self.init(pass, geometry: g, batch: batch, withBias: withBias, algorithm: settings.algorithm,
+                      precision: settings.precision, chunk: chunk, threads: threads)
+    }
+
     public init(_ pass: ConvPass, geometry g: ConvGeometry, batch: Int, withBias: Bool,
+                algorithm: Algorithm = .direct, precision: ComputePrecision = .fp32,
                 chunk: Int? = nil, threads: Int = DNNLConvolution.threads) throws {
+        if let refusal = precision.refusal() { throw DNNLError(description: refusal) }
         self.pass = pass
         geometry = g
         self.batch = batch
         self.withBias = withBias
+        self.algorithm = algorithm
+        self.precision = precision
         let kind: lw_conv_pass
         switch pass {
         case .forward: kind = LW_CONV_FORWARD
@@ -122,7 +186,9 @@ public final class DNNLConvolution {
         var message = [CChar](repeating: 0, count: 256)
         let made = message.withUnsafeMutableBufferPointer { text in
             lw_conv_create(kind, Int32(batch), Int32(g.inChannels), Int32(g.outChannels), Int32(g.height), Int32(g.width),
-                           Int32(g.kernel), Int32(g.padding), withBias ? 1 : 0, LW_CONV_LAYOUT_BLOCKED, images,
+                           Int32(g.kernel), Int32(g.padding), withBias ? 1 : 0, LW_CONV_LAYOUT_BLOCKED,
+                           algorithm == .winograd ? LW_CONV_WINOGRAD : LW_CONV_DIRECT,
+                           precision == .bf16 ? LW_CONV_BF16 : LW_CONV_F32, images,
                            Int32(threads), text.baseAddress, text.count)
         }
         guard let made else {
@@ -183,6 +249,7 @@ public final class DNNLConvolutionCache {
         var batch: Int
         var withBias: Bool
         var pass: ConvPass
+        var engine: ConvEngine
     }
     private var primitives: [Key: DNNLConvolution] = [:]
     /// The shared workspace (nil until the first primitive is made).
@@ -201,14 +268,14 @@ public final class DNNLConvolutionCache {
     public var count: Int { primitives.count }
 
     /// The primitive for this pass, made if new, with the workspace grown to fit it.
-    public func convolution(_ pass: ConvPass, _ geometry: ConvGeometry, batch: Int, withBias: Bool)
+    public func convolution(_ pass: ConvPass, _ geometry: ConvGeometry, batch: Int, withBias: Bool, engine: ConvEngine = .dnnl)
         -> (DNNLConvolution, UnsafeMutableRawPointer) {
-        let key = Key(geometry: geometry, batch: batch, withBias: withBias, pass: pass)
+        let key = Key(geometry: geometry, batch: batch, withBias: withBias, pass: pass, engine: engine)
         let conv: DNNLConvolution
         if let made = primitives[key] {
             conv = made
         } else {
-            do { conv = try DNNLConvolution(pass, geometry: geometry, batch: batch, withBias: withBias) } catch {
+            do { conv = try DNNLConvolution(pass, geometry: geometry, batch: batch, withBias: withBias, engine: engine) } catch {
                 preconditionFailure("\(error)")
             }
             primitives[key] = conv
