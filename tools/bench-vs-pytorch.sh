@@ -8,7 +8,10 @@
 # PY needs torch and torchvision (the CPU wheel and `pip install --no-deps torchvision`).
 # OURS_ARGS adds flags to our side (e.g. OURS_ARGS="--sim-output keep"; the reference, PyTorch's
 # autograd, keeps every activation). VARIANTS="recompute keep" measures several settings of
-# --sim-output in the same rounds (each round runs every variant and the reference).
+# --sim-output in the same rounds (each round runs every variant and the reference); a variant
+# may add "+bf16" (--precision bf16), "+direct" (LAYERWISE_CONV_ENGINE=dnnl: oneDNN's direct
+# convolutions, no Winograd) or "+winograd" (LAYERWISE_CONV_ENGINE=dnnl-winograd), e.g.
+# VARIANTS="keep+direct keep keep+bf16".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-vgg8b} loss=${2:-predsim}
@@ -24,8 +27,21 @@ case "$model/$loss" in
   vgg8b/*)       ref_args=(--model vgg8b --dropout 0.1 --nonlin leakyrelu --dim-in-decoder 1024 --loss-sup "$loss") ;;
   *) echo "model mlp or vgg8b" >&2; exit 2 ;;
 esac
-ours() {  # $1: a --sim-output choice, or nothing
-  "$bin" bench train ${1:+--sim-output "$1"} --data "$data" --model "$model" --losses "$loss" --steps "$steps" --repeats 1 --threads "$threads" --json ${ours_args[@]+"${ours_args[@]}"} \
+ours() {  # $1: a variant (a --sim-output choice with +bf16, +direct or +winograd), or nothing
+  local flags=() engine=()
+  if [ -n "${1:-}" ]; then
+    IFS=+ read -r -a parts <<< "$1"
+    flags=(--sim-output "${parts[0]}")
+    for p in "${parts[@]:1}"; do
+      case $p in
+        bf16) flags+=(--precision bf16) ;;
+        direct) engine=(LAYERWISE_CONV_ENGINE=dnnl) ;;
+        winograd) engine=(LAYERWISE_CONV_ENGINE=dnnl-winograd) ;;
+        *) echo "unknown variant part $p in $1" >&2; exit 2 ;;
+      esac
+    done
+  fi
+  env ${engine[@]+"${engine[@]}"} "$bin" bench train ${flags[@]+"${flags[@]}"} --data "$data" --model "$model" --losses "$loss" --steps "$steps" --repeats 1 --threads "$threads" --json ${ours_args[@]+"${ours_args[@]}"} \
     | python3 -c 'import json, sys; print("%.3f" % json.load(sys.stdin)[0]["samplesPerSecond"])'
 }
 theirs() {
@@ -48,7 +64,7 @@ t=()
 for r in $(seq "$rounds"); do
   line="round $r:"
   if [ $((r % 2)) -eq 0 ]; then t+=("$(theirs)"); fi
-  for v in "${variants[@]}"; do x=$(ours "$v"); rates[$v]+="$x "; line+=" layerwise --sim-output $v $x"; done
+  for v in "${variants[@]}"; do x=$(ours "$v"); rates[$v]+="$x "; line+=" layerwise $v $x"; done
   if [ $((r % 2)) -eq 1 ]; then t+=("$(theirs)"); fi
   echo "$line  reference ${t[-1]} samples/s"
 done
@@ -56,5 +72,5 @@ mt=$(median "${t[@]}")
 for v in "${variants[@]}"; do
   # shellcheck disable=SC2086
   mo=$(median ${rates[$v]})
-  echo "$model $loss --sim-output $v${OURS_ARGS:+ ($OURS_ARGS)}, batch 128, $threads threads, $steps steps, $rounds rounds: layerwise median $mo, reference median $mt samples/s, ratio $(awk -v a="$mo" -v b="$mt" 'BEGIN { printf "%.2f", a / b }')x"
+  echo "$model $loss $v${OURS_ARGS:+ ($OURS_ARGS)}, batch 128, $threads threads, $steps steps, $rounds rounds: layerwise median $mo, reference median $mt samples/s, ratio $(awk -v a="$mo" -v b="$mt" 'BEGIN { printf "%.2f", a / b }')x"
 done

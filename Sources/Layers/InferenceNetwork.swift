@@ -95,12 +95,21 @@ public final class InferenceNetwork {
         }
     }
 
+    /// The engine evaluation runs on: oneDNN's fp32 direct convolutions where training would
+    /// use its Winograd or bf16 ones. A test pass runs beside the training network, whose
+    /// memory plan does not count a second Winograd scratch, and a bf16-trained checkpoint must
+    /// evaluate on any CPU (its weights are fp32).
+    public static func engine(_ spec: ModelSpec, _ engine: ConvEngine) -> ConvEngine {
+        engine == .dnnlWinograd || engine == .dnnlBF16 ? .dnnl : engine
+    }
+
     /// - Parameters:
     ///   - spec: the model to run; its heads are not built.
     ///   - parameters: where the weights and BatchNorm statistics come from (shared with a
     ///     training network, or loaded from a checkpoint).
     ///   - microBatch: examples per micro-batch (at least 1).
-    ///   - engine: the conv engine (`ConvEngine.default` unless a test picks one).
+    ///   - engine: the conv engine (`ConvEngine.default` unless a test picks one), as
+    ///     `InferenceNetwork.engine(spec:_:)` resolves it.
     ///   - ledger: where the network's buffers are booked.
     /// - Throws: `InferenceNetworkError` when a `.shared` source lacks a tensor or has one of
     ///   another shape; whatever a `.load` source's `fill` throws.
@@ -134,7 +143,7 @@ public final class InferenceNetwork {
             ConvGeometry(inChannels: $0.inChannels, outChannels: $0.outChannels, height: $0.height, width: $0.width)
         }
         let workspace = geometries.first.map {
-            ConvWorkspace($0, alsoServing: Array(geometries.dropFirst()), engine: engine, ledger: ledger)
+            ConvWorkspace($0, alsoServing: Array(geometries.dropFirst()), engine: InferenceNetwork.engine(spec, engine), ledger: ledger)
         }
         convWorkspace = workspace
         var layers: [Layer] = []

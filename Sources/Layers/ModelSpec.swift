@@ -33,6 +33,11 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// The convolutions' number format (`--precision`): bf16 runs them on `ConvEngine.dnnlBF16`
     /// (bf16 operands, fp32 accumulation, fp32 weights and updates); evaluation stays fp32.
     public var precision: ComputePrecision = .fp32
+    /// Whether fp32 convolutions may use Winograd where the engine has it
+    /// (`ConvEngine.dnnlWinograd`: oneDNN's AVX-512 kernels, maps of 14x14 and up). Its scratch is
+    /// larger than direct's, so `--memory-budget` turns it off when it does not fit, and
+    /// `--no-winograd` does by hand. The same mathematics either way, rounded differently.
+    public var winograd = true
 
     /// The paper's Fashion-MNIST MLP: 3 x 1024, predsim, beta 0.99, LeakyReLU, dropout 0.025.
     public init() {}
@@ -79,10 +84,10 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var hiddenBlockCount: Int { convBlocks.count + linearBlockCount }
 
     enum CodingKeys: String, CodingKey {
-        case kind, inputShape, classes, numLayers, numHidden, loss, beta, dropout, nonlinearity, featMult, dimInDecoder, precision
+        case kind, inputShape, classes, numLayers, numHidden, loss, beta, dropout, nonlinearity, featMult, dimInDecoder, precision, winograd
     }
 
-    /// Fields added after the first checkpoints (featMult, dimInDecoder, precision) take their defaults
+    /// Fields added after the first checkpoints (featMult, dimInDecoder, precision, winograd) take their defaults
     /// when absent, so older run folders still load.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -98,6 +103,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         featMult = try c.decodeIfPresent(Float.self, forKey: .featMult) ?? 1
         dimInDecoder = try c.decodeIfPresent(Int.self, forKey: .dimInDecoder) ?? 1024
         precision = try c.decodeIfPresent(ComputePrecision.self, forKey: .precision) ?? .fp32
+        winograd = try c.decodeIfPresent(Bool.self, forKey: .winograd) ?? true
     }
 
     /// Values per input example: C x H x W.

@@ -138,7 +138,7 @@ public final class Trainer {
         }
         try checked.checkNormalization(mean: config.mean!, std: config.std!)
         log("data \(config.data): \(checked.summary); " + notes.joined(separator: "; "))
-        let spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
+        var spec = try Trainer.resolvedSpec(config.model, schema: trainSource.schema)
         var held: StagePlacement?
         if let link {
             // Every stage computes the same placement from the shape table: consecutive blocks
@@ -173,6 +173,7 @@ public final class Trainer {
             config.chunk = choice.plan.chunk  // into config.json: a resumed run reuses the plan
             config.simOutput = choice.keepsSimOutput ? .keep : (config.simOutput == .keep ? nil : config.simOutput)
             config.optimizer = choice.optimizer
+            (spec.winograd, config.model.winograd) = (choice.winograd, choice.winograd)
             choice.description.forEach(log)
         }
         self.config = config

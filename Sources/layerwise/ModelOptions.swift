@@ -19,6 +19,8 @@ struct ModelOptions: ParsableArguments {
     var dropout: Float?
     @Option(help: "Convolution arithmetic: fp32, or bf16 on maps of 14x14 and larger (bf16 operands, fp32 accumulation and weights; needs AVX512_BF16 or AMX-BF16, refused where they are missing).")
     var precision: String = "fp32"
+    @Flag(inversion: .prefixedNo, help: "fp32 convolutions on 14x14 and larger maps use oneDNN's Winograd where it has one (AVX-512 CPUs): faster, more conv scratch. --memory-budget turns it off when it does not fit.")
+    var winograd = true
 
     func validate() throws {
         guard let kind = ComputePrecision(rawValue: precision) else {
@@ -45,6 +47,7 @@ struct ModelOptions: ParsableArguments {
         spec.dimInDecoder = dimInDecoder
         spec.dropout = dropout ?? (spec.kind == .mlp ? 0.025 : 0.1)
         spec.precision = ComputePrecision(rawValue: precision)!
+        spec.winograd = winograd
         return spec
     }
 }

@@ -158,6 +158,8 @@ struct PlanCommand: ParsableCommand {
                                                  simOutput: simOutput, budget: budget.bytes, overhead: command == "train" ? .train : .profile)
             chunk = choice.plan.chunk
             optimizer = choice.optimizer
+            spec.winograd = choice.winograd
+            table = ShapeTable(spec: spec)
             table.keepsSimOutput = choice.keepsSimOutput
             choice.description.forEach { print($0) }
         }

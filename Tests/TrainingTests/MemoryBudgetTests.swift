@@ -111,4 +111,45 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertFalse(try MemoryBudget.choose(ModelSpec(), batchSize: 64, optimizer: OptimizerSettings(), simOutput: .keep,
                                                budget: 1 << 40, overhead: overhead).keepsSimOutput, "the mlp has no conv sim head")
     }
+
+    /// Winograd's scratch is given up before whole batches: on vgg8b x0.25 (batch 64, oneDNN
+    /// Winograd engine, s recomputed) a budget between the direct plan's peak and the Winograd
+    /// plan's keeps whole batches with direct convolutions and says so; a budget that fits
+    /// Winograd keeps it; a spec that rules Winograd out is never planned with it. Where oneDNN
+    /// has no Winograd (CPUs without AVX-512) the two plans are the same bytes and Winograd is
+    /// kept.
+    func testWinogradScratchIsGivenUpBeforeWholeBatches() throws {
+        let spec = ModelSpec.vgg(.vgg8b, featMult: 0.25)
+        let overhead = ProcessOverhead(bytes: 0, what: "of nothing")
+        var direct = spec
+        direct.winograd = false
+        XCTAssertEqual(ShapeTable(spec: direct, engine: .dnnlWinograd).engine, .dnnl)
+        let withWinograd = MemoryPlanner.plan(ShapeTable(spec: spec, engine: .dnnlWinograd), batchSize: 64).peak
+        let withoutWinograd = MemoryPlanner.plan(ShapeTable(spec: direct, engine: .dnnlWinograd), batchSize: 64).peak
+        let roomy = try MemoryBudget.choose(spec, batchSize: 64, optimizer: OptimizerSettings(), simOutput: .recompute,
+                                            engine: .dnnlWinograd, budget: withWinograd, overhead: overhead)
+        XCTAssertTrue(roomy.winograd)
+        XCTAssertNil(roomy.plan.chunk)
+        XCTAssertEqual(roomy.plan.peak, withWinograd)
+        guard withWinograd > withoutWinograd else {
+            print("oneDNN has no Winograd here: both plans \(withWinograd) bytes")
+            return
+        }
+        let tight = try MemoryBudget.choose(spec, batchSize: 64, optimizer: OptimizerSettings(), simOutput: .recompute,
+                                            engine: .dnnlWinograd, budget: withWinograd - 1, overhead: overhead)
+        XCTAssertFalse(tight.winograd)
+        XCTAssertTrue(tight.gaveUpWinograd)
+        XCTAssertNil(tight.plan.chunk, "whole batches with direct convolutions fit")
+        XCTAssertEqual(tight.plan.peak, withoutWinograd)
+        XCTAssertTrue(tight.description.contains { $0.contains("convolutions direct (oneDNN)") }, "\(tight.description)")
+        let ruledOut = try MemoryBudget.choose(direct, batchSize: 64, optimizer: OptimizerSettings(), simOutput: .recompute,
+                                               engine: .dnnlWinograd, budget: withWinograd, overhead: overhead)
+        XCTAssertFalse(ruledOut.winograd)
+        XCTAssertFalse(ruledOut.gaveUpWinograd, "the spec ruled it out; the planner gave nothing up")
+        // With s free to be kept: Winograd recomputing s comes before direct keeping it.
+        let free = try MemoryBudget.choose(spec, batchSize: 64, optimizer: OptimizerSettings(), engine: .dnnlWinograd,
+                                           budget: withWinograd, overhead: overhead)
+        XCTAssertTrue(free.winograd)
+        XCTAssertFalse(free.keepsSimOutput, "keeping s with Winograd needs more than the budget")
+    }
 }

@@ -123,6 +123,28 @@ final class ShapeTablePlanTests: XCTestCase {
         }
     }
 
+    /// oneDNN's Winograd and bf16 engines: vgg8b x0.125 on 16x16 runs its first two blocks and
+    /// their sim heads (16 and 32 channels, 256 positions) with Winograd or in bf16, the rest
+    /// direct fp32, and the planner prices their scratch and bf16 buffers to the byte: local and
+    /// backprop, whole batches (s kept or recomputed) and chunks. bf16 where the CPU has it.
+    func testPlannerPredictsVGG8bPeaksUnderOneDNNWinogradAndBF16() throws {
+        let engines = [ConvEngine.dnnlWinograd, .dnnlBF16].filter(\.isAvailable)
+        for engine in engines {
+            for loss in [LossKind.predsim, .backprop] {
+                let spec = Self.convSpec(.vgg8b, loss)
+                check(spec, chunk: nil, engine: engine)
+                if loss.isLocal {
+                    check(spec, chunk: 3, engine: engine)
+                    check(spec, chunk: nil, engine: engine, keepSim: true)
+                }
+            }
+        }
+        var bf16 = Self.convSpec(.vgg8b, .predsim)
+        bf16.precision = .bf16
+        XCTAssertEqual(ShapeTable(spec: bf16, engine: .dnnl).engine, .dnnlBF16, "a bf16 spec plans the bf16 engine")
+        if engines.count < 2 { throw XCTSkip("bf16 is refused here: \(ComputePrecision.bf16.refusal() ?? "")") }
+    }
+
     /// The Winograd engine's scratch (its U, V, M and plane, one allocation for every conv it
     /// computes) and oneDNN's for the rest: vgg8b x0.125 on 16x16 runs Winograd at blocks 1-3 and
     /// their sim heads (>= 16 channels, >= 7x7), oneDNN at the 1-channel first conv and the 4x4

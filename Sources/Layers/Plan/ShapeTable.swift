@@ -72,11 +72,10 @@ public struct ShapeTable: Sendable {
         spec.loss.usesSim && !spec.loss.isBackpropFree && layers.contains { $0.kind == .conv && $0.output[0] > 3 && $0.output[1] > 1 }
     }
 
-    /// The table of `spec` with its convolutions on `engine`, or on `ConvEngine.dnnlBF16` when
-    /// the spec asks for bf16.
+    /// The table of `spec` with its convolutions on `ShapeTable.engine(spec, engine)`.
     public init(spec: ModelSpec, engine: ConvEngine = .default) {
         self.spec = spec
-        self.engine = spec.precision == .bf16 ? .dnnlBF16 : engine
+        self.engine = ShapeTable.engine(spec, engine)
         let loss = spec.loss
         var layers: [Layer] = []
         for (i, b) in spec.convBlocks.enumerated() {
@@ -131,6 +130,14 @@ public struct ShapeTable: Sendable {
     public var simGeometries: [ConvGeometry] {
         guard spec.loss.usesSim && !spec.loss.isBackpropFree else { return [] }
         return convGeometries.map { ConvGeometry(inChannels: $0.outChannels, outChannels: $0.outChannels, height: $0.height, width: $0.width) }
+    }
+
+    /// The engine `spec`'s convolutions run on when `engine` is asked for: `ConvEngine.dnnlBF16`
+    /// when the spec asks for bf16, oneDNN direct (`.dnnl`) instead of `.dnnlWinograd` when it
+    /// rules Winograd out (`ModelSpec.winograd`), else `engine`.
+    public static func engine(_ spec: ModelSpec, _ engine: ConvEngine) -> ConvEngine {
+        if spec.precision == .bf16 { return .dnnlBF16 }
+        return engine == .dnnlWinograd && !spec.winograd ? .dnnl : engine
     }
 
     /// Bytes of the one im2col workspace the network shares between every conv (0 for the mlp and

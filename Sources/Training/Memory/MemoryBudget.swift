@@ -45,6 +45,12 @@ public enum MemoryBudget {
     /// one sim-head conv forward less a step), then recomputing it, unless `simOutput` fixes it;
     /// chunked steps always recompute.
     ///
+    /// Where the convolutions would use Winograd (`ConvEngine.dnnlWinograd` and the spec allowing
+    /// it), whole batches are tried with Winograd (s kept, then recomputed), then with oneDNN's
+    /// direct convolutions, and each chunk size likewise: Winograd recomputing s measured faster
+    /// than direct keeping it (vgg8b predsim, `results/vs-pytorch.md`: 26.4 against 22.4
+    /// samples/s), and its scratch is given up before the batch is split.
+    ///
     /// Throws `TrainingError.overMemoryBudget` when nothing fits, with the smallest achievable
     /// peak and what dominates it.
     public static func choose(_ spec: ModelSpec, batchSize: Int, chunk: Int? = nil, optimizer: OptimizerSettings,
@@ -52,20 +58,26 @@ public enum MemoryBudget {
                               engine: ConvEngine = .default, budget: Int, overhead: ProcessOverhead) throws -> BudgetPlan {
         let table = ShapeTable(spec: spec, engine: engine)
         let keeps: [Bool] = !table.hasKeepableSimOutput ? [false] : simOutput.map { [$0 == .keep] } ?? [true, false]
+        let winograds = table.engine == .dnnlWinograd ? [true, false] : [spec.winograd]
         let wholeBatches = chunk.map { $0 >= batchSize } ?? true
-        var candidates: [(chunk: Int?, keep: Bool)] = wholeBatches ? keeps.map { (chunk, $0) } : [(chunk, false)]
+        var candidates: [(chunk: Int?, keep: Bool, winograd: Bool)] = []
+        for winograd in winograds {
+            candidates += wholeBatches ? keeps.map { (chunk, $0, winograd) } : [(chunk, false, winograd)]
+        }
         if chunk == nil && spec.loss.isLocal {
             var c = batchSize
             while c > 1 {
                 c = (c + 1) / 2
-                candidates.append((c, false))
+                candidates += winograds.map { (c, false, $0) }
             }
         }
         let whole = table.stepFLOPs(batch: batchSize)
         let formats = allowLeanState ? optimizer.stateFormat.thisAndLeaner : [optimizer.stateFormat]
         var smallest: BudgetPlan?
         for candidate in candidates {
-            var t = table
+            var s = spec
+            s.winograd = candidate.winograd
+            var t = ShapeTable(spec: s, engine: engine)
             t.keepsSimOutput = candidate.keep
             for format in formats {
                 var settings = optimizer
@@ -75,6 +87,8 @@ public enum MemoryBudget {
                                         slowdown: t.stepFLOPs(batch: batchSize, chunk: candidate.chunk) / whole,
                                         optimizer: settings, requestedStateFormat: optimizer.stateFormat)
                 choice.keepsSimOutput = candidate.keep
+                choice.winograd = candidate.winograd
+                choice.gaveUpWinograd = spec.winograd && !candidate.winograd
                 if choice.total <= budget { return choice }
                 if smallest.map({ choice.plan.peak < $0.plan.peak }) ?? true { smallest = choice }
             }
@@ -144,6 +158,10 @@ public struct BudgetPlan: Sendable {
     public var requestedStateFormat: OptimizerStateFormat
     /// Whether the conv sim heads keep their output (`SimOutput.keep`) in this plan.
     public var keepsSimOutput = false
+    /// `ModelSpec.winograd` in this plan.
+    public var winograd = true
+    /// Whether the plan gave up the Winograd convolutions the spec allowed.
+    public var gaveUpWinograd = false
     /// Predicted ledger peak plus the process overhead.
     public var total: Int { plan.peak + overhead.bytes }
 
@@ -157,6 +175,9 @@ public struct BudgetPlan: Sendable {
         lines.append("  + \(ByteFormat.human(overhead.bytes)) \(overhead.what) = \(ByteFormat.human(total)) of \(ByteFormat.human(budget))")
         if keepsSimOutput {
             lines.append(String(format: "  sim heads keep their conv output for the backward (--sim-output keep): %.2fx the FLOPs of recomputing it", slowdown))
+        }
+        if gaveUpWinograd {
+            lines.append("  convolutions direct (oneDNN): Winograd's larger scratch does not fit with these settings")
         }
         if optimizer.stateFormat != requestedStateFormat {
             lines.append("  optimizer state \(optimizer.stateFormat) (--allow-lean-state): \(requestedStateFormat) moments do not fit with fewer FLOPs")

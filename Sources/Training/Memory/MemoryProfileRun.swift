@@ -40,6 +40,7 @@ public struct MemoryProfileRun {
         request.chunk = choice.plan.chunk
         request.simOutput = choice.keepsSimOutput ? .keep : request.simOutput
         request.localStateFormat = choice.optimizer.stateFormat
+        request.model.winograd = choice.winograd  // both modes: the comparison runs the same convolutions
         return choice
     }
 
