@@ -18,7 +18,7 @@ struct BenchConvCommand: ParsableCommand {
     @Option(help: "Timed repeats per measurement; medians are reported.")
     var repeats: Int = 5
 
-    @Option(help: "Engines, comma-separated: im2col, dnnl, winograd.")
+    @Option(help: "Engines, comma-separated: im2col, dnnl, dnnl-winograd, dnnl-bf16, winograd.")
     var engines: String = "im2col,dnnl"
 
     @Flag(help: "Also time the sim heads' C -> C shapes that no block has (128 and 256 at 28x28, 512 at 14x14).")

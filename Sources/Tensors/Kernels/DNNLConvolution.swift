@@ -72,9 +72,14 @@ public enum ConvEngine: String, CaseIterable, Sendable {
         ConvPass.allCases.allSatisfy { usesWinograd(g, $0) || usesDNNL(g, $0) }
     }
 
-    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else `.dnnl` when
-    /// OpenMP's threads are passive (`OMP_WAIT_POLICY=passive` in the environment at start-up),
-    /// else `.im2col`.
+    /// The engine new workspaces use: the environment's `LAYERWISE_CONV_ENGINE`, else
+    /// `.dnnlWinograd` when OpenMP's threads are passive (`OMP_WAIT_POLICY=passive` in the
+    /// environment at start-up), else `.im2col`.
+    ///
+    /// `.dnnlWinograd` over `.dnnl`: vgg8b predsim at batch 128, 2 threads, on an AVX-512 CPU
+    /// (`tools/bench-vs-pytorch.sh`, 3 rounds, medians): 26.4 against 16.2 samples/s recomputing
+    /// the sim heads' output, 29.1 against 22.4 keeping it. Where oneDNN has no Winograd (AVX2)
+    /// the two are the same primitives.
     ///
     /// `.winograd` is not the default: `layerwise bench train --model vgg8b --breakdown --steps 1
     /// --warmup 1` with each engine back to back (batch 128, 2 threads, AVX2, loaded machine) took
