@@ -1,5 +1,6 @@
 import Foundation
 import Layers
+import Tensors
 import Reports
 
 /// `layerwise profile`: runs local and backprop for the same request, each in a fresh process
@@ -11,10 +12,14 @@ public struct MemoryProfileRun {
     public var executable: String
     public var log: (String) -> Void
 
+    /// Sets the BLAS (and oneDNN) thread count to the request's here, in the parent process:
+    /// oneDNN's scratch depends on it (Winograd keeps per-thread buffers), so the planner's
+    /// predictions (`plans`) must be made at the count the modes run with.
     public init(request: ProfileRequest, executable: String, log: @escaping (String) -> Void = { print($0) }) {
         self.request = request
         self.executable = executable
         self.log = log
+        BLAS.setThreads(request.threads ?? ProcessorCount.online)
     }
 
     public static let modes = ["local", "backprop"]
