@@ -9,6 +9,27 @@ public enum BLAS {
 
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
+    /// OpenBLAS's kernel set for this CPU, e.g. "Haswell", "SkylakeX", "Zen" (`openblas_get_corename`).
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
+    /// x86-64 kernel sets of OpenBLAS with neither AVX2 nor AVX-512 sgemm kernels.
+    static let coresWithoutAVX2: Set<String> = [
+        "unknown", "katmai", "coppermine", "northwood", "prescott", "banias", "yonah", "core2", "penryn", "dunnington",
+        "nehalem", "atom", "sandybridge", "amd64", "athlon", "opteron", "opteron_sse3", "barcelona", "bobcat",
+        "bulldozer", "piledriver", "steamroller", "excavator", "nano",
+    ]
+
+    /// The `OPENBLAS_CORETYPE` worth starting with when OpenBLAS picked (`picked`, its
+    /// `coreName`) a kernel set without AVX2 on a CPU that has AVX2 or AVX-512: "SkylakeX" with
+    /// AVX-512, "Haswell" with AVX2; nil when its choice uses what the CPU has. OpenBLAS
+    /// falls back to Prescott (SSE3) on x86 CPUs newer than it knows: Debian 12's 0.3.21 does on
+    /// an Intel Xeon of family 6 model 207 (AVX-512, AMX), where `layerwise bench train --model mlp
+    /// --threads 1` ran 560 samples/s with Prescott's kernels and 1,953 with SkylakeX's.
+    public static func betterCoreType(picked: String, avx512: Bool, avx2: Bool) -> String? {
+        guard coresWithoutAVX2.contains(picked.lowercased()) else { return nil }
+        return avx512 ? "SkylakeX" : avx2 ? "Haswell" : nil
+    }
+
     /// C = alpha * op(A) * op(B) + beta * C, row-major.
     /// op(A) is (m, k), op(B) is (k, n), C is (m, n). `lda`, `ldb`, `ldc` are row strides of the
     /// matrices as stored (A is (k, m) when `transA`).

@@ -68,7 +68,7 @@ struct BenchTrainCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
             return
         }
-        print("\(spec.kind == .mlp ? "mlp \(spec.numLayers)x\(spec.numHidden)" : "\(spec.kind.rawValue) x\(spec.featMult) + \(spec.numHidden)"), batch \(batchSize), \(options.threads) BLAS threads, conv engine \(ShapeTable(spec: spec).engine.rawValue), \(steps) steps x \(repeats) repeats (median)")
+        print("\(spec.kind == .mlp ? "mlp \(spec.numLayers)x\(spec.numHidden)" : "\(spec.kind.rawValue) x\(spec.featMult) + \(spec.numHidden)"), batch \(batchSize), \(options.threads) BLAS threads (OpenBLAS \(BLAS.coreName)), conv engine \(ShapeTable(spec: spec).engine.rawValue), \(steps) steps x \(repeats) repeats (median)")
         for r in results {
             print(String(format: "%-18@ %8.0f samples/s  %6.1f GFLOP/s  (%.1f MFLOP/sample)  ledger peak %.1f MiB",
                          r.loss, r.samplesPerSecond, r.gflops, r.mflopPerSample, Double(r.ledgerPeakBytes) / 1_048_576))
