@@ -101,3 +101,15 @@ func convertedIDXDataset(_ layerwise: URL, in folder: URL, pair: IDXPair = IDXPa
     }
     return data
 }
+
+/// Trains the narrow vgg8b of the CLI tests (1/16 width, 2 epochs of batches of 20, one thread)
+/// on `data` into `folder/run` with `extra` flags; returns its checkpoint's bytes.
+func trainNarrowVGG8b(_ layerwise: URL, data: String, in folder: URL, run: String, _ extra: [String],
+                      file: StaticString = #filePath, line: UInt = #line) throws -> Data {
+    let out = try CommandLineTool.run(layerwise, ["train", "--data", data, "--run", folder.appendingPathComponent(run).path,
+                                                  "--model", "vgg8b", "--feat-mult", "0.0625", "--num-hidden", "32", "--dim-in-decoder", "128",
+                                                  "--batch-size", "20", "--epochs", "2", "--test-limit", "40",
+                                                  "--threads", "1", "--quiet"] + extra, timeout: 300)
+    XCTAssertEqual(out.status, 0, out.all, file: file, line: line)
+    return try Data(contentsOf: folder.appendingPathComponent(run).appendingPathComponent("checkpoint.safetensors"))
+}

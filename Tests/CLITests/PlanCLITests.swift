@@ -120,12 +120,7 @@ final class PlanCLITests: XCTestCase {
         // 16x16 images: vgg8b halves the image four times
         let data = try convertedIDXDataset(layerwise, in: folder, pair: IDXPair(count: 160, side: 16, classes: 5))
         func train(_ run: String, _ extra: [String]) throws -> Data {
-            let out = try CommandLineTool.run(layerwise, ["train", "--data", data, "--run", folder.appendingPathComponent(run).path,
-                                                          "--model", "vgg8b", "--feat-mult", "0.0625", "--num-hidden", "32", "--dim-in-decoder", "128",
-                                                          "--batch-size", "20", "--epochs", "2", "--test-limit", "40",
-                                                          "--threads", "1", "--quiet"] + extra, timeout: 300)
-            XCTAssertEqual(out.status, 0, out.all)
-            return try Data(contentsOf: folder.appendingPathComponent(run).appendingPathComponent("checkpoint.safetensors"))
+            try trainNarrowVGG8b(layerwise, data: data, in: folder, run: run, extra)
         }
         XCTAssertEqual(try train("recompute", []), try train("keep", ["--sim-output", "keep"]), "keeping s changes no bit")
         let config = try String(contentsOf: folder.appendingPathComponent("keep/config.json"), encoding: .utf8)

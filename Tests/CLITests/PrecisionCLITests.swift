@@ -50,12 +50,7 @@ final class BF16TrainingCLITests: XCTestCase {
         // 16x16 images: vgg8b's first blocks run on 16x16 maps (256 positions: bf16).
         let data = try convertedIDXDataset(layerwise, in: folder, pair: IDXPair(count: 160, side: 16, classes: 5))
         func train(_ run: String, _ extra: [String]) throws -> Data {
-            let out = try CommandLineTool.run(layerwise, ["train", "--data", data, "--run", folder.appendingPathComponent(run).path,
-                                                          "--model", "vgg8b", "--feat-mult", "0.0625", "--num-hidden", "32", "--dim-in-decoder", "128",
-                                                          "--batch-size", "20", "--epochs", "2", "--test-limit", "40",
-                                                          "--threads", "1", "--quiet"] + extra, timeout: 300)
-            XCTAssertEqual(out.status, 0, out.all)
-            return try Data(contentsOf: folder.appendingPathComponent(run).appendingPathComponent("checkpoint.safetensors"))
+            try trainNarrowVGG8b(layerwise, data: data, in: folder, run: run, extra)
         }
         XCTAssertNotEqual(try train("fp32", []), try train("bf16", ["--precision", "bf16"]), "bf16 arithmetic changes the weights")
         let config = try String(contentsOf: folder.appendingPathComponent("bf16/config.json"), encoding: .utf8)
